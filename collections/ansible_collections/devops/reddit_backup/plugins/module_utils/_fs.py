@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -90,6 +91,15 @@ def commit_no_clobber(tmp: str, final: str) -> None:
     else:
         os.unlink(tmp)
     fsync_dir(os.path.dirname(final) or ".")
+
+
+def sha256_file(path: str) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def free_bytes(path: str) -> int:

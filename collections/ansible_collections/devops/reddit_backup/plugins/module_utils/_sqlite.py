@@ -10,6 +10,7 @@ import time
 from urllib.parse import quote
 
 from ._errors import BackupError
+from . import _fs
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -106,3 +107,32 @@ def check_integrity(path: str, level: str = "quick") -> str:
     except sqlite3.DatabaseError as error:
         return "error: %s" % error
     return "; ".join(str(row[0]) for row in rows) or "error: no result"
+
+
+def snapshot_file(src: str, dest: str, integrity: str = "quick") -> dict:
+    """The guide's quick database backup (`sqlite3 DB ".backup FILE"` then `PRAGMA integrity_check`), done safely:
+    the snapshot is checked before it is renamed into place at ``dest`` (0600), and a damaged one is not kept."""
+    if integrity not in INTEGRITY_LEVELS:
+        raise BackupError("integrity must be one of %s, not %r" % (", ".join(INTEGRITY_LEVELS), integrity))
+    started = time.monotonic()
+    directory = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(directory):
+        raise BackupError("the folder of dest %s does not exist; create it first" % dest)
+    tmp = _fs.temp_path(directory, os.path.basename(dest))
+    try:
+        facts = snapshot(src, tmp)
+        verdict = check_integrity(tmp, integrity)
+        if verdict not in ("ok", "skipped"):
+            raise BackupError("the snapshot of %s failed its integrity check (%s); it was not kept. The live "
+                              "database is damaged: restore it from an earlier backup" % (src, verdict))
+        os.chmod(tmp, _fs.PRIVATE_FILE_MODE)
+        sha256 = _fs.sha256_file(tmp)
+        _fs.fsync_file(tmp)
+        os.replace(tmp, dest)
+        _fs.fsync_dir(directory)
+    except OSError as error:
+        raise _fs.as_backup_error(error, dest) from error
+    finally:
+        _fs.remove_quietly(tmp)
+    facts.pop("snapshot_seconds", None)
+    return dict(facts, dest=dest, sha256=sha256, integrity=verdict, duration=round(time.monotonic() - started, 3))

@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_create
+short_description: Make a full, configuration or database backup of an application
+version_added: 0.1.0
+description:
+  - Makes one backup of the application under O(app_root) into O(backup_dir), the way the guide's
+    C(backup_manager.py create) does, with every database taken as a consistent snapshot, never as a raw copy.
+  - The archive is a tar stream compressed with zstd (default), gzip or nothing. Its last member, C(MANIFEST.json),
+    records every member (path, type, size, mode, mtime, sha256) and every database (page size, page count,
+    integrity result, snapshot sha256). Beside it go C(<archive>.sha256) (C(sha256sum -c) format) and
+    C(<archive>.meta.json) (the manifest without its member list, which the catalog reads).
+  - A backup exists only once its archive is complete and renamed into place. A run killed at any moment leaves
+    nothing that M(devops.reddit_backup.backup_info) lists, and the next run cleans up after it.
+  - One lock per backup directory serialises runs. Free space is checked before anything is written; a disk that
+    fills up anyway fails clearly, the partial file is removed and earlier backups are untouched.
+author:
+  - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.backup_dir
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode selects the files and reports the archive it would write; it writes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: Whether running the module twice gives the same result and no change the second time.
+    support: none
+    details:
+      - Every run makes a new backup. A named backup is made once; a second run with the same O(name) fails
+        rather than overwrite it.
+options:
+  app_root:
+    description: The application directory to back up (the guide's C(/home/cayir/cicd_project)).
+    type: path
+    required: true
+  type:
+    description:
+      - V(full) takes everything under O(app_root) except O(exclude), into C(daily/).
+      - V(config) takes the guide's configuration set (C(config/), C(systemd/),
+        C(monitoring/alerting_rules.yml), C(monitoring/prometheus_config.yml)), into C(config/).
+      - V(database) takes only the databases, into C(database/).
+      - Incremental backups arrive in a later release.
+    type: str
+    choices: [full, config, database]
+    default: full
+  name:
+    description:
+      - A name for the backup, such as C(pre-maintenance-20250528). Named backups go to C(manual/) as
+        C(<name>.tar.zst) and are kept until removed on purpose.
+      - Letters, digits, C(.), C(_) and C(-) only. An existing backup of that name is never overwritten.
+    type: str
+  include:
+    description:
+      - Paths relative to O(app_root) to take. Defaults to everything for V(full) and to the guide's
+        configuration set for V(config). Paths that do not exist are reported in RV(missing).
+    type: list
+    elements: str
+  exclude:
+    description:
+      - Patterns to leave out, with tar's C(--exclude) meaning. A pattern with a C(/) matches paths from
+        O(app_root) (C(logs/*.log.*)); one without matches any path component (C(__pycache__)).
+      - O(backup_dir) is always left out when it lies inside O(app_root).
+    type: list
+    elements: str
+    default: [backups, logs/*.log.*, venv, __pycache__]
+  databases:
+    description:
+      - SQLite databases to snapshot, relative to O(app_root). Defaults to every SQLite file under C(data/),
+        recognised by its header. Their C(-wal), C(-shm) and C(-journal) files are never archived.
+    type: list
+    elements: str
+  compression:
+    description:
+      - V(zstd) (default, multi-threaded through the C(zstd) tool), V(gzip) (C(pigz) when present), or V(none).
+    type: str
+    choices: [zstd, gzip, none]
+    default: zstd
+  integrity:
+    description:
+      - How each database snapshot is checked while the archive is written. A snapshot that fails fails the backup.
+    type: str
+    choices: [none, quick, full]
+    default: quick
+notes:
+  - Runs on the host that holds the application; needs only Python 3.9+ and, for zstd, the C(zstd) tool.
+seealso:
+  - module: devops.reddit_backup.backup_info
+  - module: devops.reddit_backup.sqlite_backup
+"""
+
+EXAMPLES = r"""
+- name: The guide's daily full backup
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+
+- name: The pre-maintenance backup
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    name: "pre-maintenance-{{ now(utc=true, fmt='%Y%m%d') }}"
+
+- name: A configuration backup after a change, gzip for other tools
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    type: config
+    compression: gzip
+
+- name: The hourly database backup with a full integrity check
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    type: database
+    integrity: full
+"""
+
+RETURN = r"""
+archive:
+  description: The archive (in check mode, the archive that would be written).
+  returned: always
+  type: str
+  sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst
+name:
+  description: The backup's name (its file name without suffix).
+  returned: always
+  type: str
+  sample: backup_20250528_020000
+type:
+  description: The backup type.
+  returned: always
+  type: str
+  sample: full
+parent:
+  description: The backup this one depends on; null for full, config and database backups.
+  returned: always
+  type: str
+  sample: null
+created:
+  description: When the backup was started (UTC, ISO-8601).
+  returned: always
+  type: str
+  sample: "2025-05-28T02:00:00Z"
+size:
+  description: Size of the archive in bytes; null in check mode.
+  returned: always
+  type: int
+  sample: 73413020
+sha256:
+  description: SHA-256 of the archive, as in its C(.sha256) sidecar; null in check mode.
+  returned: always
+  type: str
+  sample: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+files:
+  description: Number of regular files in the backup (databases included).
+  returned: always
+  type: int
+  sample: 42
+bytes:
+  description: Total size of those files before compression.
+  returned: always
+  type: int
+  sample: 401234567
+databases:
+  description: Each database snapshot with its path, page size, page count, journal mode, integrity and sha256.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "data/reddit_sentiment.db", "integrity": "ok", "page_size": 4096, "page_count": 91234}]
+missing:
+  description: Included paths that do not exist under O(app_root).
+  returned: always
+  type: list
+  elements: str
+  sample: [monitoring/prometheus_config.yml]
+warnings:
+  description: What a person should know about this backup, such as a file that shrank while it was read.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+duration:
+  description: Seconds the backup took.
+  returned: always
+  type: float
+  sample: 3.2
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._selection import DEFAULT_EXCLUDES
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            app_root=dict(type="path", required=True),
+            backup_dir=dict(type="path", required=True),
+            lock_timeout=dict(type="float", default=60),
+            type=dict(type="str", choices=["full", "config", "database"], default="full"),
+            name=dict(type="str"),
+            include=dict(type="list", elements="str"),
+            exclude=dict(type="list", elements="str", default=list(DEFAULT_EXCLUDES)),
+            databases=dict(type="list", elements="str"),
+            compression=dict(type="str", choices=["zstd", "gzip", "none"], default="zstd"),
+            integrity=dict(type="str", choices=["none", "quick", "full"], default="quick"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    request = BackupRequest(app_root=params["app_root"], backup_dir=params["backup_dir"], type=params["type"],
+                            name=params["name"], include=params["include"], exclude=params["exclude"],
+                            databases=params["databases"], compression=params["compression"],
+                            integrity=params["integrity"], lock_timeout=params["lock_timeout"])
+    try:
+        result = create_backup(request, check_mode=module.check_mode)
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    for warning in result["warnings"]:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+#!/usr/bin/python
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: List the backups in a backup directory and pick one by time or name
+version_added: 0.1.0
+description:
+  - The catalog, as the guide's C(backup_manager.py list --detailed): every complete backup with its type, name,
+    creation time, size, parent and host, the newest of each type, and totals.
+  - It reads only the small C(.meta.json) sidecars, never an archive, so it stays fast with thousands of backups.
+    Backups whose archive or sidecars are incomplete are never listed.
+  - With O(before) or O(name) it also returns RV(selected), the backup a restore would use.
+author:
+  - devops.reddit_backup developers (@devops)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: Whether running the module twice gives the same result and no change the second time.
+    support: full
+options:
+  backup_dir:
+    description: The backup directory.
+    type: path
+    required: true
+  before:
+    description:
+      - Select the newest backup created at or before this moment. ISO-8601 (C(2025-05-28T14:00:00Z); no zone means
+        UTC), C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase such as C(6 hours ago).
+    type: str
+  name:
+    description: Select the backup with this name (or archive file name).
+    type: str
+  type:
+    description: Only list and select backups of this type.
+    type: str
+    choices: [full, incremental, config, database]
+notes:
+  - Reports O(backup_dir) that does not exist as an empty catalog, not as an error.
+seealso:
+  - module: devops.reddit_backup.backup_create
+"""
+
+EXAMPLES = r"""
+- name: List the backups
+  devops.reddit_backup.backup_info:
+    backup_dir: /home/cayir/cicd_project/backups
+  register: catalog
+
+- name: The backup to restore for "the state of 6 hours ago"
+  devops.reddit_backup.backup_info:
+    backup_dir: /home/cayir/cicd_project/backups
+    before: 6 hours ago
+    type: full
+  register: chosen
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ chosen.selected.archive }} from {{ chosen.selected.created }}"
+"""
+
+RETURN = r"""
+backups:
+  description: Every complete backup, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    archive:
+      description: Path of the archive.
+      type: str
+      sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst
+    type:
+      description: full, incremental, config or database.
+      type: str
+      sample: full
+    name:
+      description: The backup's name.
+      type: str
+      sample: backup_20250528_020000
+    created:
+      description: Creation time (UTC, ISO-8601).
+      type: str
+      sample: "2025-05-28T02:00:00Z"
+    size:
+      description: Archive size in bytes.
+      type: int
+      sample: 73413020
+    parent:
+      description: The backup this one depends on, or null.
+      type: str
+      sample: null
+    host:
+      description: The host the backup was made on.
+      type: str
+      sample: app1
+    files:
+      description: Number of regular files in it.
+      type: int
+      sample: 42
+    named:
+      description: Whether it is a named backup in C(manual/).
+      type: bool
+      sample: false
+latest:
+  description: The newest backup of each type, keyed by type.
+  returned: always
+  type: dict
+  sample: {"full": {"archive": "/srv/backups/daily/backup_20250528_020000.tar.zst"}}
+selected:
+  description: The backup chosen by O(before) or O(name); null when none matches or neither is given.
+  returned: always
+  type: dict
+  sample: {"archive": "/srv/backups/daily/backup_20250528_020000.tar.zst", "created": "2025-05-28T02:00:00Z"}
+totals:
+  description: Count and bytes of all backups, and per type.
+  returned: always
+  type: dict
+  sample: {"count": 31, "bytes": 2275803620, "by_type": {"full": {"count": 30, "bytes": 2202390600}}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import choose, list_backups, summarize
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_dir=dict(type="path", required=True),
+            before=dict(type="str"),
+            name=dict(type="str"),
+            type=dict(type="str", choices=["full", "incremental", "config", "database"]),
+        ),
+        mutually_exclusive=[("before", "name")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        backups = [b for b in list_backups(params["backup_dir"]) if params["type"] in (None, b["type"])]
+        selected = None
+        if params["before"] or params["name"]:
+            selected = choose(backups, before=params["before"], name=params["name"])
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(changed=False, backups=backups, selected=selected, **summarize(backups))
+
+
+if __name__ == "__main__":
+    main()
