@@ -57,6 +57,7 @@ class CompressedWriter:
         self._process = None
         self._stderr = None
         self._pump = None
+        self._aborted = False
         if compression != "none":
             self._stderr = tempfile.TemporaryFile()
             self._process = subprocess.Popen(_compress_command(compression), stdin=subprocess.PIPE,
@@ -85,6 +86,8 @@ class CompressedWriter:
                 pass
 
     def write(self, data) -> int:
+        if self._aborted:
+            return len(data)  # a failure was raised already; late flushes (tarfile's cleanup) go nowhere
         if self._process is None:
             try:
                 self._emit(bytes(data))
@@ -118,6 +121,7 @@ class CompressedWriter:
 
     def abort(self) -> None:
         """Stop the compressor after a failure elsewhere; never raises."""
+        self._aborted = True
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()

@@ -38,7 +38,9 @@ def new_header(backup_type: str, name: str, created: datetime, host: str, app_ro
 
 def encode(manifest: dict) -> bytes:
     """One member per line: readable with `tar -xO ... MANIFEST.json | less`, compact for big trees."""
-    members = manifest.get("members", [])
+    if "members" not in manifest:
+        return (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
+    members = manifest["members"]
     head = {key: value for key, value in manifest.items() if key != "members"}
     lines = [json.dumps(member, sort_keys=True) for member in members]
     body = json.dumps(head, sort_keys=True, indent=1)[:-2]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import LockTimeout
+from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock, is_locked
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock
+with DirectoryLock(sys.argv[1], 5, "test holder"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "collections"))
+
+
+def hold_in_child(directory):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(directory), COLLECTIONS], stdout=subprocess.PIPE,
+                             text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_second_run_times_out_naming_the_holder(tmp_path):
+    child = hold_in_child(tmp_path)
+    try:
+        assert is_locked(str(tmp_path))
+        with pytest.raises(LockTimeout, match=r"locked by another run \(PID %d, test holder since" % child.pid):
+            with DirectoryLock(str(tmp_path), timeout=0.3):
+                pass
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_lock_of_a_killed_run_never_blocks(tmp_path):
+    child = hold_in_child(tmp_path)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    started = time.monotonic()
+    with DirectoryLock(str(tmp_path), timeout=5):
+        assert time.monotonic() - started < 5
+    assert not is_locked(str(tmp_path))
+
+
+def test_waiting_run_gets_the_lock_when_released(tmp_path):
+    child = hold_in_child(tmp_path)
+    try:
+        subprocess.Popen(["sh", "-c", "sleep 0.5; kill %d" % child.pid])
+        with DirectoryLock(str(tmp_path), timeout=10):
+            assert child.wait(timeout=5) is not None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
