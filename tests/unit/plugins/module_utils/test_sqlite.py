@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _sqlite
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
-from engine_helpers import make_db
+from tests.unit.plugins.module_utils.apptree import make_db
 
 
 class Writer(threading.Thread):
