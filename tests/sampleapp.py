@@ -13,9 +13,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = os.path.join(REPO, "examples", "sample_app", "seed.py")
 
 
-def seed_app(app_root: str, rows: int = 2000, seed: int = 0, **options) -> dict:
-    """Seed the sample app into ``app_root`` with the real seeding tool; returns its JSON summary."""
-    command = [sys.executable, SEED, "--app-root", str(app_root), "--rows", str(rows), "--seed", str(seed)]
+def seed_app(app_root: str, rows: int = None, seed: int = 0, db_size_mb: float = None, **options) -> dict:
+    """Seed the sample app into ``app_root`` with the real seeding tool (2000 posts unless ``rows`` or
+    ``db_size_mb`` says otherwise); returns its JSON summary."""
+    size = ["--db-size-mb", str(db_size_mb)] if db_size_mb else ["--rows", str(rows or 2000)]
+    command = [sys.executable, SEED, "--app-root", str(app_root), *size, "--seed", str(seed)]
     for key, value in options.items():
         command += ["--" + key.replace("_", "-"), str(value)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -23,7 +23,8 @@ def ansible_env(tmp_path) -> dict:
         "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, "collections"),
         "ANSIBLE_HOME": str(tmp_path / ".ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_STDOUT_CALLBACK": "results_json",
+        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(REPO, "tests", "integration", "callback_plugins"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": TARGET_PYTHON,
         "PATH": BIN + os.pathsep + env.get("PATH", ""),
@@ -45,7 +46,7 @@ class PlayResult:
     def result(self, name: str) -> dict:
         for play in self.data["plays"]:
             for task in play["tasks"]:
-                if task["task"]["name"] == name:
+                if task["task"]["name"] == name and "localhost" in task["hosts"]:
                     return task["hosts"]["localhost"]
         raise KeyError(name)
 

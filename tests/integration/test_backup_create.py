@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -19,13 +22,13 @@ from tests.integration.runner import REPO, ansible_env, run_tasks
 from tests.sampleapp import seed_app
 
 
-def create(app_root, backup_dir, name="backup", **options) -> dict:
-    return {"name": name, "devops.reddit_backup.backup_create":
+def create(app_root, backup_dir, task="backup", **options) -> dict:
+    return {"name": task, "devops.reddit_backup.backup_create":
             dict({"app_root": str(app_root), "backup_dir": str(backup_dir)}, **options)}
 
 
-def info(backup_dir, name="info", **options) -> dict:
-    return {"name": name, "devops.reddit_backup.backup_info": dict({"backup_dir": str(backup_dir)}, **options)}
+def info(backup_dir, task="info", **options) -> dict:
+    return {"name": task, "devops.reddit_backup.backup_info": dict({"backup_dir": str(backup_dir)}, **options)}
 
 
 def extract_member(archive: str, member: str, dest: str) -> None:
@@ -207,12 +210,19 @@ def test_missing_app_root(tmp_path, play):
     assert not (tmp_path / "backups").exists()
 
 
-def test_unreadable_file_fails_clearly_for_a_non_root_run(tmp_path):
+@pytest.fixture
+def nobody_dir():
+    """A folder the user nobody can reach (pytest's own tmp folders are root-only)."""
+    path = tempfile.mkdtemp(prefix="reddit-backup-nobody-")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+def test_unreadable_file_fails_clearly_for_a_non_root_run(nobody_dir):
     # Root reads every file, so the run itself is made as nobody: the way a backup running as the app user
     # meets a file it may not read.
-    shared = tmp_path / "as-nobody"
-    shared.mkdir()
-    os.chmod(str(tmp_path), 0o755)
+    shared = nobody_dir
     seed_app(shared / "app", rows=100)
     secret = shared / "app" / "config" / "secret.env"
     secret.write_text("TOKEN=x\n")
@@ -222,11 +232,12 @@ def test_unreadable_file_fails_clearly_for_a_non_root_run(tmp_path):
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False,
                                      "tasks": [create(shared / "app", shared / "backups", "backup")]}]))
     env = ansible_env(shared)
-    env.update(HOME=str(shared), ANSIBLE_REMOTE_TEMP=str(shared / ".remote-tmp"), ANSIBLE_STDOUT_CALLBACK="json")
+    env.update(HOME=str(shared), ANSIBLE_REMOTE_TEMP=str(shared / ".remote-tmp"))
     completed = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                 os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                                 str(playbook)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert completed.returncode != 0
+    assert completed.stdout.startswith("{"), completed.stdout + completed.stderr
     message = json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
     assert "cannot read config/secret.env" in message and "permission denied" in message
 
