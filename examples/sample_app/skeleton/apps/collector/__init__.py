@@ -1,0 +1,1 @@
+"""Reddit Sentiment Analysis Pipeline -- collector package (sample stand-in)."""
