@@ -182,12 +182,6 @@ missing:
   type: list
   elements: str
   sample: [monitoring/prometheus_config.yml]
-warnings:
-  description: What a person should know about this backup, such as a file that shrank while it was read.
-  returned: always
-  type: list
-  elements: str
-  sample: []
 duration:
   description: Seconds the backup took.
   returned: always
@@ -226,8 +220,8 @@ def main():
         result = create_backup(request, check_mode=module.check_mode)
     except BackupError as error:
         module.fail_json(msg=str(error))
-    for warning in result["warnings"]:
-        module.warn(warning)
+    for warning in result.pop("warnings"):
+        module.warn(warning)  # also returned to the caller in the result's warnings
     module.exit_json(**result)
 
 
