@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from ._compress import SUFFIXES
 from ._errors import BackupError
 from ._fs import TEMP_PREFIX, remove_quietly, remove_stale_temps
+from ._verdict import VERDICT_SUFFIX, summary as verdict_summary
 
 TYPES = ("full", "incremental", "config", "database")
 TYPE_DIRS = {"full": "daily", "incremental": "incremental", "config": "config", "database": "database"}
@@ -91,7 +92,7 @@ def remove_incomplete(backup_dir: str) -> list:
         if not os.path.isdir(folder):
             continue
         for name in os.listdir(folder):
-            for sidecar in (CHECKSUM_SUFFIX, META_SUFFIX):
+            for sidecar in (CHECKSUM_SUFFIX, META_SUFFIX, VERDICT_SUFFIX):
                 if name.endswith(sidecar) and not os.path.exists(os.path.join(folder, name[: -len(sidecar)])):
                     remove_quietly(os.path.join(folder, name))
                     removed.append(os.path.join(folder, name))
@@ -123,6 +124,7 @@ def _entry(folder: str, filename: str):
         "named": os.path.basename(folder) == NAMED_DIR,
         "databases": [{"path": db.get("path"), "integrity": db.get("integrity"), "sha256": db.get("sha256")}
                       for db in meta.get("databases", [])],
+        "verified": verdict_summary(archive, meta.get("sha256")),
     }
 
 

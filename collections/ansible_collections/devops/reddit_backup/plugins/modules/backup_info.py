@@ -110,6 +110,15 @@ backups:
       description: Whether it is a named backup in C(manual/).
       type: bool
       sample: false
+    verified:
+      description:
+        - The last verification recorded beside the archive (C(<archive>.verify.json), written by
+          M(devops.reddit_backup.backup_verify) and by restores that verify first), or null when it was never
+          verified.
+        - C(at) (UTC, ISO-8601), C(level), C(status) (valid, invalid or unverifiable), C(valid), C(reason), and
+          C(current) (false when the archive's sha256 changed since it was verified).
+      type: dict
+      sample: {"at": "2025-05-28T03:00:00Z", "level": "comprehensive", "status": "valid", "valid": true, "current": true}
 latest:
   description: The newest backup of each type, keyed by type.
   returned: always

@@ -1,0 +1,579 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A restore from start to finish: pick the archive, stage what the scope takes beside the destination while
+verifying every member, decide, then swap each item in with renames and keep what it replaced.
+
+Nothing in the destination changes until the whole archive has been read and every member matched its
+manifest (and, with verify_first, every check of a comprehensive verification passed). See _swap for why a
+kill at any moment leaves each item old or new.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from . import _fs, _manifest, _procs, _swap, _verdict
+from ._catalog import read_checksum
+from ._errors import BackupError, LockTimeout
+from ._reader import ArchiveReader, DamagedArchive, check_path
+from ._selection import CONFIG_INCLUDES
+from ._staging import SAFE_MODE_BITS, Stager, chown_tree
+from ._verify import Verifier, judge, meta_database_paths, pick_archive, read_meta, run_pass
+
+SCOPES = ("full", "database", "config", "systemd")
+# The backup types that hold each scope, for picking "the newest backup" when no archive is named.
+SCOPE_TYPES = {"full": ("full",), "database": ("full", "database"), "config": ("full", "config"),
+               "systemd": ("full", "config")}
+SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
+DEFAULT_KEEP = ("backups", "venv")
+STAGING_PREFIX = ".tmp-restore-"
+SAFETY_INFIX = ".pre-restore-"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+POLL_SECONDS = 0.1
+
+
+@dataclass
+class RestoreRequest:
+    """What ``backup_restore`` was asked for; None means the default."""
+
+    dest: str
+    archive: str = None
+    backup_dir: str = None
+    before: str = None
+    name: str = None
+    scope: object = "full"
+    verify_first: bool = True
+    safety_copy: bool = True
+    owner: str = None
+    group: str = None
+    force: bool = False
+    keep: list = field(default_factory=lambda: list(DEFAULT_KEEP))
+    required: list = None
+    temp_dir: str = None
+    lock_timeout: float = 60.0
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class _Scope:
+    name: str  # full, database, config, systemd or paths
+    paths: tuple = None  # None: everything (full) or not yet known (database)
+
+    def wants(self, path: str) -> bool:
+        """Stage ``path``: it lies in the scope, or is a folder above something that does."""
+        if self.paths is None:
+            return True
+        return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in self.paths)
+
+
+def parse_scope(scope) -> _Scope:
+    if isinstance(scope, str) and scope in SCOPES:
+        return _Scope(scope, tuple(SCOPE_PATHS[scope]) if scope in SCOPE_PATHS else None)
+    paths = [scope] if isinstance(scope, str) else list(scope or [])
+    if not paths:
+        raise BackupError("scope must be one of %s, or a list of paths relative to the app root" % ", ".join(SCOPES))
+    cleaned = []
+    for path in paths:
+        text = str(path).strip().strip("/") if not str(path).startswith("/") else str(path)
+        problem = check_path(text)
+        if problem:
+            raise BackupError("scope path %r cannot be restored: %s; list paths relative to the app root, such as "
+                              "config/production.env" % (path, problem))
+        cleaned.append(text)
+    return _Scope("paths", tuple(cleaned))
+
+
+def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
+    """Restore one scope of one archive into ``request.dest``; returns what backup_restore reports.
+
+    In check mode the archive is read and verified the same way, and the result says what would be replaced;
+    nothing is written beside or in the destination. ``pause(step)`` is a test hook called between steps."""
+    started = time.monotonic()
+    scope = parse_scope(request.scope)
+    archive = pick_archive(request.archive, request.backup_dir, request.before, request.name,
+                           SCOPE_TYPES.get(scope.name))
+    if not os.path.isfile(archive):
+        raise BackupError("archive %s does not exist or is not a file; check the path, or use backup_dir to pick "
+                          "a backup" % archive)
+    dest = os.path.realpath(os.path.abspath(request.dest))
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
+    owner = _owner_ids(request.owner, request.group)
+    meta = read_meta(archive)
+    if scope.name == "full" and meta and meta.get("type") not in (None, "full"):
+        raise BackupError("scope full needs a full backup, and %s is a %s backup; restore scope %s from it, or "
+                          "pick a full backup" % (archive, meta.get("type"), meta.get("type")))
+    planned_databases = meta_database_paths(meta)
+    if scope.name == "database" and planned_databases is not None:
+        scope = _Scope("database", tuple(planned_databases))
+    # Fail fast, before reading the archive; checked again from the manifest just before the swap.
+    _check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
+    result = _RestoreJob(request, archive, dest, scope, owner, meta, check_mode, pause).run()
+    result["duration"] = round(time.monotonic() - started, 3)
+    return result
+
+
+class _RestoreJob:
+    def __init__(self, request, archive, dest, scope, owner, meta, check_mode, pause) -> None:
+        self.request = request
+        self.archive = archive
+        self.dest = dest
+        self.scope = scope
+        self.owner = owner
+        self.meta = meta
+        self.check_mode = check_mode
+        self.pause = pause or (lambda step: None)
+        self.stamp = request.now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+        self.parent = os.path.dirname(dest)
+        self.warnings: list = []
+        self.recovered: list = []
+
+    def run(self) -> dict:
+        if self.check_mode:
+            work_dir = tempfile.mkdtemp(prefix="reddit-backup-restore-check-", dir=self.request.temp_dir)
+            try:
+                return self._stage_and_swap(None, work_dir)
+            finally:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        if not os.path.isdir(self.parent):
+            os.makedirs(self.parent, 0o755, exist_ok=True)
+        with _ParentLock(self.parent, self.request.lock_timeout):
+            for staging in _stale_staging(self.dest):
+                self.recovered += _swap.recover(staging)
+                self.recovered.append("finished and removed %s, left by a killed restore" % staging)
+            name = "%s%s-%s" % (STAGING_PREFIX, os.path.basename(self.dest), secrets.token_hex(6))
+            staging = os.path.join(self._staging_parent(), name)
+            os.mkdir(staging, 0o700)
+            try:
+                os.mkdir(os.path.join(staging, "verify"), 0o700)
+                return self._stage_and_swap(staging, os.path.join(staging, "verify"))
+            finally:
+                _swap.recover(staging)  # after a failure mid-swap this finishes each unit; else it just cleans up
+
+    def _staging_parent(self) -> str:
+        """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
+        if os.path.isdir(self.dest) and os.stat(self.dest).st_dev != os.stat(self.parent).st_dev:
+            return self.dest
+        return self.parent
+
+    def _stage_and_swap(self, staging, work_dir) -> dict:
+        tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
+        verifier = Verifier("comprehensive", work_dir, self.request.required, meta_database_paths(self.meta),
+                            extras=self.request.verify_first)
+        stager = None
+        if tree:
+            os.mkdir(tree, 0o700)
+            budget = self.meta.get("bytes") if self.meta and isinstance(self.meta.get("bytes"), int) else None
+            stager = Stager(tree, self.scope.wants, budget)
+            stager.on_add = self.pause
+        try:
+            with ArchiveReader(self.archive) as reader:
+                run_pass(reader, verifier, stager)
+        except DamagedArchive as error:
+            raise BackupError("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest)) from None
+        finally:
+            if stager is not None:
+                stager.close()
+        self.pause("staged")
+        verification = self._verification(verifier, reader)
+        manifest = reader.manifest
+        if self.scope.name == "full" and manifest.get("type") != "full":
+            raise BackupError("scope full needs a full backup, and %s is a %s backup; nothing was changed"
+                              % (self.archive, manifest.get("type")))
+        if stager is not None:
+            stager.finalize()
+            self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
+        plan = _Plan(self, manifest, tree, staging)
+        databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
+        self.warnings += _check_open_databases(self.dest, databases, self.request.force)
+        pending = [unit for unit in plan.units if not plan.is_current(unit)]
+        aside = plan.aside
+        result = {"changed": bool(pending or aside), "archive": self.archive, "dest": self.dest,
+                  "scope": self.scope.name if self.scope.name != "paths" else list(self.scope.paths),
+                  "restored": [unit["target"] for unit in pending],
+                  "safety_copies": plan.safety_copies(pending),
+                  "databases": [path for path in databases if any(_under(path, unit["path"]) for unit in pending)],
+                  "missing": plan.missing, "members": len(verifier.observed),
+                  "bytes": stager.written if stager else None, "verification": verification,
+                  "recovered": self.recovered, "warnings": self.warnings}
+        if self.check_mode or not result["changed"]:
+            return result
+        _swap.check_same_filesystem(staging, [unit["target"] for unit in pending] + [e["target"] for e in aside])
+        plan.prepare(pending)
+        _swap.sync_filesystem(staging)
+        root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
+        swapper = _swap.Swapper(staging, pending, aside, root)
+        swapper.write_journal()
+        self.pause("journal")
+        swapper.run(self.pause)
+        self.pause("swapped")
+        return result
+
+    def _verification(self, verifier: Verifier, reader) -> dict:
+        sidecar_sha256, sidecar_error = None, None
+        if self.request.verify_first:
+            try:
+                sidecar_sha256 = read_checksum(self.archive)
+            except BackupError as error:
+                sidecar_error = "%s (set verify_first: false to restore an archive without its sidecars)" % error
+        checks = verifier.conclude(reader, None, sidecar_sha256, sidecar_error)
+        status, reason, errors = judge(checks)
+        verification = {"level": "comprehensive" if self.request.verify_first else "members", "status": status,
+                        "valid": status == "valid", "reason": reason, "checks": checks, "errors": errors,
+                        "archive_sha256": reader.archive_sha256,
+                        "verified_at": _manifest.utc_timestamp(datetime.now(timezone.utc)),
+                        "tool_version": _manifest.TOOL_VERSION}
+        if self.request.verify_first and not self.check_mode:
+            try:
+                _verdict.write_verdict(self.archive, verification)
+            except BackupError as error:
+                self.warnings.append("the verification verdict was not recorded: %s" % error)
+        if status != "valid":
+            raise BackupError("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
+                              "restore from another backup" % (self.archive, "; ".join(errors[:5]), self.dest))
+        return verification
+
+
+class _Plan:
+    """The units a restore swaps (paths under dest), the entries a full restore moves aside, and their safety
+    copies; ``prepare`` builds database folders and sets owners in the staging tree."""
+
+    def __init__(self, job: _RestoreJob, manifest: dict, tree, staging) -> None:
+        self.job = job
+        self.dest = job.dest
+        self.tree = tree
+        self.staging = staging
+        self.index = {member["path"]: member for member in manifest["members"]}
+        self.database_paths = [database["path"] for database in manifest["databases"]]
+        self.missing: list = []
+        self.aside: list = []
+        full = job.scope.name == "full"
+        same_device = not os.path.isdir(self.dest) or job._staging_parent() == job.parent
+        self.safety_root = None
+        if full and job.request.safety_copy:
+            self.safety_root = (self.dest + SAFETY_INFIX + job.stamp) if same_device else \
+                os.path.join(self.dest, SAFETY_INFIX.strip(".-") + "-" + job.stamp)
+            self.safety_root = _unused(self.safety_root)
+        self.units = self._units(self._wanted(full), full)
+        if full and os.path.isdir(self.dest):
+            self.aside = self._aside()
+        self._refuse_archive_inside()
+
+    def _wanted(self, full: bool) -> list:
+        keep = set(self.job.request.keep or ())
+        if full:
+            top = sorted({path.split("/")[0] for path in self.index})
+            kept = [name for name in top if name in keep]
+            if kept:
+                self.job.warnings.append("kept in place (named in keep), not restored: %s" % ", ".join(kept))
+            return [name for name in top if name not in keep]
+        if self.job.scope.name == "database":
+            if not self.database_paths:
+                raise BackupError("%s holds no database, so scope database has nothing to restore"
+                                  % self.job.archive)
+            unplanned = set(self.database_paths) - set(self.job.scope.paths or self.database_paths)
+            if unplanned:
+                raise BackupError("the manifest of %s lists databases its catalog entry does not (%s): the archive "
+                                  "or its .meta.json was altered; nothing was changed"
+                                  % (self.job.archive, ", ".join(sorted(unplanned))))
+            return list(self.database_paths)
+        wanted = [path for path in self.job.scope.paths if path in self.index]
+        self.missing = [path for path in self.job.scope.paths if path not in self.index]
+        if self.missing and self.job.scope.name == "paths":
+            raise BackupError("%s is not in %s; list the archive's paths with backup_verify or choose another "
+                              "backup (nothing was changed)" % (", ".join(self.missing), self.job.archive))
+        if not wanted:
+            raise BackupError("%s holds nothing of scope %s (%s); nothing was changed"
+                              % (self.job.archive, self.job.scope.name, ", ".join(self.job.scope.paths)))
+        return wanted
+
+    def _units(self, wanted: list, full: bool) -> list:
+        if not os.path.isdir(self.dest):
+            return [self._unit("", "replace")]
+        units = {}
+        for path in wanted:
+            folder = path.rpartition("/")[0]
+            kind = "replace"
+            if path in self.database_paths:
+                if not folder:
+                    self._refuse_root_database(path)
+                elif not full:
+                    kind, path = "databases", folder  # the folder is swapped: the old -wal/-shm leave with it
+            promoted = self._promote(path)
+            if promoted != path:
+                kind, path = "replace", promoted
+            elif kind == "databases" and not _real_dir(os.path.join(self.dest, path)):
+                kind = "replace"
+            if path in units and units[path]["kind"] != kind:
+                kind = "replace"
+            units[path] = self._unit(path, kind)
+        # A unit beneath another replace unit is restored by it.
+        kept = [unit for path, unit in units.items()
+                if not any(_under(path, other) and other != path for other, o in units.items()
+                           if o["kind"] == "replace")]
+        return sorted(kept, key=lambda unit: unit["path"])
+
+    def _has_side_files(self, path: str) -> bool:
+        return any(os.path.lexists(side) for side in _swap.side_files(os.path.join(self.dest, path)))
+
+    def _refuse_root_database(self, path: str) -> None:
+        if self._has_side_files(path):
+            raise BackupError("database %s lies directly in %s beside its -wal/-shm/-journal files, so it cannot "
+                              "be swapped in atomically; stop the application (SQLite removes them on a clean "
+                              "close) and run the restore again" % (path, self.dest))
+
+    def _promote(self, path: str) -> str:
+        """The topmost folder of ``path`` that is missing in dest, or is not a real directory there (a symlink
+        would lead the swap outside dest); ``path`` itself when all its parents are real directories."""
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            candidate = os.path.join(self.dest, *parts[:depth])
+            if not _real_dir(candidate):
+                return "/".join(parts[:depth])
+        return path
+
+    def _unit(self, path: str, kind: str) -> dict:
+        target = os.path.join(self.dest, path) if path else self.dest
+        exists = os.path.lexists(target)
+        safety = None
+        if exists and self.job.request.safety_copy:
+            safety = os.path.join(self.safety_root, path) if self.safety_root else _unused(
+                target + SAFETY_INFIX + self.job.stamp)
+        return {"path": path, "kind": kind, "target": target, "exists": exists, "safety": safety,
+                "staged": os.path.join(self.tree, path) if (self.tree and path) else self.tree,
+                "databases": [p for p in self.database_paths if kind == "databases" and _under(p, path)]}
+
+    def _aside(self) -> list:
+        restored = {unit["path"].split("/")[0] for unit in self.units}
+        keep = set(self.job.request.keep or ())
+        entries = []
+        for name in sorted(os.listdir(self.dest)):
+            target = os.path.join(self.dest, name)
+            if name in restored or name in keep or name.startswith(STAGING_PREFIX) or \
+                    (self.safety_root and target == self.safety_root):
+                continue
+            entries.append({"target": target, "safety": os.path.join(self.safety_root, name)
+                            if self.safety_root else None})
+        return entries
+
+    def _refuse_archive_inside(self) -> None:
+        archive = os.path.realpath(self.job.archive)
+        for target in [unit["target"] for unit in self.units if unit["exists"]] + [e["target"] for e in self.aside]:
+            if archive.startswith(target.rstrip("/") + "/"):
+                raise BackupError("the archive %s lies inside %s, which this restore would replace; restore from a "
+                                  "copy elsewhere, or add its top folder to keep (nothing was changed)"
+                                  % (archive, target))
+
+    def safety_copies(self, pending: list) -> list:
+        """Where the replaced items go: one folder for a full restore, one path per item otherwise."""
+        if self.safety_root:
+            return [self.safety_root] if self.aside or any(unit["exists"] for unit in pending) else []
+        return [unit["safety"] for unit in pending if unit["safety"]]
+
+    def is_current(self, unit: dict) -> bool:
+        """True when dest already holds exactly what this unit would put there (so a re-run changes nothing)."""
+        if not unit["exists"]:
+            return False
+        try:
+            if unit["kind"] == "databases":
+                return all(self._database_current(path) for path in unit["databases"])
+            return self._tree_current(unit)
+        except OSError:
+            return False
+
+    def _database_current(self, path: str) -> bool:
+        target = os.path.join(self.dest, path)
+        if not self._file_current(target, self.index[path]):
+            return False
+        wal, _shm, journal = _swap.side_files(target)
+        return not os.path.lexists(journal) and (not os.path.lexists(wal) or os.path.getsize(wal) == 0)
+
+    def _file_current(self, target: str, record: dict) -> bool:
+        info = os.lstat(target)
+        if not os.path.isfile(target) or os.path.islink(target) or info.st_size != record["size"]:
+            return False
+        if info.st_mode & 0o7777 != int(record["mode"], 8) & SAFE_MODE_BITS or not self._owner_current(info):
+            return False
+        return _fs.sha256_file(target) == record["sha256"]
+
+    def _owner_current(self, info: os.stat_result) -> bool:
+        uid, gid = self.job.owner
+        return uid in (-1, info.st_uid) and gid in (-1, info.st_gid)
+
+    def _tree_current(self, unit: dict) -> bool:
+        prefix = unit["path"]
+        expected = {path: record for path, record in self.index.items()
+                    if _under(path, prefix) and self.job.scope.wants(path)}
+        found = {prefix: unit["target"]}
+        if os.path.isdir(unit["target"]) and not os.path.islink(unit["target"]):
+            for dirpath, dirnames, filenames in os.walk(unit["target"]):
+                for name in dirnames + filenames:
+                    full = os.path.join(dirpath, name)
+                    found[prefix + "/" + os.path.relpath(full, unit["target"])] = full
+        if set(found) != set(expected):
+            return False
+        for path, record in expected.items():
+            target = found[path]
+            if record["type"] == "file":
+                if not self._file_current(target, record):
+                    return False
+            elif record["type"] == "symlink":
+                if not os.path.islink(target) or os.readlink(target) != record.get("target"):
+                    return False
+            else:
+                info = os.lstat(target)
+                if os.path.islink(target) or not os.path.isdir(target) or not self._owner_current(info) or \
+                        info.st_mode & 0o7777 != int(record["mode"], 8) & SAFE_MODE_BITS:
+                    return False
+        return True
+
+    def prepare(self, pending: list) -> None:
+        """Complete the staged units: database folders get the other entries of the live folder (hard links)
+        and its mode; everything staged gets its owner."""
+        for unit in pending:
+            if unit["kind"] == "databases":
+                self._prepare_databases(unit)
+            else:
+                uid, gid = self._owner_for(unit["target"])
+                chown_tree(unit["staged"], uid, gid)
+                if unit["path"] == "":
+                    os.chmod(unit["staged"], 0o755)
+
+    def _prepare_databases(self, unit: dict) -> None:
+        live = unit["target"]
+        names = {path.rpartition("/")[2] for path in unit["databases"]}
+        skip = {name + suffix for name in names for suffix in ("",) + _swap.SIDE_FILE_SUFFIXES}
+        skip |= set(os.listdir(unit["staged"]))
+        unit["replicated"] = _swap.link_others(live, unit["staged"], skip)
+        info = os.stat(live)
+        os.chmod(unit["staged"], info.st_mode & 0o7777)
+        shutil.copystat(live, unit["staged"])
+        for path in unit["databases"]:
+            staged = os.path.join(self.tree, path)
+            uid, gid = self._owner_for(os.path.join(self.dest, path))
+            chown_tree(staged, uid, gid)
+        if os.geteuid() == 0:
+            os.lchown(unit["staged"], info.st_uid, info.st_gid)
+
+    def _owner_for(self, target: str) -> tuple:
+        """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""
+        uid, gid = self.job.owner
+        if (uid, gid) != (-1, -1) or os.geteuid() != 0:
+            return uid, gid
+        path = target
+        while not os.path.lexists(path):
+            path = os.path.dirname(path)
+        info = os.lstat(path)
+        return info.st_uid, info.st_gid
+
+
+def _real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return prefix == "" or path == prefix or path.startswith(prefix + "/")
+
+
+def _unused(path: str) -> str:
+    candidate, counter = path, 1
+    while os.path.lexists(candidate):
+        counter += 1
+        candidate = "%s-%d" % (path, counter)
+    return candidate
+
+
+def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:
+    if units is not None:
+        return [path for path in databases if any(_under(path, unit["path"]) for unit in units)]
+    if scope.paths is None or scope.name == "database":
+        return list(databases) if scope.paths is None else [p for p in databases if p in scope.paths]
+    return [path for path in databases if any(_under(path, p) for p in scope.paths)]
+
+
+def _check_open_databases(dest: str, databases: list, force: bool) -> list:
+    """Refuse (unless ``force``) to replace a database that a running process holds open."""
+    paths = []
+    for path in databases:
+        live = os.path.join(dest, path)
+        paths += [live] + _swap.side_files(live)
+    if not paths:
+        return []
+    found, unreadable = _procs.holders(paths)
+    warnings = []
+    if found:
+        by_process: dict = {}
+        for holder in found:
+            by_process.setdefault((holder["pid"], holder["command"]), []).append(holder["path"])
+        described = "; ".join("PID %d (%s) holds %s" % (pid, " ".join(command.split())[:80], ", ".join(held))
+                              for (pid, command), held in list(by_process.items())[:5])
+        if not force:
+            raise BackupError("refusing to restore over a database in use: %s. Stop the service first (the restore "
+                              "playbooks do), or set force: true to replace it anyway" % described)
+        warnings.append("force: replaced a database in use by %s; those processes keep the old file open" % described)
+    if unreadable:
+        warnings.append("could not look into %d processes (run as root to see them all); a database they hold open "
+                        "would not be noticed" % unreadable)
+    return warnings
+
+
+def _stale_staging(dest: str) -> list:
+    """Staging folders that killed restores into ``dest`` left (beside it, or inside it for a mount point)."""
+    found = []
+    prefix = "%s%s-" % (STAGING_PREFIX, os.path.basename(dest))
+    for folder, stem in ((os.path.dirname(dest), prefix), (dest, prefix)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        found += [os.path.join(folder, name) for name in names if name.startswith(stem)]
+    return found
+
+
+def _owner_ids(owner, group) -> tuple:
+    uid = gid = -1
+    try:
+        if owner is not None:
+            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
+        if group is not None:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise BackupError("unknown owner %r or group %r on this host; create the user and group first (the new "
+                          "server playbook does) or leave them unset" % (owner, group)) from None
+    return uid, gid
+
+
+class _ParentLock:
+    """flock on dest's parent folder: one restore at a time there, released by the kernel if the run dies."""
+
+    def __init__(self, folder: str, timeout: float) -> None:
+        self.folder = folder
+        self.timeout = timeout
+        self.fd = None
+
+    def __enter__(self) -> "_ParentLock":
+        self.fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        deadline = time.monotonic() + max(self.timeout, 0)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise LockTimeout("another restore into %s is running and held its lock for %s s; wait for it "
+                                      "or raise lock_timeout" % (self.folder, self.timeout)) from None
+                time.sleep(POLL_SECONDS)
+
+    def __exit__(self, *exc_info) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)

@@ -1,0 +1,437 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Verification: the sidecar checksum, the archive's structure and manifest, every member's bytes, every
+database's integrity, the required paths and the configuration files, in one read of the archive.
+
+The verdict is ``valid``, ``invalid`` (a check failed: the archive cannot be trusted) or ``unverifiable`` (the
+checks could not run: no decompressor, no space for a database copy, an unreadable archive), with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+
+from . import _catalog, _config_checks, _fs, _manifest, _sqlite, _verdict
+from ._errors import BackupError, NoSpace
+from ._reader import ArchiveReader, DamagedArchive, escaping_symlinks
+
+LEVELS = ("quick", "comprehensive")
+CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
+TYPES_WITH_CONFIG = ("full", "config")
+SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
+MESSAGES_KEPT = 50  # per check; a wholly foreign archive should not produce a million-line result
+
+
+def pick_archive(archive=None, backup_dir=None, before=None, name=None, types=None, now=None) -> str:
+    """The archive a verify or restore means: ``archive`` itself, or from ``backup_dir`` the backup called
+    ``name``, else the newest at or before ``before``, else the newest (of ``types`` when given)."""
+    if archive:
+        if backup_dir or before or name:
+            raise BackupError("give either archive, or backup_dir with before or name; not both")
+        return os.path.abspath(archive)
+    if not backup_dir:
+        raise BackupError("give archive (a backup archive's path), or backup_dir to pick a backup from")
+    backups = [b for b in _catalog.list_backups(backup_dir) if types is None or b["type"] in types]
+    chosen = _catalog.choose(backups, before=before, name=name, now=now)
+    if chosen is None:
+        wanted = []
+        if name:
+            wanted.append("named %s" % name)
+        if before is not None:
+            wanted.append("made at or before %s" % _manifest.utc_timestamp(_catalog.parse_time(before, now)))
+        raise BackupError("no complete %sbackup %sin %s; list the backups with backup_info"
+                          % ("/".join(types) + " " if types else "", " ".join(wanted) + " " if wanted else "",
+                             backup_dir))
+    return chosen["archive"]
+
+
+def check(name: str, ok: bool, detail, status: str = None) -> dict:
+    """One check of a verification: ``status`` is passed, failed or skipped (skipped counts as ok)."""
+    if isinstance(detail, list):
+        shown = detail[:MESSAGES_KEPT]
+        if len(detail) > MESSAGES_KEPT:
+            shown.append("and %d more" % (len(detail) - MESSAGES_KEPT))
+        detail = "; ".join(shown)
+    return {"name": name, "ok": ok, "status": status or ("passed" if ok else "failed"), "detail": detail}
+
+
+class _FileSink:
+    """A private temp copy of one member, made only to check it (databases)."""
+
+    def __init__(self, path: str, sniff: bool) -> None:
+        self.path = path
+        self.sniff = sniff
+        self.handle = None
+        self.wanted = True
+
+    def write(self, data: bytes) -> None:
+        if self.handle is None:
+            if self.sniff and not data.startswith(_sqlite.SQLITE_HEADER):
+                self.wanted = False
+            if not self.wanted:
+                return
+            self.handle = _fs.open_private(self.path)
+        try:
+            self.handle.write(data)
+        except OSError as error:
+            raise _fs.as_backup_error(error, self.path) from error
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+class _TextSink:
+    """A configuration file's bytes, kept in memory to parse them (never executed)."""
+
+    def __init__(self, verifier: "Verifier", path: str) -> None:
+        self.verifier = verifier
+        self.path = path
+        self.parts: list = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.verifier.configs[self.path] = b"".join(self.parts)
+
+
+class Verifier:
+    """Watches one pass over an archive (``observe`` and ``sink`` for each member) and then judges it
+    (``conclude``). ``database_paths`` (from the catalog entry) says which members to copy for the integrity
+    check; without it, every file that starts with SQLite's header is copied. ``extras=False`` keeps only the
+    checks a restore never skips (structure, manifest, members, content): no checksum sidecar, no database,
+    required-path or configuration checks."""
+
+    def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True) -> None:
+        if level not in LEVELS:
+            raise BackupError("level must be one of %s, not %r" % (", ".join(LEVELS), level))
+        self.level = level
+        self.work_dir = work_dir
+        self.required = required
+        self.database_paths = None if database_paths is None else set(database_paths)
+        self.extras = extras
+        self.observed: dict = {}
+        self.unsafe: list = []
+        self.configs: dict = {}
+        self.database_files: dict = {}
+        self._copies = 0
+
+    @property
+    def comprehensive(self) -> bool:
+        return self.level == "comprehensive"
+
+    def observe(self, member) -> None:
+        if member.problem:
+            self.unsafe.append(member.problem)
+        elif member.kind in ("file", "dir", "symlink"):
+            self.observed[member.path] = member
+
+    def sink(self, member, staged_path: str = None):
+        """Where this member's bytes must also go to be checked, or None. A member the restore has staged is
+        checked in place (``staged_path``), never copied twice."""
+        if not (self.comprehensive and self.extras) or member.problem or member.kind != "file":
+            return None
+        if _config_checks.checker_for(member.path) is not None:
+            if member.size <= _config_checks.TEXT_LIMIT:
+                return _TextSink(self, member.path)
+            self.configs[member.path] = None
+            return None
+        known = self.database_paths is not None and member.path in self.database_paths
+        if not known and (self.database_paths is not None or member.size < 512):
+            return None
+        if staged_path is not None:
+            self.database_files[member.path] = staged_path
+            return None
+        if _fs.free_bytes(self.work_dir) < member.size + SPACE_RESERVE:
+            raise NoSpace("not enough free space in %s to copy database %s (%d bytes) for its integrity check; "
+                          "set temp_dir to a larger filesystem" % (self.work_dir, member.path, member.size))
+        self._copies += 1
+        copy = os.path.join(self.work_dir, "database-%d" % self._copies)
+        self.database_files[member.path] = copy
+        return _FileSink(copy, sniff=not known)
+
+    def conclude(self, reader, stream_error, sidecar_sha256, sidecar_error) -> list:
+        """Every check of this level, in order, each with a detail that names what failed."""
+        checks = []
+        if not self.extras:
+            pass
+        elif sidecar_error:
+            checks.append(check("checksum", False, sidecar_error))
+        elif reader.archive_sha256 is None:
+            checks.append(check("checksum", False, "not computed: the archive could not be read to its end"))
+        else:
+            matches = reader.archive_sha256 == sidecar_sha256
+            checks.append(check("checksum", matches, "the archive's sha256 matches its .sha256 sidecar" if matches
+                                else "the archive's sha256 is %s, its .sha256 sidecar says %s"
+                                % (reader.archive_sha256, sidecar_sha256)))
+        symlinks = {path: m.target for path, m in self.observed.items() if m.kind == "symlink"}
+        structure = ([stream_error] if stream_error else []) + self.unsafe + reader.problems + [
+            "member %s is refused: it is a symlink to %s, which leads outside the destination" % item
+            for item in escaping_symlinks(symlinks)]
+        checks.append(check("structure", not structure, structure or "%d members, manifest last, every name safe"
+                            % len(self.observed)))
+        manifest = reader.manifest
+        if manifest is None:
+            checks.append(check("manifest", False, "not reached: the stream ended before it"
+                                if stream_error else "missing"))
+            return checks
+        shape = manifest_problems(manifest)
+        checks.append(check("manifest", not shape, shape or "format %s, %d members, %d databases" % (
+            manifest["format_version"], len(manifest["members"]), len(manifest["databases"]))))
+        if shape:
+            return checks
+        listing, content = compare_members(manifest["members"], self.observed, self.comprehensive)
+        checks.append(check("members", not listing, listing or "every member is listed, present, and of the "
+                            "listed type, size, mode and mtime"))
+        if not self.comprehensive:
+            return checks
+        checks.append(check("content", not content, content or "every member's sha256 matches the manifest"))
+        if not self.extras:
+            return checks
+        checks += self._database_checks(manifest)
+        checks.append(self._required_check(manifest))
+        checks += self._config_checks()
+        return checks
+
+    def _database_checks(self, manifest: dict) -> list:
+        checks = []
+        for database in manifest["databases"]:
+            path = database.get("path")
+            member = self.observed.get(path)
+            copy = self.database_files.get(path)
+            problems = []
+            if member is None or member.kind != "file":
+                problems.append("it is not a file in the archive")
+            else:
+                if member.sha256 != database.get("sha256") or member.size != database.get("size"):
+                    problems.append("its bytes are not the recorded snapshot (sha256 %s, size %d; recorded %s, "
+                                    "%s)" % (member.sha256, member.size, database.get("sha256"),
+                                             database.get("size")))
+                if copy is None or not os.path.exists(copy):
+                    problems.append("it was not extracted for its integrity check (the catalog entry and the "
+                                    "manifest disagree about the databases)")
+                else:
+                    problems += _database_problems(copy, database)
+            checks.append(check("database:%s" % path, not problems, problems or
+                                "PRAGMA integrity_check: ok; the recorded snapshot (sha256, %s pages of %s bytes)"
+                                % (database.get("page_count"), database.get("page_size"))))
+        return checks
+
+    def _required_check(self, manifest: dict) -> dict:
+        required = self.required
+        if required is None:
+            required = [database["path"] for database in manifest["databases"]]
+            if manifest.get("type") in TYPES_WITH_CONFIG:
+                required += list(CONFIG_FILES)
+        missing = [path for path in required if path.strip("/") not in self.observed]
+        return check("required", not missing, ["%s is required but not in the archive" % path for path in missing]
+                     or "present: %s" % (", ".join(required) or "nothing required"))
+
+    def _config_checks(self) -> list:
+        checks = []
+        for path in sorted(self.configs):
+            data = self.configs[path]
+            if data is None:
+                status, detail = "skipped", "skipped: larger than %d bytes" % _config_checks.TEXT_LIMIT
+            else:
+                status, detail = _config_checks.checker_for(path)(data)
+            checks.append(check("config:%s" % path, status != "failed", detail, status))
+        return checks
+
+
+def _database_problems(copy: str, database: dict) -> list:
+    problems = []
+    try:
+        facts = _sqlite.database_facts(copy)
+    except (BackupError, OSError) as error:
+        return ["it is not a SQLite database (%s)" % error]
+    if database.get("page_size") not in (None, facts["page_size"]):
+        problems.append("its page size is %d, recorded %s" % (facts["page_size"], database.get("page_size")))
+    verdict = _sqlite.check_integrity(copy, "full")
+    if verdict != "ok":
+        problems.append("PRAGMA integrity_check: %s" % verdict)
+    return problems
+
+
+def manifest_problems(manifest: dict) -> list:
+    """What makes a decoded manifest unusable (wrong shapes), in words."""
+    problems = []
+    if not isinstance(manifest.get("members"), list):
+        return ["it has no member list"]
+    if not isinstance(manifest.get("databases"), list):
+        problems.append("it has no database list")
+    for index, entry in enumerate(manifest["members"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
+                or entry.get("type") not in ("file", "dir", "symlink"):
+            problems.append("member entry %d is malformed: %r" % (index, entry))
+            if len(problems) > MESSAGES_KEPT:
+                break
+    for index, entry in enumerate(manifest.get("databases") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            problems.append("database entry %d is malformed: %r" % (index, entry))
+    return problems
+
+
+def compare_members(listed: list, observed: dict, hashed: bool) -> tuple:
+    """(listing problems, content problems): members missing, unlisted or with other metadata than the
+    manifest records; and, when ``hashed``, members whose sha256 differs. Each message names the member."""
+    listing, content = [], []
+    entries: dict = {}
+    for entry in listed:
+        if entry["path"] in entries:
+            listing.append("the manifest lists %s twice" % entry["path"])
+        entries[entry["path"]] = entry
+    for path, entry in entries.items():
+        member = observed.get(path)
+        if member is None:
+            listing.append("%s is listed in the manifest but missing from the archive" % path)
+            continue
+        if member.kind != entry["type"]:
+            listing.append("%s is a %s in the archive but a %s in the manifest" % (path, member.kind, entry["type"]))
+            continue
+        found = {"size": member.size, "mode": member.mode, "mtime": member.mtime, "target": member.target}
+        wanted = {"size": entry.get("size", 0) if member.kind == "file" else 0, "mode": _mode(entry.get("mode")),
+                  "mtime": entry.get("mtime"), "target": entry.get("target") if member.kind == "symlink" else None}
+        for key in ("size", "mode", "mtime", "target"):
+            if found[key] != wanted[key]:
+                listing.append("%s: its %s is %s in the archive, %s in the manifest" % (
+                    path, key, _show(key, found[key]), _show(key, wanted[key])))
+        if hashed and member.kind == "file" and member.sha256 != entry.get("sha256"):
+            content.append("%s: its bytes do not match the manifest (sha256 %s, recorded %s)"
+                           % (path, member.sha256, entry.get("sha256")))
+    listing += ["%s is in the archive but not in its manifest" % path for path in observed if path not in entries]
+    return listing, content
+
+
+def _mode(text):
+    try:
+        return int(str(text), 8)
+    except ValueError:
+        return text
+
+
+def _show(key: str, value) -> str:
+    return "%04o" % value if key == "mode" and isinstance(value, int) else str(value)
+
+
+def read_meta(archive: str):
+    """The archive's `.meta.json` catalog entry, or None. Only a plan: everything in it is checked again."""
+    try:
+        with open(archive + _catalog.META_SUFFIX, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def meta_database_paths(meta):
+    """The database paths a catalog entry names, or None when it names none reliably."""
+    if not meta or not isinstance(meta.get("databases"), list):
+        return None
+    paths = [db.get("path") for db in meta["databases"] if isinstance(db, dict)]
+    return paths if all(isinstance(path, str) for path in paths) else None
+
+
+def run_pass(reader, verifier, stager=None) -> None:
+    """Read every member once: the verifier watches them all, the stager (a restore) writes those in scope.
+    With a stager, the first unsafe member stops the pass (nothing outside the staging folder was written)."""
+    for member in reader.members():
+        verifier.observe(member)
+        if member.problem:
+            if stager is not None:
+                raise DamagedArchive("%s is refused: %s" % (reader.archive, member.problem))
+            continue
+        sinks = []
+        staged = stager.add(member) if stager is not None else None
+        if staged is not None:
+            sinks.append(staged)
+        extra = verifier.sink(member, staged.path if staged is not None else None)
+        if extra is not None:
+            sinks.append(extra)
+        if not sinks or member.kind != "file":
+            continue
+        try:
+            for data in member.chunks():
+                for sink in sinks:
+                    sink.write(data)
+        finally:
+            for sink in sinks:
+                sink.close()
+
+
+def judge(checks: list) -> tuple:
+    """(status, reason, errors) from the checks."""
+    errors = []
+    for item in checks:
+        if not item["ok"]:
+            errors.append("%s: %s" % (item["name"], item["detail"]))
+    if errors:
+        return "invalid", errors[0], errors
+    return "valid", "all %d checks passed" % len(checks), errors
+
+
+def verify_archive(archive: str, level: str = "comprehensive", required=None, temp_dir: str = None,
+                   record: bool = True) -> dict:
+    """Verify one archive; returns what backup_verify reports. ``record`` writes the verdict sidecar."""
+    started = time.monotonic()
+    result = {"archive": archive, "level": level, "valid": False, "status": "unverifiable", "reason": None,
+              "checks": [], "errors": [], "members": 0, "bytes": 0, "archive_sha256": None, "verdict": None,
+              "verified_at": _manifest.utc_timestamp(datetime.now(timezone.utc)),
+              "tool_version": _manifest.TOOL_VERSION, "warnings": []}
+    if level not in LEVELS:
+        raise BackupError("level must be one of %s, not %r" % (", ".join(LEVELS), level))
+    if archive.endswith(".age"):
+        result["reason"] = ("%s is encrypted; verifying encrypted archives needs age support, which arrives with "
+                            "encryption" % archive)
+    elif not os.path.isfile(archive):
+        raise BackupError("archive %s does not exist or is not a file; check the path, or use backup_dir to pick "
+                          "a backup" % archive)
+    else:
+        _verify_into(result, archive, level, required, temp_dir)
+    result["valid"] = result["status"] == "valid"
+    result["duration"] = round(time.monotonic() - started, 3)
+    if record:
+        try:
+            result["verdict"] = _verdict.write_verdict(archive, result)
+        except BackupError as error:
+            result["warnings"].append("the verdict was not recorded: %s" % error)
+    return result
+
+
+def _verify_into(result: dict, archive: str, level: str, required, temp_dir) -> None:
+    sidecar_sha256, sidecar_error = None, None
+    try:
+        sidecar_sha256 = _catalog.read_checksum(archive)
+    except BackupError as error:
+        sidecar_error = str(error)
+    work_dir = None
+    try:
+        work_dir = tempfile.mkdtemp(prefix="reddit-backup-verify-", dir=temp_dir)
+        verifier = Verifier(level, work_dir, required, meta_database_paths(read_meta(archive)))
+        stream_error = None
+        with ArchiveReader(archive, hash_members=level == "comprehensive") as reader:
+            try:
+                run_pass(reader, verifier)
+            except DamagedArchive as error:
+                stream_error = str(error)
+        checks = verifier.conclude(reader, stream_error, sidecar_sha256, sidecar_error)
+    except BackupError as error:
+        result["reason"] = str(error)
+        return
+    except OSError as error:
+        result["reason"] = str(_fs.as_backup_error(error, work_dir or temp_dir or tempfile.gettempdir()))
+        return
+    finally:
+        if work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    result["status"], result["reason"], result["errors"] = judge(checks)
+    result["checks"] = checks
+    result["archive_sha256"] = reader.archive_sha256
+    result["members"] = reader.member_count
+    result["bytes"] = sum(m.size for m in verifier.observed.values() if m.kind == "file")

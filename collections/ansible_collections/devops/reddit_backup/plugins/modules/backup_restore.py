@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_restore
+short_description: Restore a backup (everything, the databases, the configuration, the units or chosen paths) safely and atomically
+version_added: 0.1.0
+description:
+  - Restores one scope of a backup into O(dest), the application root, which may not exist yet. The guide's
+    C(tar -x), C(mv ... .corrupted) and C(sqlite3 .restore) steps, done so that a hostile or damaged archive, a
+    full disk or a kill at any moment cannot leave a half-restored application.
+  - The archive is never trusted. It is read once and staged in a hidden folder beside O(dest) (C(.tmp-restore-*),
+    same filesystem); every member must match the manifest (path, type, size, mode, sha256); absolute paths,
+    C(..), symlinks leading outside O(dest), hard links, devices, FIFOs and duplicate members are refused; files
+    are created without following symlinks; setuid and setgid bits are dropped; staging stops at the size the
+    archive's catalog entry announces and before the disk fills up. A refused archive leaves O(dest) unchanged.
+  - With O(verify_first) (the default), the same read is a comprehensive verification (as
+    M(devops.reddit_backup.backup_verify)), and an archive that fails it is refused.
+  - Only then is each restored item swapped in with one atomic exchange of names (C(renameat2) with
+    C(RENAME_EXCHANGE)), and what it replaced moved aside as C(<path>.pre-restore-<UTC stamp>) (for O(scope=full),
+    one folder C(<dest>.pre-restore-<UTC stamp>) beside O(dest) holds everything replaced). A kill at any moment
+    leaves each item either as it was or as restored; the next restore finishes the killed one's bookkeeping first.
+  - A database is restored by swapping its folder (the other files in it are carried over as hard links), so its
+    old C(-wal), C(-shm) and C(-journal) files leave together with the old database, and SQLite can never replay
+    a stale WAL onto the restored one. The replaced database and its WAL stay together in the safety copy.
+  - Replacing a database that a running process holds open (found through C(/proc), as C(lsof) does) is refused
+    unless O(force=true); the restore playbooks stop the service first.
+author:
+  - devops.reddit_backup developers (@devops)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - The archive is read and verified the same way and the result says what would be restored; nothing is
+        written beside or in O(dest) (databases are copied to O(temp_dir) for their integrity check).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: Whether running the module twice gives the same result and no change the second time.
+    support: full
+    details:
+      - An item whose content, type, mode (and owner, when given) already match the backup is left alone; a
+        second run with nothing to restore reports no change and makes no safety copy.
+options:
+  archive:
+    description: The archive to restore from. Give this or O(backup_dir).
+    type: path
+  backup_dir:
+    description:
+      - Pick the archive from this backup directory, by O(name) or O(before); the newest backup that holds
+        O(scope) by default (full backups for V(full); full or database backups for V(database); full or
+        configuration backups for V(config) and V(systemd)).
+    type: path
+  before:
+    description:
+      - With O(backup_dir), the newest backup created at or before this moment (point-in-time recovery).
+        ISO-8601 (C(2025-05-28T14:00:00Z); no zone means UTC), C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase
+        such as C(6 hours ago).
+    type: str
+  name:
+    description: With O(backup_dir), the backup with this name (or archive file name).
+    type: str
+  dest:
+    description:
+      - The application root to restore into (the guide's C(/home/cayir/cicd_project)). Created when missing,
+        with its missing parents. A symlink is followed to the real folder.
+    type: path
+    required: true
+  scope:
+    description:
+      - V(full) restores every top-level entry of a full backup and moves the other entries of O(dest) aside,
+        except those named in O(keep).
+      - V(database) restores the databases (from a full or database backup).
+      - V(config) restores the guide's configuration set (C(config/), C(systemd/),
+        C(monitoring/alerting_rules.yml), C(monitoring/prometheus_config.yml)); parts the backup lacks are
+        reported in RV(missing).
+      - V(systemd) restores C(systemd/) (the unit files kept in the app root).
+      - A list of paths relative to the app root restores exactly those (each must be in the archive).
+    type: raw
+    default: full
+  verify_first:
+    description:
+      - Verify the archive comprehensively (checksum sidecar, every member, database integrity, required paths,
+        configuration files) while staging it, and refuse it if any check fails. With V(false), the members are
+        still checked against the manifest (that is never skipped), but the sidecar, database integrity,
+        required paths and configuration files are not.
+    type: bool
+    default: true
+  safety_copy:
+    description:
+      - Move what is replaced aside as C(<path>.pre-restore-<UTC stamp>) (like the guide's C(.corrupted)) instead of
+        deleting it. Safety copies are never removed by this collection.
+    type: bool
+    default: true
+  owner:
+    description:
+      - User (name or uid) to own everything restored. By default, when run as root, restored items take the
+        owner of what they replace (or of their nearest existing folder); otherwise the user running the task.
+    type: str
+  group:
+    description: Group (name or gid) to own everything restored; defaults as O(owner).
+    type: str
+  force:
+    description:
+      - Replace a database even though a running process holds it open. That process keeps writing to the old
+        file (now in the safety copy); stop it instead whenever you can.
+    type: bool
+    default: false
+  keep:
+    description:
+      - Top-level entries of O(dest) that O(scope=full) leaves in place (never replaced, never moved aside), by
+        default the ones full backups exclude. The archive must not lie inside an entry the restore replaces.
+    type: list
+    elements: str
+    default: [backups, venv]
+  required:
+    description:
+      - Paths that must be in the archive for O(verify_first) to pass; see M(devops.reddit_backup.backup_verify).
+    type: list
+    elements: str
+  identity_file:
+    description:
+      - The age identity (private key) file to decrypt encrypted archives. Encryption arrives in a later release;
+        until then this option is unused.
+    type: path
+  temp_dir:
+    description: In check mode, where databases are copied for their integrity check (the system's temporary folder by default).
+    type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for another restore into the same parent folder before failing. The lock is released by
+        the kernel when its holder dies.
+    type: float
+    default: 60
+notes:
+  - Needs Python 3.9+ on the target (no C(tarfile) extraction filters are used; Debian 12's 3.11.2 works) and, for
+    zstd archives, the C(zstd) tool. Staging needs free space beside O(dest) for what the scope restores.
+  - Symlinks are checked against the archive's own tree; absolute symlinks are refused, as they lead outside O(dest).
+  - On filesystems without C(RENAME_EXCHANGE) (some network and FUSE filesystems) an item is swapped with two
+    renames; a kill between them leaves it missing until the next restore puts the old one back.
+seealso:
+  - module: devops.reddit_backup.backup_verify
+  - module: devops.reddit_backup.backup_info
+"""
+
+EXAMPLES = r"""
+- name: The guide's database recovery (the service is stopped first)
+  devops.reddit_backup.backup_restore:
+    backup_dir: /home/cayir/cicd_project/backups
+    dest: /home/cayir/cicd_project
+    scope: database
+    owner: cayir
+    group: cayir
+
+- name: Restore the configuration from a given archive
+  devops.reddit_backup.backup_restore:
+    archive: /home/cayir/cicd_project/backups/config/config_20250528_120000.tar.zst
+    dest: /home/cayir/cicd_project
+    scope: config
+
+- name: Point-in-time recovery of everything, as it was 6 hours ago
+  devops.reddit_backup.backup_restore:
+    backup_dir: /home/cayir/cicd_project/backups
+    before: 6 hours ago
+    dest: /home/cayir/cicd_project
+    scope: full
+
+- name: Restore two files only
+  devops.reddit_backup.backup_restore:
+    backup_dir: /home/cayir/cicd_project/backups
+    dest: /home/cayir/cicd_project
+    scope:
+      - config/production.env
+      - monitoring/alerting_rules.yml
+"""
+
+RETURN = r"""
+archive:
+  description: The archive restored from.
+  returned: always
+  type: str
+  sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst
+dest:
+  description: The real path restored into.
+  returned: always
+  type: str
+  sample: /home/cayir/cicd_project
+scope:
+  description: The scope restored (a list for a list of paths).
+  returned: always
+  type: raw
+  sample: database
+restored:
+  description:
+    - The items swapped in (absolute paths). A database is restored with its folder, so this names the folder.
+      Empty when everything already matched the backup.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/cayir/cicd_project/data]
+safety_copies:
+  description: Where the replaced items were moved (empty with O(safety_copy=false) or when nothing existed).
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/cayir/cicd_project/data.pre-restore-20250528T140312Z]
+databases:
+  description: The databases restored (paths relative to O(dest)).
+  returned: always
+  type: list
+  elements: str
+  sample: [data/reddit_sentiment.db]
+missing:
+  description: Paths of the scope that the backup does not hold (for V(config), such as a missing Prometheus file).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+members:
+  description: Number of members the archive holds (the manifest not counted).
+  returned: always
+  type: int
+  sample: 31
+bytes:
+  description: Bytes of file data staged; null in check mode.
+  returned: always
+  type: int
+  sample: 401234567
+verification:
+  description:
+    - The verification done while staging, as M(devops.reddit_backup.backup_verify) returns it (C(status),
+      C(valid), C(reason), C(checks), C(errors), C(level) V(comprehensive), or V(members) with O(verify_first=false)).
+  returned: always
+  type: dict
+  sample: {"status": "valid", "valid": true, "reason": "all 15 checks passed"}
+recovered:
+  description: What this run finished for a restore that was killed before it (its safety copies, its staging folder).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+duration:
+  description: Seconds the restore took.
+  returned: always
+  type: float
+  sample: 4.1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (
+    DEFAULT_KEEP, RestoreRequest, restore)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            archive=dict(type="path"),
+            backup_dir=dict(type="path"),
+            before=dict(type="str"),
+            name=dict(type="str"),
+            dest=dict(type="path", required=True),
+            scope=dict(type="raw", default="full"),
+            verify_first=dict(type="bool", default=True),
+            safety_copy=dict(type="bool", default=True),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            force=dict(type="bool", default=False),
+            keep=dict(type="list", elements="str", default=list(DEFAULT_KEEP)),
+            required=dict(type="list", elements="str"),
+            identity_file=dict(type="path"),
+            temp_dir=dict(type="path"),
+            lock_timeout=dict(type="float", default=60),
+        ),
+        mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
+        required_one_of=[("archive", "backup_dir")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
+                             before=params["before"], name=params["name"], scope=params["scope"],
+                             verify_first=params["verify_first"], safety_copy=params["safety_copy"],
+                             owner=params["owner"], group=params["group"], force=params["force"],
+                             keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
+                             lock_timeout=params["lock_timeout"])
+    try:
+        result = restore(request, check_mode=module.check_mode)
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
