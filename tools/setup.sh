@@ -84,11 +84,13 @@ ensure_venv() {
         "$PYTHON" -m venv "$VENV"
     fi
     log "installing Python packages (requirements-dev.txt, constrained by requirements-lock.txt)"
+    # This machine's pip configuration names extra local indexes that may not exist: drop pip's warnings on them.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -r "$ROOT/requirements-dev.txt" -c "$ROOT/requirements-lock.txt"
+        -r "$ROOT/requirements-dev.txt" -c "$ROOT/requirements-lock.txt" \
+        2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
     "$VENV/bin/python" -m pip check
     stamp_value >"$STAMP"
-    log "venv ready: $("$VENV/bin/ansible" --version | head -n1)"
+    log "venv ready: $("$VENV/bin/ansible" --version | sed -n 1p)"
 }
 
 ensure_local_dirs() {
