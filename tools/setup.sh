@@ -94,8 +94,8 @@ ensure_venv() {
 }
 
 ensure_local_dirs() {
-    # ANSIBLE_HOME, the demo app and its backups live in the repo (ignored by git), never in ~.
-    mkdir -p "$ROOT/.ansible/tmp" "$ROOT/demo/app" "$ROOT/demo/backups"
+    # ANSIBLE_HOME and Ansible's temp files live in the repo (ignored by git), never in ~.
+    mkdir -p "$ROOT/.ansible/tmp"
 }
 
 ensure_apt_packages
