@@ -91,7 +91,8 @@ def test_sidecars_and_modes(app, tmp_path):
     meta = json.load(open(archive + ".meta.json"))
     assert "members" not in meta and meta["files"] == result["files"] and meta["sha256"] == result["sha256"]
     assert sorted(os.listdir(str(backup_dir / "daily"))) == sorted(
-        os.path.basename(p) for p in (archive, archive + ".sha256", archive + ".meta.json"))
+        os.path.basename(p) for p in (archive, archive + ".sha256", archive + ".meta.json", archive + ".index.json"))
+    assert os.stat(archive + ".index.json").st_mode & 0o777 == 0o600
 
 
 def test_types_go_to_the_guide_folders(app, tmp_path):

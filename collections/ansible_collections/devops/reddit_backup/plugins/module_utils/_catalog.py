@@ -21,6 +21,8 @@ NAME_PREFIXES = {"full": "backup", "incremental": "incremental", "config": "conf
 SUBDIRS = tuple(TYPE_DIRS.values()) + (NAMED_DIR,)
 CHECKSUM_SUFFIX = ".sha256"
 META_SUFFIX = ".meta.json"
+INDEX_SUFFIX = ".index.json"  # the state a chain builds on (see _chain)
+SIDECAR_SUFFIXES = (CHECKSUM_SUFFIX, META_SUFFIX, INDEX_SUFFIX, VERDICT_SUFFIX)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 
@@ -92,7 +94,7 @@ def remove_incomplete(backup_dir: str) -> list:
         if not os.path.isdir(folder):
             continue
         for name in os.listdir(folder):
-            for sidecar in (CHECKSUM_SUFFIX, META_SUFFIX, VERDICT_SUFFIX):
+            for sidecar in SIDECAR_SUFFIXES:
                 if name.endswith(sidecar) and not os.path.exists(os.path.join(folder, name[: -len(sidecar)])):
                     remove_quietly(os.path.join(folder, name))
                     removed.append(os.path.join(folder, name))
@@ -117,6 +119,7 @@ def _entry(folder: str, filename: str):
         "size": meta.get("size"),
         "sha256": meta.get("sha256"),
         "parent": meta.get("parent"),
+        "depth": meta.get("depth") or 0,
         "host": meta.get("host"),
         "files": meta.get("files"),
         "bytes": meta.get("bytes"),
@@ -142,7 +145,18 @@ def list_backups(backup_dir: str) -> list:
             if entry is not None:
                 backups.append(entry)
     backups.sort(key=lambda backup: (backup["created"] or "", backup["archive"]))
+    _mark_restorable(backups)
     return backups
+
+
+def _mark_restorable(backups: list) -> None:
+    """``restorable``: every link of the backup's chain is present (a full backup always is)."""
+    names = {backup["name"] for backup in backups}
+    restorable = {}
+    for backup in backups:  # oldest first, so a parent is decided before its children
+        parent = backup["parent"]
+        backup["restorable"] = parent is None or (parent in names and restorable.get(parent, False))
+        restorable[backup["name"]] = backup["restorable"]
 
 
 def parse_time(text, now: datetime = None) -> datetime:
@@ -193,4 +207,6 @@ def summarize(backups: list) -> dict:
         counts["count"] += 1
         counts["bytes"] += backup["size"] or 0
     return {"latest": latest, "totals": {"count": len(backups), "bytes": sum(b["size"] or 0 for b in backups),
-                                         "by_type": by_type}}
+                                         "by_type": by_type},
+            "recovery_points": [{"created": b["created"], "name": b["name"], "type": b["type"]}
+                                for b in backups if b.get("restorable", True)]}

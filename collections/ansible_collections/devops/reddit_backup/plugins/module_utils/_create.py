@@ -1,9 +1,10 @@
 # Copyright: devops.reddit_backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A backup from start to finish: select, lock, snapshot, archive, commit."""
+"""A backup from start to finish: select, lock, find the parent, snapshot, archive, commit."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -11,13 +12,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _catalog, _fs, _manifest, _selection, _sqlite
+from . import _catalog, _chain, _fs, _manifest, _pages, _selection, _sqlite
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
 from ._lock import DirectoryLock
 
-CREATABLE_TYPES = ("full", "config", "database")  # incremental arrives with the page-delta engine
+CREATABLE_TYPES = ("full", "incremental", "config", "database")
+CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
+DELTA_SUFFIX = ".pagedelta"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class BackupRequest:
     compression: str = "zstd"
     integrity: str = "quick"
     lock_timeout: float = 60.0
+    chain_max: int = None
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -47,40 +51,56 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     if request.integrity not in _sqlite.INTEGRITY_LEVELS:
         raise BackupError("integrity must be one of %s, not %r"
                           % (", ".join(_sqlite.INTEGRITY_LEVELS), request.integrity))
-    app_root = os.path.abspath(request.app_root)
-    backup_dir = os.path.abspath(request.backup_dir)
-    selection = _selection.select(app_root, request.type, request.include, request.exclude, request.databases,
-                                  backup_dir)
     if request.name:
         _catalog.check_name(request.name)
+    app_root = os.path.abspath(request.app_root)
+    backup_dir = os.path.abspath(request.backup_dir)
+    selection = _selection.select(app_root, "full" if request.type == "incremental" else request.type,
+                                  request.include, request.exclude, request.databases, backup_dir)
     if check_mode:
-        archive, name = _catalog.new_archive_path(backup_dir, request.type, request.name, suffix, request.now)
-        return _result(archive, name, request, selection, started)
-    folder = os.path.join(backup_dir, _catalog.NAMED_DIR if request.name else _catalog.TYPE_DIRS[request.type])
+        backup_type, parent, notes = _start_chain(request, _catalog.list_backups(backup_dir))
+        archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
+        return _result(archive, name, backup_type, request, selection, started, parent, notes)
     _fs.ensure_private_dir(backup_dir)
-    _fs.ensure_private_dir(folder)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
-        archive, name = _catalog.new_archive_path(backup_dir, request.type, request.name, suffix, request.now)
-        _check_free_space(folder, selection, backup_dir, request.type)
-        job = _ArchiveJob(folder, archive, request, selection, app_root, name)
+        backups = _catalog.list_backups(backup_dir)
+        backup_type, parent, notes = _start_chain(request, backups)
+        folder = os.path.join(backup_dir, _catalog.NAMED_DIR if request.name else _catalog.TYPE_DIRS[backup_type])
+        _fs.ensure_private_dir(folder)
+        archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
+        _check_free_space(folder, selection, backups, backup_type)
+        parent_index = _chain.read_index(parent["archive"]) if parent else None
+        job = _ArchiveJob(folder, archive, name, backup_type, request, selection, app_root, parent, parent_index)
         try:
             manifest, size, sha256 = job.run()
         finally:
             job.remove_temps()
-    return _result(archive, name, request, selection, started, manifest, size, sha256)
+    return _result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size, sha256)
+
+
+def _start_chain(request: BackupRequest, backups: list) -> tuple:
+    """(effective type, parent or None, notes). An incremental with nothing to build on is taken as full."""
+    parent = _chain.find_parent(backups, request.type, request.chain_max)
+    if request.type == "incremental" and parent is None:
+        return "full", None, ["no full backup to build an incremental on in this backup directory: this backup "
+                              "was taken as a full backup"]
+    return request.type, parent, []
 
 
 class _ArchiveJob:
     """The temp files of one backup, and the order in which they become a committed backup."""
 
-    def __init__(self, folder, archive, request, selection, app_root, name) -> None:
+    def __init__(self, folder, archive, name, backup_type, request, selection, app_root, parent, parent_index):
         self.folder = folder
         self.archive = archive
+        self.name = name
+        self.type = backup_type
         self.request = request
         self.selection = selection
         self.app_root = app_root
-        self.name = name
+        self.parent = parent
+        self.parent_index = parent_index
         self.temps: list = []
         self.committed = False
 
@@ -91,7 +111,7 @@ class _ArchiveJob:
 
     def run(self) -> tuple:
         snapshots = self._snapshot_databases()
-        checks = _IntegrityChecks(snapshots, self.request.integrity)
+        checks = _SnapshotChecks(snapshots, self.request.integrity, hash_pages=self.type in CHAIN_TYPES)
         checks.start()
         tmp_archive = self._temp(os.path.basename(self.archive))
         try:
@@ -101,7 +121,7 @@ class _ArchiveJob:
         with handle:
             writer_stream = CompressedWriter(handle, self.archive, self.request.compression)
             try:
-                manifest = self._write_tar(writer_stream, snapshots, checks)
+                manifest, index = self._write_tar(writer_stream, snapshots, checks)
                 writer_stream.close()
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -113,7 +133,10 @@ class _ArchiveJob:
                 raise
         sha256 = writer_stream.sha256.hexdigest()
         checksum_path, meta_path = _catalog.sidecar_paths(self.archive)
-        self.temps += [checksum_path, meta_path]  # removed again unless the archive commits
+        sidecars = [checksum_path, meta_path] + ([self.archive + _chain.INDEX_SUFFIX] if index else [])
+        self.temps += sidecars  # removed again unless the archive commits
+        if index:
+            _chain.write_index(self.archive, index)
         _fs.atomic_write_bytes(checksum_path, _catalog.checksum_line(sha256, self.archive))
         meta = _manifest.catalog_entry(manifest, writer_stream.size, sha256)
         _fs.atomic_write_bytes(meta_path, _manifest.encode(meta))
@@ -129,64 +152,129 @@ class _ArchiveJob:
                 facts = _sqlite.snapshot(entry.source, path)
             except OSError as error:
                 raise _fs.as_backup_error(error, path) from error
+            facts.pop("snapshot_seconds", None)
             snapshots[entry.path] = (path, facts)
         return snapshots
 
-    def _write_tar(self, stream, snapshots: dict, checks: "_IntegrityChecks") -> dict:
+    def _write_tar(self, stream, snapshots: dict, checks: "_SnapshotChecks") -> tuple:
         writer = ArchiveWriter(stream)
+        parent_members = self.parent_index["members"] if self.parent_index else {}
+        states: dict = {}
         database_records = []
         for entry in self.selection.entries:
             if entry.database:
-                snapshot_path, facts = snapshots[entry.path]
-                record = writer.add_file(entry.path, snapshot_path, entry.stat)
-                database_records.append(dict(facts, path=entry.path, sha256=record["sha256"], size=record["size"]))
-            elif entry.kind == "dir":
-                writer.add_dir(entry.path, entry.stat)
+                database_records.append(self._add_database(writer, entry, snapshots[entry.path], checks))
+                states[entry.path] = {"type": "file", "database": True}
+                continue
+            previous = parent_members.get(entry.path)
+            if previous is not None and entry.kind != "dir" and _unchanged(entry, previous):
+                states[entry.path] = dict(previous, mtime=int(entry.stat.st_mtime))
+                continue
+            if entry.kind == "dir":
+                record = writer.add_dir(entry.path, entry.stat)
             elif entry.kind == "symlink":
-                writer.add_symlink(entry.path, entry.stat, os.readlink(entry.source))
+                record = writer.add_symlink(entry.path, entry.stat, os.readlink(entry.source))
             else:
-                writer.add_file(entry.path, entry.source)
+                record = writer.add_file(entry.path, entry.source)
+            states[entry.path] = _chain.member_state(record)
         results = checks.wait()
         for record in database_records:
-            record.pop("snapshot_seconds", None)
-            record["integrity"] = results[record["path"]]
+            record["integrity"] = results[record["path"]]["integrity"]
             record["integrity_level"] = self.request.integrity
             if record["integrity"] not in ("ok", "skipped"):
                 raise BackupError("database %s failed its integrity check (%s); the backup was not kept, since "
                                   "restoring it would restore the damage. Investigate the live database and "
                                   "restore it from an earlier backup" % (record["path"], record["integrity"]))
-        header = _manifest.new_header(self.request.type, self.name, self.request.now, socket.gethostname(),
-                                      self.app_root, None, self.request.compression)
+        header = _manifest.new_header(self.type, self.name, self.request.now, socket.gethostname(),
+                                      self.app_root, self.parent["name"] if self.parent else None,
+                                      self.request.compression)
+        header["depth"] = (self.parent.get("depth") or 0) + 1 if self.parent else 0
         manifest = dict(header, members=writer.members, databases=database_records,
                         warnings=self.selection.warnings + writer.warnings)
+        if self.parent:
+            manifest["deleted"] = sorted(set(parent_members) - set(states))
         writer.add_manifest(_manifest.encode(manifest))
         writer.close()
-        return manifest
+        index = None
+        if self.type in CHAIN_TYPES:
+            databases = {record["path"]: {"sha256": record["sha256"], "page_size": record["page_size"],
+                                          "page_count": record["page_count"],
+                                          "hashes": _pages.encode_hashes(results[record["path"]]["hashes"])}
+                         for record in database_records}
+            index = {"members": states, "databases": databases}
+        return manifest, index
+
+    def _add_database(self, writer: ArchiveWriter, entry, snapshot: tuple, checks: "_SnapshotChecks") -> dict:
+        """The whole snapshot, or (with a parent that knows this database) only the pages that changed."""
+        snapshot_path, facts = snapshot
+        previous = (self.parent_index or {}).get("databases", {}).get(entry.path)
+        if previous is None or previous["page_size"] != facts["page_size"]:
+            record = writer.add_file(entry.path, snapshot_path, entry.stat)
+            return dict(facts, path=entry.path, sha256=record["sha256"], size=record["size"], delta=False)
+        hashes, whole = checks.page_hashes_now(entry.path)
+        delta_path = self._temp("delta-%s" % os.path.basename(entry.path))
+        header = _pages.write_delta(snapshot_path, hashes, _pages.decode_hashes(previous["hashes"]),
+                                    facts["page_size"], delta_path, whole, previous["sha256"])
+        record = writer.add_file(entry.path + DELTA_SUFFIX, delta_path, entry.stat)
+        record.update(type="pagedelta", database=entry.path)
+        return dict(facts, path=entry.path, sha256=whole, delta=True, delta_member=entry.path + DELTA_SUFFIX,
+                    changed_pages=header["changed_pages"], base_sha256=previous["sha256"])
 
     def remove_temps(self) -> None:
         for path in self.temps:
-            if self.committed and path.endswith((_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)):
-                continue
+            if self.committed and not os.path.basename(path).startswith(_fs.TEMP_PREFIX):
+                continue  # a committed backup's sidecars
             _fs.remove_quietly(path)
 
 
-class _IntegrityChecks:
-    """Integrity checks of the snapshots, run in threads while the archive streams (SQLite releases the GIL)."""
+def _unchanged(entry, previous: dict) -> bool:
+    """Size and mtime first; when only the mtime moved, the sha256 decides (content that did not change is not
+    stored again)."""
+    if entry.kind == "symlink":
+        return previous.get("type") == "symlink" and previous.get("target") == os.readlink(entry.source)
+    if previous.get("type") != "file" or previous.get("size") != entry.stat.st_size \
+            or previous.get("mode") != "%04o" % (entry.stat.st_mode & 0o7777):
+        return False
+    if previous.get("mtime") == int(entry.stat.st_mtime):
+        return True
+    return _fs.sha256_file(entry.source) == previous.get("sha256")
 
-    def __init__(self, snapshots: dict, level: str) -> None:
+
+class _SnapshotChecks:
+    """Integrity checks (and, for chain types, page hashes) of the snapshots, run in threads while the archive
+    streams: SQLite and hashlib both release the GIL."""
+
+    def __init__(self, snapshots: dict, level: str, hash_pages: bool) -> None:
         self.snapshots = snapshots
         self.level = level
-        self.results: dict = {}
+        self.hash_pages = hash_pages
+        self.results: dict = {path: {} for path in snapshots}
         self.threads: list = []
 
     def start(self) -> None:
-        for path, (snapshot_path, _facts) in self.snapshots.items():
-            thread = threading.Thread(target=self._check, args=(path, snapshot_path), daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        for path, (snapshot_path, facts) in self.snapshots.items():
+            self._spawn(self._integrity, path, snapshot_path)
+            if self.hash_pages:
+                self._spawn(self._hashes, path, snapshot_path, facts["page_size"])
 
-    def _check(self, path: str, snapshot_path: str) -> None:
-        self.results[path] = _sqlite.check_integrity(snapshot_path, self.level)
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _integrity(self, path: str, snapshot_path: str) -> None:
+        self.results[path]["integrity"] = _sqlite.check_integrity(snapshot_path, self.level)
+
+    def _hashes(self, path: str, snapshot_path: str, page_size: int) -> None:
+        whole = hashlib.sha256()
+        self.results[path]["hashes"] = _pages.page_hashes(snapshot_path, page_size, whole)
+        self.results[path]["sha256"] = whole.hexdigest()
+
+    def page_hashes_now(self, path: str) -> tuple:
+        """Wait for the page hashes of one snapshot: a delta needs them before it can be written."""
+        for thread in self.threads:
+            thread.join()
+        return self.results[path]["hashes"], self.results[path]["sha256"]
 
     def wait(self) -> dict:
         for thread in self.threads:
@@ -194,11 +282,11 @@ class _IntegrityChecks:
         return self.results
 
 
-def _check_free_space(folder: str, selection, backup_dir: str, backup_type: str) -> None:
+def _check_free_space(folder: str, selection, backups: list, backup_type: str) -> None:
     """Refuse to start a backup that cannot fit: snapshots are written uncompressed, and the archive is
     estimated from the newest backup of this type (or the uncompressed total for a first backup)."""
     snapshot_bytes = sum(entry.stat.st_size for entry in selection.databases)
-    previous = [b for b in _catalog.list_backups(backup_dir) if b["type"] == backup_type]
+    previous = [b for b in backups if b["type"] == backup_type]
     if previous:
         archive_bytes = int((previous[-1]["size"] or 0) * 1.1)
     else:
@@ -211,25 +299,30 @@ def _check_free_space(folder: str, selection, backup_dir: str, backup_type: str)
                       "another backup_dir" % (folder, needed, snapshot_bytes, archive_bytes, available))
 
 
-def _result(archive, name, request, selection, started, manifest=None, size=None, sha256=None) -> dict:
+def _result(archive, name, backup_type, request, selection, started, parent, notes, manifest=None, size=None,
+            sha256=None) -> dict:
     """What backup_create reports; without a manifest (check mode) only what would be written."""
     files = [entry for entry in selection.entries if entry.kind == "file"]
     result = {
         "changed": True,
         "archive": archive,
         "name": name,
-        "type": request.type,
-        "parent": None,
+        "type": backup_type,
+        "parent": parent["name"] if parent else None,
+        "depth": (parent.get("depth") or 0) + 1 if parent else 0,
         "created": _manifest.utc_timestamp(request.now),
         "files": len(files),
         "bytes": sum(entry.stat.st_size for entry in files),
         "missing": selection.missing,
+        "deleted": [],
         "duration": round(time.monotonic() - started, 3),
     }
     if manifest is not None:
-        result.update(size=size, sha256=sha256, databases=manifest["databases"], warnings=manifest["warnings"],
-                      bytes=sum(member["size"] for member in manifest["members"] if member["type"] == "file"))
+        stored = [member for member in manifest["members"] if member["type"] in ("file", "pagedelta")]
+        result.update(size=size, sha256=sha256, databases=manifest["databases"],
+                      warnings=notes + manifest["warnings"], deleted=manifest.get("deleted", []),
+                      stored_files=len(stored), bytes=sum(member["size"] for member in stored))
     else:
-        result.update(size=None, sha256=None, warnings=selection.warnings,
+        result.update(size=None, sha256=None, warnings=notes + selection.warnings, stored_files=None,
                       databases=[{"path": entry.path} for entry in selection.databases])
     return result

@@ -47,10 +47,15 @@ options:
       - V(full) takes everything under O(app_root) except O(exclude), into C(daily/).
       - V(config) takes the guide's configuration set (C(config/), C(systemd/),
         C(monitoring/alerting_rules.yml), C(monitoring/prometheus_config.yml)), into C(config/).
-      - V(database) takes only the databases, into C(database/).
-      - Incremental backups arrive in a later release.
+      - V(incremental) takes what changed since its parent, the newest V(full) or V(incremental) backup, into
+        C(incremental/). It stores the files whose size, mode or content changed (an mtime change alone is settled by the
+        sha256), the list of files deleted since, and for each database only the pages that changed. With no
+        full backup to build on it is taken as a full backup, with a warning.
+      - V(database) takes only the databases, into C(database/). It builds a page-level chain of its own. Each
+        database backup stores the pages changed since the previous one until the chain is O(chain_max) long,
+        then a whole snapshot starts the next chain.
     type: str
-    choices: [full, config, database]
+    choices: [full, incremental, config, database]
     default: full
   name:
     description:
@@ -90,6 +95,12 @@ options:
     type: str
     choices: [none, quick, full]
     default: quick
+  chain_max:
+    description:
+      - The longest chain a new backup may extend (the base counts as one). Defaults to 24 for V(database)
+        (a new base each day at the guide's hourly schedule) and 1000 for V(incremental) (the daily full backup
+        starts new chains long before that).
+    type: int
 notes:
   - Runs on the host that holds the application; needs only Python 3.9+ and, for zstd, the C(zstd) tool.
 seealso:
@@ -116,6 +127,12 @@ EXAMPLES = r"""
     type: config
     compression: gzip
 
+- name: The six-hourly incremental backup
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    type: incremental
+
 - name: The hourly database backup with a full integrity check
   devops.reddit_backup.backup_create:
     app_root: /home/cayir/cicd_project
@@ -136,15 +153,31 @@ name:
   type: str
   sample: backup_20250528_020000
 type:
-  description: The backup type.
+  description: The backup type (V(full) when an incremental had nothing to build on).
   returned: always
   type: str
   sample: full
 parent:
-  description: The backup this one depends on; null for full, config and database backups.
+  description: The backup this one builds on; null for full and config backups and for chain bases.
   returned: always
   type: str
-  sample: null
+  sample: backup_20250528_020000
+depth:
+  description: How many links lie between this backup and the base of its chain (0 for a base).
+  returned: always
+  type: int
+  sample: 2
+deleted:
+  description: Paths deleted since the parent (incremental backups); a restore of the chain removes them.
+  returned: always
+  type: list
+  elements: str
+  sample: [output/old_report.csv]
+stored_files:
+  description: Files whose content this archive stores (changed files and page deltas for incrementals).
+  returned: success and not check mode
+  type: int
+  sample: 3
 created:
   description: When the backup was started (UTC, ISO-8601).
   returned: always
@@ -166,12 +199,14 @@ files:
   type: int
   sample: 42
 bytes:
-  description: Total size of those files before compression.
+  description: Total size of the stored files (and page deltas) before compression.
   returned: always
   type: int
   sample: 401234567
 databases:
-  description: Each database snapshot with its path, page size, page count, journal mode, integrity and sha256.
+  description:
+    - Each database snapshot with its path, page size, page count, journal mode, integrity and sha256.
+    - For a page delta, C(delta) is true and C(changed_pages) counts the pages stored.
   returned: always
   type: list
   elements: dict
@@ -201,13 +236,14 @@ def main():
             app_root=dict(type="path", required=True),
             backup_dir=dict(type="path", required=True),
             lock_timeout=dict(type="float", default=60),
-            type=dict(type="str", choices=["full", "config", "database"], default="full"),
+            type=dict(type="str", choices=["full", "incremental", "config", "database"], default="full"),
             name=dict(type="str"),
             include=dict(type="list", elements="str"),
             exclude=dict(type="list", elements="str", default=list(DEFAULT_EXCLUDES)),
             databases=dict(type="list", elements="str"),
             compression=dict(type="str", choices=["zstd", "gzip", "none"], default="zstd"),
             integrity=dict(type="str", choices=["none", "quick", "full"], default="quick"),
+            chain_max=dict(type="int"),
         ),
         supports_check_mode=True,
     )
@@ -215,7 +251,8 @@ def main():
     request = BackupRequest(app_root=params["app_root"], backup_dir=params["backup_dir"], type=params["type"],
                             name=params["name"], include=params["include"], exclude=params["exclude"],
                             databases=params["databases"], compression=params["compression"],
-                            integrity=params["integrity"], lock_timeout=params["lock_timeout"])
+                            integrity=params["integrity"], lock_timeout=params["lock_timeout"],
+                            chain_max=params["chain_max"])
     try:
         result = create_backup(request, check_mode=module.check_mode)
     except BackupError as error:

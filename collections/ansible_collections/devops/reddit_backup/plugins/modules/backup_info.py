@@ -9,7 +9,7 @@ module: backup_info
 short_description: List the backups in a backup directory and pick one by time or name
 version_added: 0.1.0
 description:
-  - The catalog, as the guide's C(backup_manager.py list --detailed): every complete backup with its type, name,
+  - The catalog, as the guide's C(backup_manager.py list --detailed). It lists every complete backup with its type, name,
     creation time, size, parent and host, the newest of each type, and totals.
   - It reads only the small C(.meta.json) sidecars, never an archive, so it stays fast with thousands of backups.
     Backups whose archive or sidecars are incomplete are never listed.
@@ -95,9 +95,17 @@ backups:
       type: int
       sample: 73413020
     parent:
-      description: The backup this one depends on, or null.
+      description: The backup this one builds on (incremental and database chains), or null.
       type: str
       sample: null
+    depth:
+      description: Links between this backup and the base of its chain (0 for a base or a standalone backup).
+      type: int
+      sample: 0
+    restorable:
+      description: Whether every link of its chain is present, so that it can be restored.
+      type: bool
+      sample: true
     host:
       description: The host the backup was made on.
       type: str
@@ -129,6 +137,14 @@ selected:
   returned: always
   type: dict
   sample: {"archive": "/srv/backups/daily/backup_20250528_020000.tar.zst", "created": "2025-05-28T02:00:00Z"}
+recovery_points:
+  description:
+    - The moments the application can be restored to, oldest first.
+    - Each restorable backup's C(created), C(name) and C(type).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"created": "2025-05-28T02:00:00Z", "name": "backup_20250528_020000", "type": "full"}]
 totals:
   description: Count and bytes of all backups, and per type.
   returned: always
