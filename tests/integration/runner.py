@@ -66,6 +66,8 @@ def run_tasks(tmp_path, tasks: list, check: bool = False, extra_args=(), timeout
 def run_playbook(tmp_path, playbook: str, check: bool = False, extra_args=(), timeout: float = 600,
                  inventory: str = "localhost,") -> PlayResult:
     command = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, playbook, *extra_args]
+    if inventory == "localhost,":
+        command += ["-c", "local"]
     if check:
         command.append("--check")
     completed = subprocess.run(command, capture_output=True, text=True, env=ansible_env(tmp_path), cwd=REPO,

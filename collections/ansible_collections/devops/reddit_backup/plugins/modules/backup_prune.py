@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_prune
+short_description: Remove the backups a retention policy no longer keeps
+version_added: 0.1.0
+description:
+  - The guide's C(backup_manager.py cleanup), with its retention table as the default policy (full 30 days,
+    incremental 7 days, configuration 90 days, database 24 hours; named backups in C(manual/) are kept until removed
+    on purpose).
+  - Each backup type can be kept by age (C(keep_within)), by count (C(keep_last)) and by grandfather-father-son
+    buckets (C(keep_hourly), C(keep_daily), C(keep_weekly), C(keep_monthly)). A backup kept by any rule stays.
+  - Never removed whatever the policy says, the newest verified full backup (and the newest full backup), and any
+    backup that a kept backup depends on (the links of incremental and database chains).
+  - Runs under the backup directory's lock, so it never races a backup; it waits O(lock_timeout) for a running one.
+    An archive goes before its sidecars, and a chain's newest links before older ones, so a run killed half-way
+    leaves nothing broken listed.
+author:
+  - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.backup_dir
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode lists what would be removed and removes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: Whether running the module twice gives the same result and no change the second time.
+    support: full
+    details: With a fixed O(now), a second run finds nothing more to remove.
+options:
+  policy:
+    description:
+      - Rules per type (C(full), C(incremental), C(config), C(database), C(manual)), each a dictionary of
+        C(keep_within) (a duration such as C(30d), C(24h), C(2w)), C(keep_last), C(keep_hourly), C(keep_daily),
+        C(keep_weekly), C(keep_monthly).
+      - A type given here replaces that type's default rules; types not given keep the guide's defaults. An empty
+        dictionary for a type keeps all its backups.
+    type: dict
+    default: {}
+  now:
+    description:
+      - Evaluate the policy as of this moment instead of the current time, for previews and reproducible runs.
+        ISO-8601, C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase such as C(3 days ago).
+    type: str
+seealso:
+  - module: devops.reddit_backup.backup_info
+"""
+
+EXAMPLES = r"""
+- name: The guide's weekly cleanup with its retention table
+  devops.reddit_backup.backup_prune:
+    backup_dir: /home/cayir/cicd_project/backups
+
+- name: Keep full backups 30 days, plus one a week for 8 weeks and one a month for a year
+  devops.reddit_backup.backup_prune:
+    backup_dir: /home/cayir/cicd_project/backups
+    policy:
+      full:
+        keep_within: 30d
+        keep_weekly: 8
+        keep_monthly: 12
+
+- name: Preview what the cleanup would remove ten days from now
+  devops.reddit_backup.backup_prune:
+    backup_dir: /home/cayir/cicd_project/backups
+    now: "2025-06-07T03:00:00Z"
+  check_mode: true
+  register: preview
+"""
+
+RETURN = r"""
+deleted:
+  description: The backups removed (in check mode, that would be removed), newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"archive": "/srv/backups/daily/backup_20250427_020000.tar.zst", "type": "full", "size": 73413020,
+            "name": "backup_20250427_020000", "created": "2025-04-27T02:00:00Z"}]
+kept:
+  description: The backups kept, each with the C(reasons) (rules) that kept it.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"archive": "/srv/backups/daily/backup_20250528_020000.tar.zst", "reasons": ["keep_within 30d"]}]
+freed_bytes:
+  description: Bytes of archives removed (or that would be removed).
+  returned: always
+  type: int
+  sample: 73413020
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._retention import prune
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_dir=dict(type="path", required=True),
+            lock_timeout=dict(type="float", default=60),
+            policy=dict(type="dict", default={}),
+            now=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        result = prune(params["backup_dir"], params["policy"], params["now"], module.check_mode,
+                       params["lock_timeout"])
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
