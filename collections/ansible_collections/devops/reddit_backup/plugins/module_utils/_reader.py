@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -33,6 +35,7 @@ TRAILER_LIMIT = 1 << 20  # tar pads its end to 10 KiB records; anything longer w
 WINDOW = 8 * CHUNK  # recent raw bytes kept to check padding and the trailer after tarfile has read past them
 SYMLINK_DEPTH = 40  # the kernel's own limit on links followed while resolving one path
 BLOCK = tarfile.BLOCKSIZE
+_CHECKSUM_FIELD = re.compile(rb"^[0-7]{6}\x00 $")  # six octal digits, NUL, space: what every tar writes
 
 # tar types that name data somewhere else or that are not plain data: never created by this collection.
 _SPECIAL_KINDS = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "FIFO",
@@ -50,15 +53,38 @@ class _Refused(Exception):
 
 
 class _GuardedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses oversized extended headers and sparse members before tarfile reads them."""
+    """A TarInfo that refuses oversized extended headers and sparse members before tarfile reads them, and a
+    header whose checksum field is not in the one form tar writes (the only bytes its checksum does not cover)."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        info = super().frombuf(buf, encoding, errors)
+        if not _CHECKSUM_FIELD.match(buf[148:156]):
+            raise _Refused("a tar header whose checksum field is damaged (%r)" % bytes(buf[148:156]))
+        return info
 
     def _proc_member(self, tarfile_):  # pylint: disable=arguments-renamed
-        if self.type in _LONG_HEADERS and self.size > HEADER_LIMIT:
-            raise _Refused("an extended header of %d bytes at byte %d (more than %d)"
-                           % (self.size, self.offset, HEADER_LIMIT))
+        if self.type in _LONG_HEADERS:
+            if self.size > HEADER_LIMIT:
+                raise _Refused("an extended header of %d bytes at byte %d (more than %d)"
+                               % (self.size, self.offset, HEADER_LIMIT))
+            end = self.offset + BLOCK + self.size
+            tarfile_.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding of the extended header at byte %d"
+                                     % self.offset))
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise _Refused("a GNU sparse member at byte %d" % self.offset)
         return super()._proc_member(tarfile_)
+
+
+class _GuardedTarFile(tarfile.TarFile):
+    """A TarFile of _GuardedTarInfo members that collects the padding regions to check (``padding``) from its
+    very first member, which tarfile reads while it opens a stream."""
+
+    tarinfo = _GuardedTarInfo
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.padding: list = []  # (start, end, what) of padding to check once the stream has passed it
+        super().__init__(*args, **kwargs)
 
 
 def check_path(name: str):
@@ -316,11 +342,12 @@ class ArchiveReader:
     def members(self):
         """Yield every member but the manifest, in archive order; check the stream's end once they are done."""
         try:
-            self.tar = tarfile.open(fileobj=self._tap, mode="r|", bufsize=CHUNK, tarinfo=_GuardedTarInfo)
-        except tarfile.TarError as error:
+            self.tar = _GuardedTarFile.open(fileobj=self._tap, mode="r|", bufsize=CHUNK)
+        except _Refused as error:
+            raise self.damaged("it holds %s" % error) from None
+        except (tarfile.TarError, EOFError, OSError) as error:
             raise self.damaged("it is not a tar stream (%s)" % error) from error
         seen: dict = {}
-        padding = None
         while True:
             try:
                 info = self.tar.next()
@@ -329,8 +356,10 @@ class ArchiveReader:
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise self.damaged(str(error)) from error
             self.tar.members = []  # stream mode never needs them back: do not keep a million TarInfos
-            if padding is not None:
-                self._check_zeros(*padding)
+            for region in self.tar.padding:
+                if region[1] <= self._tap.position:
+                    self._check_zeros(*region)
+            self.tar.padding = [region for region in self.tar.padding if region[1] > self._tap.position]
             if info is None:
                 break
             if self.manifest_bytes is not None:
@@ -346,9 +375,7 @@ class ArchiveReader:
             self._last_path = member.path
             if member.kind == "file":
                 end = info.offset_data + info.size
-                padding = (end, -(-end // BLOCK) * BLOCK, "the padding after member %s" % member.path)
-            else:
-                padding = None
+                self.tar.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding after member %s" % member.path))
         self._finish()
 
     def _member(self, info: tarfile.TarInfo, seen: dict) -> Member:
@@ -391,6 +418,8 @@ class ArchiveReader:
             raise self.damaged("its manifest ends early", _manifest.MANIFEST_NAME)
         self.manifest_bytes = data
         self._last_path = _manifest.MANIFEST_NAME
+        end = info.offset_data + info.size
+        self.tar.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding after %s" % _manifest.MANIFEST_NAME))
 
     def _check_zeros(self, start: int, end: int, what: str) -> None:
         offset = self._tap.first_nonzero(start, end)
@@ -400,6 +429,8 @@ class ArchiveReader:
     def _finish(self) -> None:
         """After the end-of-archive marker: only zeros may follow, the decompressor must end well, and the
         manifest must have been the last member."""
+        for region in self.tar.padding:
+            self._check_zeros(*region)
         end = self.tar.offset
         offset = self._tap.first_nonzero(end, self._tap.position)
         while offset is None:
@@ -425,7 +456,22 @@ class ArchiveReader:
         if self.manifest_bytes is None:
             raise self.damaged("its stream ends before %s (truncated, or not made by this collection)"
                                % _manifest.MANIFEST_NAME)
-        self.manifest = _manifest.decode(self.manifest_bytes, self.archive)
+        self.manifest = self._decode_manifest()
+
+    def _decode_manifest(self) -> dict:
+        """The manifest; damage is DamagedArchive, but a newer format version stays a plain BackupError (this
+        collection cannot judge the archive, which may well be sound)."""
+        try:
+            head = json.loads(self.manifest_bytes.decode())
+        except (UnicodeDecodeError, ValueError) as error:
+            raise self.damaged("its %s is not valid JSON (%s)" % (_manifest.MANIFEST_NAME, error)) from None
+        if isinstance(head, dict) and head.get("format") == _manifest.FORMAT \
+                and head.get("format_version") != _manifest.FORMAT_VERSION:
+            return _manifest.decode(self.manifest_bytes, self.archive)
+        try:
+            return _manifest.decode(self.manifest_bytes, self.archive)
+        except BackupError as error:
+            raise self.damaged("its %s: %s" % (_manifest.MANIFEST_NAME, error)) from None
 
 
 _ANCESTORS = object()  # key of the set of every parent of a member seen so far

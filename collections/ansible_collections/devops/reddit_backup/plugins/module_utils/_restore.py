@@ -169,6 +169,7 @@ class _RestoreJob:
         tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
         verifier = Verifier("comprehensive", work_dir, self.request.required, meta_database_paths(self.meta),
                             extras=self.request.verify_first)
+        verifier.meta = self.meta
         stager = None
         if tree:
             os.mkdir(tree, 0o700)

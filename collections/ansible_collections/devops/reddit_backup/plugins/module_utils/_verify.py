@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ LEVELS = ("quick", "comprehensive")
 CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
 TYPES_WITH_CONFIG = ("full", "config")
 SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
+CATALOG_ONLY_KEYS = {"size", "sha256", "files", "bytes"}  # what the catalog entry adds to the manifest's header
 MESSAGES_KEPT = 50  # per check; a wholly foreign archive should not produce a million-line result
 
 
@@ -116,6 +118,7 @@ class Verifier:
         self.required = required
         self.database_paths = None if database_paths is None else set(database_paths)
         self.extras = extras
+        self.meta = None  # the archive's catalog entry, compared with the manifest's header when known
         self.observed: dict = {}
         self.unsafe: list = []
         self.configs: dict = {}
@@ -163,13 +166,14 @@ class Verifier:
             pass
         elif sidecar_error:
             checks.append(check("checksum", False, sidecar_error))
-        elif reader.archive_sha256 is None:
-            checks.append(check("checksum", False, "not computed: the archive could not be read to its end"))
         else:
-            matches = reader.archive_sha256 == sidecar_sha256
+            # A damaged stream stops the pass early: hash the file on its own then, so the verdict still says
+            # whether the archive is the one that was written (damaged since) or was damaged when written.
+            actual = reader.archive_sha256 or _fs.sha256_file(reader.archive)
+            matches = actual == sidecar_sha256
             checks.append(check("checksum", matches, "the archive's sha256 matches its .sha256 sidecar" if matches
                                 else "the archive's sha256 is %s, its .sha256 sidecar says %s"
-                                % (reader.archive_sha256, sidecar_sha256)))
+                                % (actual, sidecar_sha256)))
         symlinks = {path: m.target for path, m in self.observed.items() if m.kind == "symlink"}
         structure = ([stream_error] if stream_error else []) + self.unsafe + reader.problems + [
             "member %s is refused: it is a symlink to %s, which leads outside the destination" % item
@@ -186,6 +190,8 @@ class Verifier:
             manifest["format_version"], len(manifest["members"]), len(manifest["databases"]))))
         if shape:
             return checks
+        if self.extras:
+            checks.append(catalog_check(manifest, self.meta))
         listing, content = compare_members(manifest["members"], self.observed, self.comprehensive)
         checks.append(check("members", not listing, listing or "every member is listed, present, and of the "
                             "listed type, size, mode and mtime"))
@@ -253,10 +259,30 @@ def _database_problems(copy: str, database: dict) -> list:
         return ["it is not a SQLite database (%s)" % error]
     if database.get("page_size") not in (None, facts["page_size"]):
         problems.append("its page size is %d, recorded %s" % (facts["page_size"], database.get("page_size")))
-    verdict = _sqlite.check_integrity(copy, "full")
+    try:
+        verdict = _sqlite.check_integrity(copy, "full")
+    except (sqlite3.Error, UnicodeDecodeError, ValueError) as error:  # damage can garble SQLite's own messages
+        verdict = "error: %s" % error
     if verdict != "ok":
         problems.append("PRAGMA integrity_check: %s" % verdict)
     return problems
+
+
+def catalog_check(manifest: dict, meta) -> dict:
+    """The manifest's header against the catalog entry written beside the archive (`.meta.json`): the two were
+    written from the same data, so any difference is damage to one of them, named by key."""
+    if meta is None:
+        return check("catalog", True, "skipped: no readable .meta.json beside the archive", "skipped")
+    header = {key: value for key, value in manifest.items() if key != "members"}
+    differing = ["%s is %s in the manifest but %s in the catalog entry" % (key, _brief(header.get(key)),
+                                                                           _brief(meta.get(key)))
+                 for key in sorted(set(header) | set(meta) - CATALOG_ONLY_KEYS) if header.get(key) != meta.get(key)]
+    return check("catalog", not differing, differing or "the manifest's header matches the .meta.json catalog entry")
+
+
+def _brief(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def manifest_problems(manifest: dict) -> list:
@@ -295,13 +321,18 @@ def compare_members(listed: list, observed: dict, hashed: bool) -> tuple:
         if member.kind != entry["type"]:
             listing.append("%s is a %s in the archive but a %s in the manifest" % (path, member.kind, entry["type"]))
             continue
-        found = {"size": member.size, "mode": member.mode, "mtime": member.mtime, "target": member.target}
-        wanted = {"size": entry.get("size", 0) if member.kind == "file" else 0, "mode": _mode(entry.get("mode")),
-                  "mtime": entry.get("mtime"), "target": entry.get("target") if member.kind == "symlink" else None}
-        for key in ("size", "mode", "mtime", "target"):
-            if found[key] != wanted[key]:
-                listing.append("%s: its %s is %s in the archive, %s in the manifest" % (
-                    path, key, _show(key, found[key]), _show(key, wanted[key])))
+        # The record must be exactly what the writer records for this member: same keys, same values, same
+        # JSON types ("0644" and " 644" are one number but not one manifest; a dir has "size": 0, no "target").
+        record = member.record()
+        for key in sorted(set(record) | set(entry)):
+            if key == "sha256" and member.kind == "file":
+                continue  # compared below, once hashed
+            found, wanted = record.get(key, _ABSENT), entry.get(key, _ABSENT)
+            if found != wanted or type(found) is not type(wanted):
+                listing.append("%s: its %s is %s in the archive, %s in the manifest"
+                               % (path, key, _show(found), _show(wanted)))
+        if member.kind == "file" and not (isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64):
+            listing.append("%s: its manifest record has no sha256" % path)
         if hashed and member.kind == "file" and member.sha256 != entry.get("sha256"):
             content.append("%s: its bytes do not match the manifest (sha256 %s, recorded %s)"
                            % (path, member.sha256, entry.get("sha256")))
@@ -309,15 +340,11 @@ def compare_members(listed: list, observed: dict, hashed: bool) -> tuple:
     return listing, content
 
 
-def _mode(text):
-    try:
-        return int(str(text), 8)
-    except ValueError:
-        return text
+_ABSENT = object()
 
 
-def _show(key: str, value) -> str:
-    return "%04o" % value if key == "mode" and isinstance(value, int) else str(value)
+def _show(value) -> str:
+    return "absent" if value is _ABSENT else json.dumps(value)
 
 
 def read_meta(archive: str):
@@ -413,7 +440,9 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir) -> 
     work_dir = None
     try:
         work_dir = tempfile.mkdtemp(prefix="reddit-backup-verify-", dir=temp_dir)
-        verifier = Verifier(level, work_dir, required, meta_database_paths(read_meta(archive)))
+        meta = read_meta(archive)
+        verifier = Verifier(level, work_dir, required, meta_database_paths(meta))
+        verifier.meta = meta
         stream_error = None
         with ArchiveReader(archive, hash_members=level == "comprehensive") as reader:
             try:

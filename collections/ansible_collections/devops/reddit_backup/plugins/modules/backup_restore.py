@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: backup_restore
-short_description: Restore a backup (everything, the databases, the configuration, the units or chosen paths) safely and atomically
+short_description: Restore a backup, or its databases, configuration, units or chosen paths, safely and atomically
 version_added: 0.1.0
 description:
   - Restores one scope of a backup into O(dest), the application root, which may not exist yet. The guide's
@@ -129,7 +129,8 @@ options:
         until then this option is unused.
     type: path
   temp_dir:
-    description: In check mode, where databases are copied for their integrity check (the system's temporary folder by default).
+    description:
+      - In check mode, where databases are copied for their integrity check (the system's temporary folder by default).
     type: path
   lock_timeout:
     description:

@@ -155,7 +155,7 @@ checks:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "checksum", "ok": true, "status": "passed", "detail": "the archive's sha256 matches its .sha256 sidecar"}]
+  sample: [{"name": "checksum", "ok": true, "status": "passed", "detail": "the archive's sha256 matches its sidecar"}]
 errors:
   description: Every failed check, as its name, a colon and its detail.
   returned: always
