@@ -274,14 +274,17 @@ def catalog_check(manifest: dict, meta) -> dict:
     if meta is None:
         return check("catalog", True, "skipped: no readable .meta.json beside the archive", "skipped")
     header = {key: value for key, value in manifest.items() if key != "members"}
-    differing = ["%s is %s in the manifest but %s in the catalog entry" % (key, _brief(header.get(key)),
-                                                                           _brief(meta.get(key)))
-                 for key in sorted(set(header) | set(meta) - CATALOG_ONLY_KEYS) if header.get(key) != meta.get(key)]
+    differing = []
+    for key in sorted(set(header) | set(meta) - CATALOG_ONLY_KEYS):
+        found, wanted = header.get(key, _ABSENT), meta.get(key, _ABSENT)
+        if found != wanted or type(found) is not type(wanted):
+            differing.append("%s is %s in the manifest but %s in the catalog entry" % (key, _brief(found),
+                                                                                       _brief(wanted)))
     return check("catalog", not differing, differing or "the manifest's header matches the .meta.json catalog entry")
 
 
 def _brief(value) -> str:
-    text = json.dumps(value, sort_keys=True)
+    text = "absent" if value is _ABSENT else json.dumps(value, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -1,0 +1,125 @@
+"""backup_restore through ansible-playbook on localhost, against the sample app: every scope, check mode and
+re-runs, a hostile archive, and ansible-playbook killed (with its module) mid-restore."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from tests.integration.runner import BIN, REPO, ansible_env
+from tests.sampleapp import seed_app
+from tests.unit.plugins.module_utils.test_reader import entry, tar_bytes, write_archive
+from tests.unit.plugins.module_utils.test_restore import tree
+
+DB = "data/reddit_sentiment.db"
+
+
+def restore(task="restore", **options) -> dict:
+    return {"name": task, "devops.reddit_backup.backup_restore": options}
+
+
+def posts(app) -> int:
+    conn = sqlite3.connect(str(app / DB))
+    try:
+        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def damage(app) -> None:
+    conn = sqlite3.connect(str(app / DB))
+    conn.execute("DELETE FROM posts WHERE id > 100")
+    conn.commit()
+    conn.close()
+    (app / "config" / "production.env").write_text("APP_ENV=broken\n")
+    (app / "systemd" / "reddit-sentiment-pipeline.timer").write_text("[Timer]\nOnCalendar=never\n")
+    (app / "monitoring" / "alerting_rules.yml").write_text("groups: [lost]\n")
+
+
+def test_every_scope_then_a_rerun_changes_nothing(sample_app, tmp_path, play):
+    backups = tmp_path / "backups"
+    made = create_backup(BackupRequest(app_root=str(sample_app), backup_dir=str(backups)))
+    expected = posts(sample_app)
+    damage(sample_app)
+    fresh = tmp_path / "new-server" / "cicd_project"
+    scopes = [restore("database", backup_dir=str(backups), dest=str(sample_app), scope="database"),
+              restore("config", backup_dir=str(backups), dest=str(sample_app), scope="config"),
+              restore("paths", archive=made["archive"], dest=str(sample_app), scope=["monitoring/alerting_rules.yml"]),
+              restore("full", archive=made["archive"], dest=str(fresh))]
+    predicted = play(scopes, check=True)
+    assert not predicted.failed, predicted.stderr
+    assert all(predicted.result(name)["changed"] for name in ("database", "config", "paths", "full"))
+    assert posts(sample_app) == 100 and not fresh.exists()
+    result = play(scopes)
+    assert not result.failed, result.stderr
+    assert result.result("database")["restored"] == [str(sample_app / "data")]
+    assert result.result("database")["databases"] == [DB] and posts(sample_app) == expected
+    assert result.result("config")["restored"] == [str(sample_app / "config"),
+                                                   str(sample_app / "monitoring" / "alerting_rules.yml"),
+                                                   str(sample_app / "systemd")]
+    assert result.result("paths")["changed"] is False  # the config scope restored it already
+    assert (sample_app / "config" / "production.env").read_text().startswith("#")
+    assert result.result("full")["restored"] == [str(fresh)] and posts(fresh) == expected
+    copies = [c for name in ("database", "config") for c in result.result(name)["safety_copies"]]
+    assert len(copies) == 4 and all(os.path.exists(c) for c in copies)
+    again = play(scopes)
+    assert not again.failed and not any(again.result(n)["changed"] for n in ("database", "config", "paths", "full"))
+
+
+def test_a_hostile_archive_is_refused_and_nothing_changes(sample_app, tmp_path, play):
+    members = [entry("config", "dir"), entry("config/production.env", data=b"A=1\n"),
+               entry("config/cron", "symlink", target="../../../etc/cron.d"), entry("config/cron/evil", data=b"x")]
+    archive = write_archive(tmp_path / "b", "hostile", tar_bytes(members), meta={"type": "full"})
+    before = tree(sample_app)
+    result = play([restore(archive=archive, dest=str(sample_app), scope="config", verify_first=False)])
+    assert result.failed and "refus" in result.result("restore")["msg"]
+    assert tree(sample_app) == before
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".tmp-restore-")]
+
+
+def _playbook(tmp_path, archive, dest) -> str:
+    path = tmp_path / "kill.yml"
+    path.write_text(
+        "- name: restore\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - name: restore\n      devops.reddit_backup.backup_restore:\n"
+        "        archive: %s\n        dest: %s\n" % (archive, dest))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path):
+    app = tmp_path / "app"
+    seed_app(app, db_size_mb=24)
+    made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups")))
+    reference = tmp_path / "reference"
+    playbook = _playbook(tmp_path, made["archive"], reference)
+    subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook], check=True,
+                   env=ansible_env(tmp_path), cwd=REPO, capture_output=True)
+    new = {name: tree(reference / name) for name in os.listdir(str(reference))}
+    playbook = _playbook(tmp_path, made["archive"], app)
+    for delay in (1.5, 2.5, 3.5):
+        damage(app)
+        old = {name: tree(app / name) for name in new}
+        process = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook],
+                                   env=ansible_env(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGKILL)  # ansible-playbook and the module it runs, at once
+        process.wait()
+        time.sleep(0.2)
+        for name in new:
+            assert tree(app / name) in (old[name], new[name]), "%s is neither old nor new after %s s" % (name, delay)
+    completed = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook],
+                               env=ansible_env(tmp_path), cwd=REPO, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout
+    assert {name: tree(app / name) for name in new} == new
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".tmp-restore-")]
+    digest = hashlib.sha256(open(str(app / DB), "rb").read()).hexdigest()
+    assert digest == next(d["sha256"] for d in made["databases"] if d["path"] == DB)
