@@ -2,7 +2,7 @@
 
     python bench/run.py [--db-size-mb 400] [--repeat 3] [--workdir DIR] [--only backup[,FAMILY...]]
                         [--methods guide,zstd_hand,ansible,engine] [--collections DIR] [--seed 0]
-                        [--output FILE]
+                        [--keep-outputs] [--output FILE]
 
 Prints the machine, then a markdown table per benchmark family; writes everything to bench/results/latest.json.
 """
@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the collections/ tree to benchmark (default: this checkout's); e.g. an export of "
                              "another commit, to compare engine changes")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample app (default 0)")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="keep the last round's archives and snapshots in WORKDIR/out (removed by default)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="JSON results (default bench/results/latest.json)")
     options = parser.parse_args(argv)
     options.only = [name.strip() for name in options.only.split(",") if name.strip()]
