@@ -48,6 +48,10 @@ class DamagedArchive(BackupError):
     """The archive's bytes are damaged or were altered: its stream, its tar structure or its manifest."""
 
 
+class UnknownFormat(BackupError):
+    """The manifest names another format version: this collection cannot judge the archive (it may be sound)."""
+
+
 class _Refused(Exception):
     """Raised inside tarfile to stop it; not a tarfile.HeaderError, which tarfile would take for the end."""
 
@@ -467,7 +471,8 @@ class ArchiveReader:
             raise self.damaged("its %s is not valid JSON (%s)" % (_manifest.MANIFEST_NAME, error)) from None
         if isinstance(head, dict) and head.get("format") == _manifest.FORMAT \
                 and head.get("format_version") != _manifest.FORMAT_VERSION:
-            return _manifest.decode(self.manifest_bytes, self.archive)
+            raise UnknownFormat("%s has manifest format %s; this collection reads format %s: upgrade the collection"
+                                % (self.archive, head.get("format_version"), _manifest.FORMAT_VERSION))
         try:
             return _manifest.decode(self.manifest_bytes, self.archive)
         except BackupError as error:

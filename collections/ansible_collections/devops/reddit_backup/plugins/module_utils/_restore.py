@@ -24,10 +24,11 @@ from datetime import datetime, timezone
 from . import _fs, _manifest, _procs, _swap, _verdict
 from ._catalog import read_checksum
 from ._errors import BackupError, LockTimeout
-from ._reader import ArchiveReader, DamagedArchive, check_path
+from ._reader import ArchiveReader, DamagedArchive, UnknownFormat, check_path
 from ._selection import CONFIG_INCLUDES
 from ._staging import SAFE_MODE_BITS, Stager, chown_tree
-from ._verify import Verifier, judge, meta_database_paths, pick_archive, read_meta, run_pass
+from ._verify import (Verifier, catalog_says_known_format, judge, meta_database_paths, pick_archive,
+                      read_meta, run_pass)
 
 SCOPES = ("full", "database", "config", "systemd")
 # The backup types that hold each scope, for picking "the newest backup" when no archive is named.
@@ -181,6 +182,11 @@ class _RestoreJob:
                 run_pass(reader, verifier, stager)
         except DamagedArchive as error:
             raise BackupError("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest)) from None
+        except UnknownFormat as error:
+            damaged = " (and its catalog entry says format %s: it is damaged)" % _manifest.FORMAT_VERSION \
+                if catalog_says_known_format(self.meta) else ""
+            raise BackupError("refusing to restore: %s%s. Nothing in %s was changed" % (error, damaged, self.dest)) \
+                from None
         finally:
             if stager is not None:
                 stager.close()

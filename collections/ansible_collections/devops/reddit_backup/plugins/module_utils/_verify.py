@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from . import _catalog, _config_checks, _fs, _manifest, _sqlite, _verdict
 from ._errors import BackupError, NoSpace
-from ._reader import ArchiveReader, DamagedArchive, escaping_symlinks
+from ._reader import ArchiveReader, DamagedArchive, UnknownFormat, escaping_symlinks
 
 LEVELS = ("quick", "comprehensive")
 CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
@@ -283,6 +283,13 @@ def catalog_check(manifest: dict, meta) -> dict:
     return check("catalog", not differing, differing or "the manifest's header matches the .meta.json catalog entry")
 
 
+def catalog_says_known_format(meta) -> bool:
+    """True when the catalog entry beside the archive names the format this collection reads, so a manifest
+    naming another version was damaged rather than written by a newer collection."""
+    return bool(meta) and meta.get("format") == _manifest.FORMAT and meta.get("format_version") == \
+        _manifest.FORMAT_VERSION
+
+
 def _brief(value) -> str:
     text = "absent" if value is _ABSENT else json.dumps(value, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
@@ -452,6 +459,11 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir) -> 
                 run_pass(reader, verifier)
             except DamagedArchive as error:
                 stream_error = str(error)
+            except UnknownFormat as error:
+                if not catalog_says_known_format(meta):
+                    raise
+                stream_error = "%s is damaged: %s, but its catalog entry says format %s" % (
+                    archive, error, _manifest.FORMAT_VERSION)
         checks = verifier.conclude(reader, stream_error, sidecar_sha256, sidecar_error)
     except BackupError as error:
         result["reason"] = str(error)

@@ -1,0 +1,158 @@
+"""The restore playbooks (through the top-level wrappers) on localhost against the sample app, with its real
+health server; services are switched off (reddit_backup_manage_services: false), unit files go to a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from tests.integration.runner import REPO, run_playbook
+
+DB = "data/reddit_sentiment.db"
+
+
+class Recovery:
+    """A seeded app, its backups, its health server, and ``run(playbook, **vars)``."""
+
+    def __init__(self, tmp_path, app) -> None:
+        self.tmp_path = tmp_path
+        self.app = app
+        self.backups = tmp_path / "backups"
+        self.units = tmp_path / "systemd-system"
+        self.units.mkdir()
+        self.full = create_backup(BackupRequest(app_root=str(app), backup_dir=str(self.backups)))
+        self.posts = posts(app)
+        server = os.path.join(str(app), "apps", "collector", "health_server.py")
+        self.server = subprocess.Popen([sys.executable, server, "--db", str(app / DB), "--port", "0"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.url = "http://" + self.server.stdout.readline().split()[-1]
+
+    def stop(self) -> None:
+        self.server.terminate()
+        self.server.wait(timeout=10)
+
+    def run(self, name: str, **variables):
+        settings = {"reddit_backup_hosts": "localhost", "reddit_backup_app_root": str(self.app),
+                    "reddit_backup_backup_dir": str(self.backups), "reddit_backup_manage_services": False,
+                    "reddit_backup_health_url": self.url, "reddit_backup_systemd_dir": str(self.units),
+                    "reddit_backup_health_retries": 5, "reddit_backup_health_delay": 1}
+        settings.update(variables)
+        return run_playbook(self.tmp_path, os.path.join(REPO, "playbooks", name + ".yml"),
+                            extra_args=["-c", "local", "-e", json.dumps(settings)])
+
+
+@pytest.fixture
+def recovery(sample_app, tmp_path):
+    env = Recovery(tmp_path, sample_app)
+    yield env
+    env.stop()
+
+
+def posts(app) -> int:
+    conn = sqlite3.connect("file:%s?mode=ro" % (app / DB), uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def task(result, prefix: str) -> dict:
+    found = [hosts["localhost"] for play in result.data["plays"] for item in play["tasks"]
+             if item["task"]["name"].startswith(prefix) and "localhost" in (hosts := item["hosts"])]
+    assert found, "no task named %s..." % prefix
+    return found[-1]
+
+
+def rto(result) -> str:
+    return task(result, "Report the recovery time against")["msg"]
+
+
+def test_database_corruption(recovery):
+    db = recovery.app / DB
+    with open(str(db), "r+b") as handle:  # the guide's scenario 1: the database file is damaged
+        handle.seek(os.path.getsize(str(db)) // 2)
+        handle.write(os.urandom(8192))
+    result = recovery.run("restore_database")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    restored = task(result, "Restore from the backup")
+    assert restored["restored"] == [str(recovery.app / "data")] and restored["verification"]["valid"]
+    assert posts(recovery.app) == recovery.posts
+    assert task(result, "Wait until the health endpoint")["json"]["integrity"] == "ok"
+    line = rto(result)
+    assert line.startswith("RTO database corruption: ") and "from start to healthy" in line
+    assert "target 1800 s (30 min): met" in line
+    damaged = restored["safety_copies"][0]
+    assert ".pre-restore-" in damaged and os.path.exists(os.path.join(damaged, "reddit_sentiment.db"))
+    again = recovery.run("restore_database")  # safe to re-run: nothing left to restore
+    assert not again.failed and task(again, "Restore from the backup")["changed"] is False
+    assert rto(again).startswith("RTO database corruption: ")
+
+
+def test_configuration_loss(recovery):
+    (recovery.app / "config" / "production.env").write_text("half a line\n")
+    (recovery.app / "config" / "logging.conf").unlink()
+    result = recovery.run("restore_config")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    assert task(result, "Restore from the backup")["restored"][0] == str(recovery.app / "config")
+    assert (recovery.app / "config" / "logging.conf").exists()
+    assert "production.env" in task(result, "Validate the restored configuration files")["msg"]
+    assert "RTO configuration loss: " in rto(result) and "(15 min): met" in rto(result)
+
+
+def test_systemd_units(recovery):
+    shutil.rmtree(str(recovery.app / "systemd"))
+    result = recovery.run("restore_systemd")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    assert sorted(os.listdir(str(recovery.units))) == ["reddit-sentiment-monitor.service",
+                                                       "reddit-sentiment-pipeline.service",
+                                                       "reddit-sentiment-pipeline.timer"]
+    assert (recovery.units / "reddit-sentiment-pipeline.timer").read_bytes() == \
+        (recovery.app / "systemd" / "reddit-sentiment-pipeline.timer").read_bytes()
+    assert rto(result).startswith("RTO configuration loss (systemd units): ")
+
+
+def test_complete_system_failure_onto_a_new_server(recovery):
+    shutil.rmtree(str(recovery.app))  # the application directory is gone; the backups survived elsewhere
+    result = recovery.run("restore_full")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    assert task(result, "Restore from the backup")["restored"] == [str(recovery.app)]
+    assert posts(recovery.app) == recovery.posts and (recovery.units / "reddit-sentiment-pipeline.timer").exists()
+    assert os.access(str(recovery.app / "scripts" / "run_pipeline.sh"), os.X_OK)
+    assert "RTO complete system failure: " in rto(result) and "(120 min): met" in rto(result)
+
+
+def test_complete_restore_over_the_current_application(recovery):
+    (recovery.app / "config" / "production.env").write_text("APP_ENV=wrong\n")
+    result = recovery.run("restore_full")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    aside = task(result, "Restore from the backup")["safety_copies"]
+    assert len(aside) == 1 and os.path.dirname(aside[0]) == str(recovery.tmp_path)
+    assert open(os.path.join(aside[0], "config", "production.env")).read() == "APP_ENV=wrong\n"
+    assert (recovery.app / "venv").exists()  # the guide's excludes stay in place
+
+
+def test_point_in_time(recovery):
+    first = recovery.full
+    time.sleep(1.1)  # backup names and times are to the second
+    conn = sqlite3.connect(str(recovery.app / DB))
+    conn.execute("DELETE FROM posts WHERE id > 50")
+    conn.commit()
+    conn.close()
+    create_backup(BackupRequest(app_root=str(recovery.app), backup_dir=str(recovery.backups)))
+    result = recovery.run("restore_point_in_time", reddit_backup_restore_before=first["created"],
+                          reddit_backup_restore_scope="database")
+    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
+    assert task(result, "Say which backup")["msg"].startswith("Going back to %s" % first["name"])
+    assert task(result, "Restore from the backup")["archive"] == first["archive"]
+    assert posts(recovery.app) == recovery.posts
+    assert rto(result).startswith("RTO complete system failure: ")
+    too_early = recovery.run("restore_point_in_time", reddit_backup_restore_before="2001-01-01T00:00:00Z")
+    assert too_early.failed and "No backup" in task(too_early, "Require such a backup")["msg"]
