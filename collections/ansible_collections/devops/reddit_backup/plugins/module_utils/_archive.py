@@ -14,6 +14,7 @@ import time
 
 from ._errors import BackupError
 from ._manifest import MANIFEST_NAME
+from ._pages import page_digests
 
 COPY_CHUNK = 1 << 20
 
@@ -22,11 +23,13 @@ class _HashingReader:
     """Reads exactly ``size`` bytes from ``handle``, hashing them; a file that shrank while being read is padded
     with zeros (and reported) so the tar stream stays well-formed, and one that grew is cut at ``size``."""
 
-    def __init__(self, handle, size: int) -> None:
+    def __init__(self, handle, size: int, page_size: int = 0) -> None:
         self.handle = handle
         self.remaining = size
         self.sha256 = hashlib.sha256()
         self.padded = 0
+        self.page_size = page_size
+        self.page_digests = bytearray() if page_size else None
 
     def read(self, count: int) -> bytes:
         count = min(count, self.remaining)
@@ -36,6 +39,8 @@ class _HashingReader:
             data += b"\0" * (count - len(data))
         self.remaining -= count
         self.sha256.update(data)
+        if self.page_size:  # a database snapshot: its page hashes come from the same read (chunks hold whole pages)
+            self.page_digests += page_digests(data, self.page_size)
         return data
 
 
@@ -99,8 +104,9 @@ class ArchiveWriter:
         self._tar.addfile(member)
         return self._record(path, "symlink", info, target=target)
 
-    def add_file(self, path: str, source: str, info: os.stat_result = None) -> dict:
-        """Stream ``source`` into the archive as ``path``; the size is taken from one stat, before reading."""
+    def add_file(self, path: str, source: str, info: os.stat_result = None, page_size: int = 0) -> dict:
+        """Stream ``source`` into the archive as ``path``; the size is taken from one stat, before reading.
+        With ``page_size``, the record also carries ``page_digests``: the hash of every page, from the same read."""
         try:
             handle = open(source, "rb")
         except OSError as error:
@@ -111,12 +117,15 @@ class ArchiveWriter:
             size = os.fstat(handle.fileno()).st_size
             member = self._info(path, info, tarfile.REGTYPE)
             member.size = size
-            reader = _HashingReader(handle, size)
+            reader = _HashingReader(handle, size, page_size)
             self._tar.addfile(member, reader)
         if reader.padded:
             self.warnings.append("%s shrank by %d bytes while it was read; the archived copy is padded with zeros"
                                  % (path, reader.padded))
-        return self._record(path, "file", info, size=size, sha256=reader.sha256.hexdigest())
+        record = self._record(path, "file", info, size=size, sha256=reader.sha256.hexdigest())
+        if page_size:
+            return dict(record, page_digests=bytes(reader.page_digests))
+        return record
 
     def add_manifest(self, data: bytes) -> None:
         member = tarfile.TarInfo(MANIFEST_NAME)

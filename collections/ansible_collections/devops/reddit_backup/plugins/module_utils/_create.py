@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -111,7 +110,7 @@ class _ArchiveJob:
 
     def run(self) -> tuple:
         snapshots = self._snapshot_databases()
-        checks = _SnapshotChecks(snapshots, self.request.integrity, hash_pages=self.type in CHAIN_TYPES)
+        checks = _IntegrityChecks(snapshots, self.request.integrity)
         checks.start()
         tmp_archive = self._temp(os.path.basename(self.archive))
         try:
@@ -156,14 +155,14 @@ class _ArchiveJob:
             snapshots[entry.path] = (path, facts)
         return snapshots
 
-    def _write_tar(self, stream, snapshots: dict, checks: "_SnapshotChecks") -> tuple:
+    def _write_tar(self, stream, snapshots: dict, checks: "_IntegrityChecks") -> tuple:
         writer = ArchiveWriter(stream)
         parent_members = self.parent_index["members"] if self.parent_index else {}
         states: dict = {}
         database_records = []
         for entry in self.selection.entries:
             if entry.database:
-                database_records.append(self._add_database(writer, entry, snapshots[entry.path], checks))
+                database_records.append(self._add_database(writer, entry, snapshots[entry.path]))
                 states[entry.path] = {"type": "file", "database": True}
                 continue
             previous = parent_members.get(entry.path)
@@ -179,7 +178,7 @@ class _ArchiveJob:
             states[entry.path] = _chain.member_state(record)
         results = checks.wait()
         for record in database_records:
-            record["integrity"] = results[record["path"]]["integrity"]
+            record["integrity"] = results[record["path"]]
             record["integrity_level"] = self.request.integrity
             if record["integrity"] not in ("ok", "skipped"):
                 raise BackupError("database %s failed its integrity check (%s); the backup was not kept, since "
@@ -191,6 +190,7 @@ class _ArchiveJob:
         header["depth"] = (self.parent.get("depth") or 0) + 1 if self.parent else 0
         manifest = dict(header, members=writer.members, databases=database_records,
                         warnings=self.selection.warnings + writer.warnings)
+        digests = {record["path"]: record.pop("page_digests") for record in database_records}  # index, not manifest
         if self.parent:
             manifest["deleted"] = sorted(set(parent_members) - set(states))
         writer.add_manifest(_manifest.encode(manifest))
@@ -199,26 +199,29 @@ class _ArchiveJob:
         if self.type in CHAIN_TYPES:
             databases = {record["path"]: {"sha256": record["sha256"], "page_size": record["page_size"],
                                           "page_count": record["page_count"],
-                                          "hashes": _pages.encode_hashes(results[record["path"]]["hashes"])}
+                                          "hashes": _pages.encode_hashes(digests[record["path"]])}
                          for record in database_records}
             index = {"members": states, "databases": databases}
         return manifest, index
 
-    def _add_database(self, writer: ArchiveWriter, entry, snapshot: tuple, checks: "_SnapshotChecks") -> dict:
-        """The whole snapshot, or (with a parent that knows this database) only the pages that changed."""
+    def _add_database(self, writer: ArchiveWriter, entry, snapshot: tuple) -> dict:
+        """The whole snapshot, or (with a parent that knows this database) only the pages that changed. Page
+        hashes, for the next delta, come from the read that streams or diffs the snapshot."""
         snapshot_path, facts = snapshot
         previous = (self.parent_index or {}).get("databases", {}).get(entry.path)
         if previous is None or previous["page_size"] != facts["page_size"]:
-            record = writer.add_file(entry.path, snapshot_path, entry.stat)
-            return dict(facts, path=entry.path, sha256=record["sha256"], size=record["size"], delta=False)
-        hashes, whole = checks.page_hashes_now(entry.path)
+            page_size = facts["page_size"] if self.type in CHAIN_TYPES else 0
+            record = writer.add_file(entry.path, snapshot_path, entry.stat, page_size=page_size)
+            return dict(facts, path=entry.path, sha256=record["sha256"], size=record["size"], delta=False,
+                        page_digests=record.pop("page_digests", b""))
+        hashes, whole = _pages.page_hashes(snapshot_path, facts["page_size"])
         delta_path = self._temp("delta-%s" % os.path.basename(entry.path))
         header = _pages.write_delta(snapshot_path, hashes, _pages.decode_hashes(previous["hashes"]),
                                     facts["page_size"], delta_path, whole, previous["sha256"])
         record = writer.add_file(entry.path + DELTA_SUFFIX, delta_path, entry.stat)
         record.update(type="pagedelta", database=entry.path)
         return dict(facts, path=entry.path, sha256=whole, delta=True, delta_member=entry.path + DELTA_SUFFIX,
-                    changed_pages=header["changed_pages"], base_sha256=previous["sha256"])
+                    changed_pages=header["changed_pages"], base_sha256=previous["sha256"], page_digests=hashes)
 
     def remove_temps(self) -> None:
         for path in self.temps:
@@ -240,41 +243,23 @@ def _unchanged(entry, previous: dict) -> bool:
     return _fs.sha256_file(entry.source) == previous.get("sha256")
 
 
-class _SnapshotChecks:
-    """Integrity checks (and, for chain types, page hashes) of the snapshots, run in threads while the archive
-    streams: SQLite and hashlib both release the GIL."""
+class _IntegrityChecks:
+    """Integrity checks of the snapshots, run in threads while the archive streams (SQLite releases the GIL)."""
 
-    def __init__(self, snapshots: dict, level: str, hash_pages: bool) -> None:
+    def __init__(self, snapshots: dict, level: str) -> None:
         self.snapshots = snapshots
         self.level = level
-        self.hash_pages = hash_pages
-        self.results: dict = {path: {} for path in snapshots}
+        self.results: dict = {}
         self.threads: list = []
 
     def start(self) -> None:
-        for path, (snapshot_path, facts) in self.snapshots.items():
-            self._spawn(self._integrity, path, snapshot_path)
-            if self.hash_pages:
-                self._spawn(self._hashes, path, snapshot_path, facts["page_size"])
+        for path, (snapshot_path, _facts) in self.snapshots.items():
+            thread = threading.Thread(target=self._check, args=(path, snapshot_path), daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _integrity(self, path: str, snapshot_path: str) -> None:
-        self.results[path]["integrity"] = _sqlite.check_integrity(snapshot_path, self.level)
-
-    def _hashes(self, path: str, snapshot_path: str, page_size: int) -> None:
-        whole = hashlib.sha256()
-        self.results[path]["hashes"] = _pages.page_hashes(snapshot_path, page_size, whole)
-        self.results[path]["sha256"] = whole.hexdigest()
-
-    def page_hashes_now(self, path: str) -> tuple:
-        """Wait for the page hashes of one snapshot: a delta needs them before it can be written."""
-        for thread in self.threads:
-            thread.join()
-        return self.results[path]["hashes"], self.results[path]["sha256"]
+    def _check(self, path: str, snapshot_path: str) -> None:
+        self.results[path] = _sqlite.check_integrity(snapshot_path, self.level)
 
     def wait(self) -> dict:
         for thread in self.threads:

@@ -24,21 +24,22 @@ DIGEST_BYTES = 16  # truncated sha256 per page: SHA-NI makes it the fastest stdl
 READ_PAGES = 256
 
 
-def page_hashes(path: str, page_size: int, whole=None) -> bytes:
-    """The concatenated per-page digests of the database file ``path``; ``whole`` (a hashlib object), when given,
-    is fed every byte in the same pass. hashlib releases the GIL, so this can run in a thread beside other work."""
+def page_digests(data: bytes, page_size: int) -> bytes:
+    """The concatenated digests of the whole pages in ``data``."""
+    view = memoryview(data)
+    return b"".join(hashlib.sha256(view[offset:offset + page_size]).digest()[:DIGEST_BYTES]
+                    for offset in range(0, len(data), page_size))
+
+
+def page_hashes(path: str, page_size: int) -> tuple:
+    """(page digests, sha256 hex) of the database file ``path``, in one read."""
     digests = bytearray()
+    whole = hashlib.sha256()
     with open(path, "rb") as handle:
-        while True:
-            block = handle.read(page_size * READ_PAGES)
-            if not block:
-                break
-            if whole is not None:
-                whole.update(block)
-            view = memoryview(block)
-            for offset in range(0, len(block), page_size):
-                digests += hashlib.sha256(view[offset:offset + page_size]).digest()[:DIGEST_BYTES]
-    return bytes(digests)
+        for block in iter(lambda: handle.read(page_size * READ_PAGES), b""):
+            whole.update(block)
+            digests += page_digests(block, page_size)
+    return bytes(digests), whole.hexdigest()
 
 
 def encode_hashes(digests: bytes) -> str:
