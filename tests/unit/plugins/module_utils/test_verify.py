@@ -29,6 +29,7 @@ SAMPLE_LOGGING = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", 
 def backup(app, tmp_path):
     """A full backup of the small app, uncompressed so that tests can flip bits in the tar itself."""
     (app / "config" / "logging.conf").write_bytes(SAMPLE_LOGGING)
+    (app / "scripts" / ("rotate_" * 20 + ".sh")).write_text("#!/bin/sh\n")  # a long name: a pax header
     return create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups"), compression="none"))
 
 

@@ -36,6 +36,7 @@ WINDOW = 8 * CHUNK  # recent raw bytes kept to check padding and the trailer aft
 SYMLINK_DEPTH = 40  # the kernel's own limit on links followed while resolving one path
 BLOCK = tarfile.BLOCKSIZE
 _CHECKSUM_FIELD = re.compile(rb"^[0-7]{6}\x00 $")  # six octal digits, NUL, space: what every tar writes
+_PAX_LENGTH = re.compile(rb"([1-9][0-9]*) ")
 
 # tar types that name data somewhere else or that are not plain data: never created by this collection.
 _SPECIAL_KINDS = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "FIFO",
@@ -68,11 +69,17 @@ class _GuardedTarInfo(tarfile.TarInfo):
         return info
 
     def _proc_member(self, tarfile_):  # pylint: disable=arguments-renamed
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+            raise _Refused("a GNU long-name header at byte %d (this collection writes pax archives)" % self.offset)
         if self.type in _LONG_HEADERS:
             if self.size > HEADER_LIMIT:
                 raise _Refused("an extended header of %d bytes at byte %d (more than %d)"
                                % (self.size, self.offset, HEADER_LIMIT))
-            end = self.offset + BLOCK + self.size
+            start = self.offset + BLOCK
+            end = start + self.size
+            # tarfile reads each record's length and value but never looks at its closing newline, nor at
+            # what follows the last record: check both from the raw bytes.
+            tarfile_.records.append((start, end, self.offset))
             tarfile_.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding of the extended header at byte %d"
                                      % self.offset))
         if self.type == tarfile.GNUTYPE_SPARSE:
@@ -88,6 +95,7 @@ class _GuardedTarFile(tarfile.TarFile):
 
     def __init__(self, *args, **kwargs) -> None:
         self.padding: list = []  # (start, end, what) of padding to check once the stream has passed it
+        self.records: list = []  # (start, end, header offset) of pax records to check likewise
         super().__init__(*args, **kwargs)
 
 
@@ -217,6 +225,16 @@ class _Tap:
                 self._window_bytes -= len(self._window.popleft()[1])
         return data
 
+    def between(self, start: int, end: int):
+        """The kept bytes in [start, end), or None when some of them are no longer kept."""
+        pieces = []
+        for chunk_start, data in self._window:
+            low, high = max(start, chunk_start), min(end, chunk_start + len(data))
+            if low < high:
+                pieces.append(data[low - chunk_start:high - chunk_start])
+        joined = b"".join(pieces)
+        return joined if len(joined) == end - start else None
+
     def first_nonzero(self, start: int, end: int):
         """The first offset in [start, end) of the kept bytes that is not zero, or None."""
         for chunk_start, data in self._window:
@@ -335,12 +353,12 @@ class ArchiveReader:
 
     def damaged(self, what: str, path=None, failure=None) -> DamagedArchive:
         """A DamagedArchive naming the member being read (or the last one read) and the decompressor's word."""
-        where = ("member %s" % path) if path else ("after member %s" % self._last_path if self._last_path
-                                                   else "its start")
+        where = ("at member %s" % path) if path else ("after member %s" % self._last_path if self._last_path
+                                                      else "at its start")
         failure = failure or self._decompressor_failure(wait=1.0)
         if failure:
             what = "%s (%s)" % (failure, what)
-        return DamagedArchive("%s is damaged at %s: %s; use another backup" % (self.archive, where, what))
+        return DamagedArchive("%s is damaged %s: %s; use another backup" % (self.archive, where, what))
 
     # The walk.
     def members(self):
@@ -360,10 +378,7 @@ class ArchiveReader:
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise self.damaged(str(error)) from error
             self.tar.members = []  # stream mode never needs them back: do not keep a million TarInfos
-            for region in self.tar.padding:
-                if region[1] <= self._tap.position:
-                    self._check_zeros(*region)
-            self.tar.padding = [region for region in self.tar.padding if region[1] > self._tap.position]
+            self._check_passed()
             if info is None:
                 break
             if self.manifest_bytes is not None:
@@ -425,6 +440,19 @@ class ArchiveReader:
         end = info.offset_data + info.size
         self.tar.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding after %s" % _manifest.MANIFEST_NAME))
 
+    def _check_passed(self, everything: bool = False) -> None:
+        """Check the padding and pax records the stream has gone past (all of them at its end)."""
+        for region in self.tar.padding:
+            if everything or region[1] <= self._tap.position:
+                self._check_zeros(*region)
+        for start, end, offset in self.tar.records:
+            if everything or end <= self._tap.position:
+                problem = _pax_problem(self._tap.between(start, end))
+                if problem:
+                    raise self.damaged("the extended header at byte %d is malformed (%s)" % (offset, problem))
+        self.tar.padding = [r for r in self.tar.padding if not everything and r[1] > self._tap.position]
+        self.tar.records = [r for r in self.tar.records if not everything and r[1] > self._tap.position]
+
     def _check_zeros(self, start: int, end: int, what: str) -> None:
         offset = self._tap.first_nonzero(start, end)
         if offset is not None:
@@ -433,8 +461,7 @@ class ArchiveReader:
     def _finish(self) -> None:
         """After the end-of-archive marker: only zeros may follow, the decompressor must end well, and the
         manifest must have been the last member."""
-        for region in self.tar.padding:
-            self._check_zeros(*region)
+        self._check_passed(everything=True)
         end = self.tar.offset
         offset = self._tap.first_nonzero(end, self._tap.position)
         while offset is None:
@@ -477,6 +504,24 @@ class ArchiveReader:
             return _manifest.decode(self.manifest_bytes, self.archive)
         except BackupError as error:
             raise self.damaged("its %s: %s" % (_manifest.MANIFEST_NAME, error)) from None
+
+
+def _pax_problem(data):
+    """Why the pax records in ``data`` are not exactly "<length> <key>=<value>\\n" records filling it, or None."""
+    if data is None:
+        return None  # no longer in memory (a header larger than the window): tarfile parsed it already
+    position = 0
+    while position < len(data):
+        match = _PAX_LENGTH.match(data, position)
+        if not match:
+            return "no record length at offset %d" % position
+        length = int(match.group(1))
+        record = data[position:position + length]
+        if length <= len(match.group(0)) or len(record) != length or not record.endswith(b"\n") \
+                or b"=" not in record:
+            return "record at offset %d is not '<length> <key>=<value>\\n'" % position
+        position += length
+    return None
 
 
 _ANCESTORS = object()  # key of the set of every parent of a member seen so far
