@@ -16,8 +16,9 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _manifest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import read_checksum
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._reader import (
-    ArchiveReader, DamagedArchive, check_path, escaping_symlinks, resolve_link)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._reader import ArchiveReader, DamagedArchive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._tarsafe import (
+    check_path, escaping_symlinks, resolve_link)
 
 MTIME = 1764208800
 _TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,

@@ -15,7 +15,6 @@ import collections
 import hashlib
 import json
 import os
-import re
 import subprocess
 import tarfile
 import tempfile
@@ -25,24 +24,13 @@ from . import _manifest
 from ._compress import decompress_command
 from ._errors import BackupError
 from ._fs import as_backup_error
+from ._tarsafe import GuardedTarFile, Layout, Refused, classify, pax_problem
 
 CHUNK = 1 << 20
 MANIFEST_LIMIT = 256 << 20  # a manifest of ~1 million members
-HEADER_LIMIT = 1 << 20  # pax and GNU long-name header data: tarfile reads these whole into memory
-PATH_LIMIT = 4095
-NAME_LIMIT = 255
 TRAILER_LIMIT = 1 << 20  # tar pads its end to 10 KiB records; anything longer was appended
 WINDOW = 8 * CHUNK  # recent raw bytes kept to check padding and the trailer after tarfile has read past them
-SYMLINK_DEPTH = 40  # the kernel's own limit on links followed while resolving one path
 BLOCK = tarfile.BLOCKSIZE
-_CHECKSUM_FIELD = re.compile(rb"^[0-7]{6}\x00 $")  # six octal digits, NUL, space: what every tar writes
-_PAX_LENGTH = re.compile(rb"([1-9][0-9]*) ")
-
-# tar types that name data somewhere else or that are not plain data: never created by this collection.
-_SPECIAL_KINDS = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "FIFO",
-                  tarfile.CONTTYPE: "contiguous file", tarfile.GNUTYPE_SPARSE: "sparse file"}
-_LONG_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                 tarfile.GNUTYPE_LONGLINK)
 
 
 class DamagedArchive(BackupError):
@@ -51,103 +39,6 @@ class DamagedArchive(BackupError):
 
 class UnknownFormat(BackupError):
     """The manifest names another format version: this collection cannot judge the archive (it may be sound)."""
-
-
-class _Refused(Exception):
-    """Raised inside tarfile to stop it; not a tarfile.HeaderError, which tarfile would take for the end."""
-
-
-class _GuardedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses oversized extended headers and sparse members before tarfile reads them, and a
-    header whose checksum field is not in the one form tar writes (the only bytes its checksum does not cover)."""
-
-    @classmethod
-    def frombuf(cls, buf, encoding, errors):
-        info = super().frombuf(buf, encoding, errors)
-        if not _CHECKSUM_FIELD.match(buf[148:156]):
-            raise _Refused("a tar header whose checksum field is damaged (%r)" % bytes(buf[148:156]))
-        return info
-
-    def _proc_member(self, tarfile_):  # pylint: disable=arguments-renamed
-        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-            raise _Refused("a GNU long-name header at byte %d (this collection writes pax archives)" % self.offset)
-        if self.type in _LONG_HEADERS:
-            if self.size > HEADER_LIMIT:
-                raise _Refused("an extended header of %d bytes at byte %d (more than %d)"
-                               % (self.size, self.offset, HEADER_LIMIT))
-            start = self.offset + BLOCK
-            end = start + self.size
-            # tarfile reads each record's length and value but never looks at its closing newline, nor at
-            # what follows the last record: check both from the raw bytes.
-            tarfile_.records.append((start, end, self.offset))
-            tarfile_.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding of the extended header at byte %d"
-                                     % self.offset))
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise _Refused("a GNU sparse member at byte %d" % self.offset)
-        return super()._proc_member(tarfile_)
-
-
-class _GuardedTarFile(tarfile.TarFile):
-    """A TarFile of _GuardedTarInfo members that collects the padding regions to check (``padding``) from its
-    very first member, which tarfile reads while it opens a stream."""
-
-    tarinfo = _GuardedTarInfo
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.padding: list = []  # (start, end, what) of padding to check once the stream has passed it
-        self.records: list = []  # (start, end, header offset) of pax records to check likewise
-        super().__init__(*args, **kwargs)
-
-
-def check_path(name: str):
-    """Why ``name`` is not a safe member path below a destination (\"its path is absolute\"), or None."""
-    if not name:
-        return "its name is empty"
-    if "\0" in name:
-        return "its name holds a NUL byte"
-    if name.startswith("/"):
-        return "its path is absolute"
-    parts = name.split("/")
-    if ".." in parts:
-        return "its path has a '..' component"
-    if "" in parts or "." in parts:
-        return "its path is not in canonical form (an empty or '.' component)"
-    if len(name.encode("utf-8", "surrogateescape")) > PATH_LIMIT:
-        return "its path is longer than %d bytes" % PATH_LIMIT
-    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_LIMIT for part in parts):
-        return "a component of its path is longer than %d bytes" % NAME_LIMIT
-    return None
-
-
-def resolve_link(link_path: str, target: str, symlinks: dict, depth: int = 0):
-    """Where symlink ``link_path`` -> ``target`` leads, as path components below the root, following the other
-    links in ``symlinks`` (path -> target) the way the kernel would; None when it leaves the root or loops."""
-    if target.startswith("/") or depth > SYMLINK_DEPTH:
-        return None
-    stack = link_path.split("/")[:-1]
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return None
-            stack.pop()
-            continue
-        stack.append(part)
-        current = "/".join(stack)
-        if current in symlinks:
-            resolved = resolve_link(current, symlinks[current], symlinks, depth + 1)
-            if resolved is None:
-                return None
-            stack = resolved
-            depth += 1
-    return stack
-
-
-def escaping_symlinks(symlinks: dict) -> list:
-    """(path, target) of every symlink in ``symlinks`` that resolves outside the root or loops."""
-    return [(path, target) for path, target in sorted(symlinks.items())
-            if resolve_link(path, target, symlinks) is None]
 
 
 class Member:
@@ -364,16 +255,16 @@ class ArchiveReader:
     def members(self):
         """Yield every member but the manifest, in archive order; check the stream's end once they are done."""
         try:
-            self.tar = _GuardedTarFile.open(fileobj=self._tap, mode="r|", bufsize=CHUNK)
-        except _Refused as error:
+            self.tar = GuardedTarFile.open(fileobj=self._tap, mode="r|", bufsize=CHUNK)
+        except Refused as error:
             raise self.damaged("it holds %s" % error) from None
         except (tarfile.TarError, EOFError, OSError) as error:
             raise self.damaged("it is not a tar stream (%s)" % error) from error
-        seen: dict = {}
+        layout = Layout()
         while True:
             try:
                 info = self.tar.next()
-            except _Refused as error:
+            except Refused as error:
                 raise self.damaged("it holds %s" % error) from None
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise self.damaged(str(error)) from error
@@ -387,7 +278,7 @@ class ArchiveReader:
             if info.name == _manifest.MANIFEST_NAME:
                 self._read_manifest(info)
                 continue
-            member = self._member(info, seen)
+            member = self._member(info, layout)
             self.member_count += 1
             yield member
             member._finish()
@@ -397,31 +288,10 @@ class ArchiveReader:
                 self.tar.padding.append((end, -(-end // BLOCK) * BLOCK, "the padding after member %s" % member.path))
         self._finish()
 
-    def _member(self, info: tarfile.TarInfo, seen: dict) -> Member:
-        path = info.name
-        phrase = check_path(path)
-        if info.isreg() and info.type != tarfile.CONTTYPE:
-            kind = "file"
-        elif info.isdir():
-            kind = "dir"
-        elif info.issym():
-            kind = "symlink"
-        elif info.islnk():
-            kind = "hardlink"
-            phrase = phrase or "it is a hard link to %s (this collection never writes hard links)" % info.linkname
-        else:
-            kind = _SPECIAL_KINDS.get(info.type, "member of tar type %r" % info.type)
-            phrase = phrase or "it is a %s (only files, directories and symlinks are restored)" % kind
-        if phrase is None and kind == "symlink":
-            if not info.linkname:
-                phrase = "it is a symlink with an empty target"
-            elif resolve_link(path, info.linkname, {}) is None:
-                phrase = "it is a symlink to %s, which leads outside the destination" % info.linkname
-        problem = "member %s is refused: %s" % (path, phrase) if phrase else _conflict(path, kind, seen)
-        if problem is None:
-            seen.setdefault(_ANCESTORS, set()).update(_parents(path))
-            seen[path] = kind
-        return Member(self, info, path, kind, problem)
+    def _member(self, info: tarfile.TarInfo, layout: Layout) -> Member:
+        kind, problem = classify(info)
+        problem = problem or layout.add(info.name, kind)
+        return Member(self, info, info.name, kind, problem)
 
     def _read_manifest(self, info: tarfile.TarInfo) -> None:
         if not info.isreg():
@@ -447,7 +317,7 @@ class ArchiveReader:
                 self._check_zeros(*region)
         for start, end, offset in self.tar.records:
             if everything or end <= self._tap.position:
-                problem = _pax_problem(self._tap.between(start, end))
+                problem = pax_problem(self._tap.between(start, end))
                 if problem:
                     raise self.damaged("the extended header at byte %d is malformed (%s)" % (offset, problem))
         self.tar.padding = [r for r in self.tar.padding if not everything and r[1] > self._tap.position]
@@ -504,42 +374,3 @@ class ArchiveReader:
             return _manifest.decode(self.manifest_bytes, self.archive)
         except BackupError as error:
             raise self.damaged("its %s: %s" % (_manifest.MANIFEST_NAME, error)) from None
-
-
-def _pax_problem(data):
-    """Why the pax records in ``data`` are not exactly "<length> <key>=<value>\\n" records filling it, or None."""
-    if data is None:
-        return None  # no longer in memory (a header larger than the window): tarfile parsed it already
-    position = 0
-    while position < len(data):
-        match = _PAX_LENGTH.match(data, position)
-        if not match:
-            return "no record length at offset %d" % position
-        length = int(match.group(1))
-        record = data[position:position + length]
-        if length <= len(match.group(0)) or len(record) != length or not record.endswith(b"\n") \
-                or b"=" not in record:
-            return "record at offset %d is not '<length> <key>=<value>\\n'" % position
-        position += length
-    return None
-
-
-_ANCESTORS = object()  # key of the set of every parent of a member seen so far
-
-
-def _parents(path: str) -> list:
-    parts = path.split("/")
-    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
-
-
-def _conflict(path: str, kind: str, seen: dict):
-    """Why ``path`` cannot sit beside the members already seen: a duplicate, beneath a non-directory, or a
-    non-directory where earlier members needed a directory."""
-    if path in seen:
-        return "%s appears twice in the archive" % path
-    for parent in _parents(path):
-        if seen.get(parent, "dir") != "dir":
-            return "%s lies beneath %s, which is a %s, not a directory" % (path, parent, seen[parent])
-    if kind != "dir" and path in seen.get(_ANCESTORS, ()):
-        return "%s is a %s, but earlier members lie beneath it" % (path, kind)
-    return None

@@ -21,14 +21,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _fs, _manifest, _procs, _swap, _verdict
+from . import _manifest, _procs, _swap, _verdict
 from ._catalog import read_checksum
 from ._errors import BackupError, LockTimeout
-from ._reader import ArchiveReader, DamagedArchive, UnknownFormat, check_path
+from ._manifest_checks import catalog_says_known_format
+from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
+from ._restore_plan import STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES
-from ._staging import SAFE_MODE_BITS, Stager, chown_tree
-from ._verify import (Verifier, catalog_says_known_format, judge, meta_database_paths, pick_archive,
-                      read_meta, run_pass)
+from ._staging import Stager
+from ._tarsafe import check_path
+from ._verify import Verifier, judge, meta_database_paths, pick_archive, read_meta, run_pass
 
 SCOPES = ("full", "database", "config", "systemd")
 # The backup types that hold each scope, for picking "the newest backup" when no archive is named.
@@ -36,8 +38,6 @@ SCOPE_TYPES = {"full": ("full",), "database": ("full", "database"), "config": ("
                "systemd": ("full", "config")}
 SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
-STAGING_PREFIX = ".tmp-restore-"
-SAFETY_INFIX = ".pre-restore-"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 POLL_SECONDS = 0.1
 
@@ -199,7 +199,7 @@ class _RestoreJob:
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
-        plan = _Plan(self, manifest, tree, staging)
+        plan = Plan(self, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
         pending = [unit for unit in plan.units if not plan.is_current(unit)]
@@ -208,7 +208,7 @@ class _RestoreJob:
                   "scope": self.scope.name if self.scope.name != "paths" else list(self.scope.paths),
                   "restored": [unit["target"] for unit in pending],
                   "safety_copies": plan.safety_copies(pending),
-                  "databases": [path for path in databases if any(_under(path, unit["path"]) for unit in pending)],
+                  "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
                   "missing": plan.missing, "members": len(verifier.observed),
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings}
@@ -250,261 +250,12 @@ class _RestoreJob:
         return verification
 
 
-class _Plan:
-    """The units a restore swaps (paths under dest), the entries a full restore moves aside, and their safety
-    copies; ``prepare`` builds database folders and sets owners in the staging tree."""
-
-    def __init__(self, job: _RestoreJob, manifest: dict, tree, staging) -> None:
-        self.job = job
-        self.dest = job.dest
-        self.tree = tree
-        self.staging = staging
-        self.index = {member["path"]: member for member in manifest["members"]}
-        self.database_paths = [database["path"] for database in manifest["databases"]]
-        self.missing: list = []
-        self.aside: list = []
-        full = job.scope.name == "full"
-        same_device = not os.path.isdir(self.dest) or job._staging_parent() == job.parent
-        self.safety_root = None
-        if full and job.request.safety_copy:
-            self.safety_root = (self.dest + SAFETY_INFIX + job.stamp) if same_device else \
-                os.path.join(self.dest, SAFETY_INFIX.strip(".-") + "-" + job.stamp)
-            self.safety_root = _unused(self.safety_root)
-        self.units = self._units(self._wanted(full), full)
-        if full and os.path.isdir(self.dest):
-            self.aside = self._aside()
-        self._refuse_archive_inside()
-
-    def _wanted(self, full: bool) -> list:
-        keep = set(self.job.request.keep or ())
-        if full:
-            top = sorted({path.split("/")[0] for path in self.index})
-            kept = [name for name in top if name in keep]
-            if kept:
-                self.job.warnings.append("kept in place (named in keep), not restored: %s" % ", ".join(kept))
-            return [name for name in top if name not in keep]
-        if self.job.scope.name == "database":
-            if not self.database_paths:
-                raise BackupError("%s holds no database, so scope database has nothing to restore"
-                                  % self.job.archive)
-            unplanned = set(self.database_paths) - set(self.job.scope.paths or self.database_paths)
-            if unplanned:
-                raise BackupError("the manifest of %s lists databases its catalog entry does not (%s): the archive "
-                                  "or its .meta.json was altered; nothing was changed"
-                                  % (self.job.archive, ", ".join(sorted(unplanned))))
-            return list(self.database_paths)
-        wanted = [path for path in self.job.scope.paths if path in self.index]
-        self.missing = [path for path in self.job.scope.paths if path not in self.index]
-        if self.missing and self.job.scope.name == "paths":
-            raise BackupError("%s is not in %s; list the archive's paths with backup_verify or choose another "
-                              "backup (nothing was changed)" % (", ".join(self.missing), self.job.archive))
-        if not wanted:
-            raise BackupError("%s holds nothing of scope %s (%s); nothing was changed"
-                              % (self.job.archive, self.job.scope.name, ", ".join(self.job.scope.paths)))
-        return wanted
-
-    def _units(self, wanted: list, full: bool) -> list:
-        if not os.path.isdir(self.dest):
-            return [self._unit("", "replace")]
-        units = {}
-        for path in wanted:
-            folder = path.rpartition("/")[0]
-            kind = "replace"
-            if path in self.database_paths:
-                if not folder:
-                    self._refuse_root_database(path)
-                elif not full:
-                    kind, path = "databases", folder  # the folder is swapped: the old -wal/-shm leave with it
-            promoted = self._promote(path)
-            if promoted != path:
-                kind, path = "replace", promoted
-            elif kind == "databases" and not _real_dir(os.path.join(self.dest, path)):
-                kind = "replace"
-            if path in units and units[path]["kind"] != kind:
-                kind = "replace"
-            units[path] = self._unit(path, kind)
-        # A unit beneath another replace unit is restored by it.
-        kept = [unit for path, unit in units.items()
-                if not any(_under(path, other) and other != path for other, o in units.items()
-                           if o["kind"] == "replace")]
-        return sorted(kept, key=lambda unit: unit["path"])
-
-    def _has_side_files(self, path: str) -> bool:
-        return any(os.path.lexists(side) for side in _swap.side_files(os.path.join(self.dest, path)))
-
-    def _refuse_root_database(self, path: str) -> None:
-        if self._has_side_files(path):
-            raise BackupError("database %s lies directly in %s beside its -wal/-shm/-journal files, so it cannot "
-                              "be swapped in atomically; stop the application (SQLite removes them on a clean "
-                              "close) and run the restore again" % (path, self.dest))
-
-    def _promote(self, path: str) -> str:
-        """The topmost folder of ``path`` that is missing in dest, or is not a real directory there (a symlink
-        would lead the swap outside dest); ``path`` itself when all its parents are real directories."""
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            candidate = os.path.join(self.dest, *parts[:depth])
-            if not _real_dir(candidate):
-                return "/".join(parts[:depth])
-        return path
-
-    def _unit(self, path: str, kind: str) -> dict:
-        target = os.path.join(self.dest, path) if path else self.dest
-        exists = os.path.lexists(target)
-        safety = None
-        if exists and self.job.request.safety_copy:
-            safety = os.path.join(self.safety_root, path) if self.safety_root else _unused(
-                target + SAFETY_INFIX + self.job.stamp)
-        return {"path": path, "kind": kind, "target": target, "exists": exists, "safety": safety,
-                "staged": os.path.join(self.tree, path) if (self.tree and path) else self.tree,
-                "databases": [p for p in self.database_paths if kind == "databases" and _under(p, path)]}
-
-    def _aside(self) -> list:
-        restored = {unit["path"].split("/")[0] for unit in self.units}
-        keep = set(self.job.request.keep or ())
-        entries = []
-        for name in sorted(os.listdir(self.dest)):
-            target = os.path.join(self.dest, name)
-            if name in restored or name in keep or name.startswith(STAGING_PREFIX) or \
-                    (self.safety_root and target == self.safety_root):
-                continue
-            entries.append({"target": target, "safety": os.path.join(self.safety_root, name)
-                            if self.safety_root else None})
-        return entries
-
-    def _refuse_archive_inside(self) -> None:
-        archive = os.path.realpath(self.job.archive)
-        for target in [unit["target"] for unit in self.units if unit["exists"]] + [e["target"] for e in self.aside]:
-            if archive.startswith(target.rstrip("/") + "/"):
-                raise BackupError("the archive %s lies inside %s, which this restore would replace; restore from a "
-                                  "copy elsewhere, or add its top folder to keep (nothing was changed)"
-                                  % (archive, target))
-
-    def safety_copies(self, pending: list) -> list:
-        """Where the replaced items go: one folder for a full restore, one path per item otherwise."""
-        if self.safety_root:
-            return [self.safety_root] if self.aside or any(unit["exists"] for unit in pending) else []
-        return [unit["safety"] for unit in pending if unit["safety"]]
-
-    def is_current(self, unit: dict) -> bool:
-        """True when dest already holds exactly what this unit would put there (so a re-run changes nothing)."""
-        if not unit["exists"]:
-            return False
-        try:
-            if unit["kind"] == "databases":
-                return all(self._database_current(path) for path in unit["databases"])
-            return self._tree_current(unit)
-        except OSError:
-            return False
-
-    def _database_current(self, path: str) -> bool:
-        target = os.path.join(self.dest, path)
-        if not self._file_current(target, self.index[path]):
-            return False
-        wal, _shm, journal = _swap.side_files(target)
-        return not os.path.lexists(journal) and (not os.path.lexists(wal) or os.path.getsize(wal) == 0)
-
-    def _file_current(self, target: str, record: dict) -> bool:
-        info = os.lstat(target)
-        if not os.path.isfile(target) or os.path.islink(target) or info.st_size != record["size"]:
-            return False
-        if info.st_mode & 0o7777 != int(record["mode"], 8) & SAFE_MODE_BITS or not self._owner_current(info):
-            return False
-        return _fs.sha256_file(target) == record["sha256"]
-
-    def _owner_current(self, info: os.stat_result) -> bool:
-        uid, gid = self.job.owner
-        return uid in (-1, info.st_uid) and gid in (-1, info.st_gid)
-
-    def _tree_current(self, unit: dict) -> bool:
-        prefix = unit["path"]
-        expected = {path: record for path, record in self.index.items()
-                    if _under(path, prefix) and self.job.scope.wants(path)}
-        found = {prefix: unit["target"]}
-        if os.path.isdir(unit["target"]) and not os.path.islink(unit["target"]):
-            for dirpath, dirnames, filenames in os.walk(unit["target"]):
-                for name in dirnames + filenames:
-                    full = os.path.join(dirpath, name)
-                    found[prefix + "/" + os.path.relpath(full, unit["target"])] = full
-        if set(found) != set(expected):
-            return False
-        for path, record in expected.items():
-            target = found[path]
-            if record["type"] == "file":
-                if not self._file_current(target, record):
-                    return False
-            elif record["type"] == "symlink":
-                if not os.path.islink(target) or os.readlink(target) != record.get("target"):
-                    return False
-            else:
-                info = os.lstat(target)
-                if os.path.islink(target) or not os.path.isdir(target) or not self._owner_current(info) or \
-                        info.st_mode & 0o7777 != int(record["mode"], 8) & SAFE_MODE_BITS:
-                    return False
-        return True
-
-    def prepare(self, pending: list) -> None:
-        """Complete the staged units: database folders get the other entries of the live folder (hard links)
-        and its mode; everything staged gets its owner."""
-        for unit in pending:
-            if unit["kind"] == "databases":
-                self._prepare_databases(unit)
-            else:
-                uid, gid = self._owner_for(unit["target"])
-                chown_tree(unit["staged"], uid, gid)
-                if unit["path"] == "":
-                    os.chmod(unit["staged"], 0o755)
-
-    def _prepare_databases(self, unit: dict) -> None:
-        live = unit["target"]
-        names = {path.rpartition("/")[2] for path in unit["databases"]}
-        skip = {name + suffix for name in names for suffix in ("",) + _swap.SIDE_FILE_SUFFIXES}
-        skip |= set(os.listdir(unit["staged"]))
-        unit["replicated"] = _swap.link_others(live, unit["staged"], skip)
-        info = os.stat(live)
-        os.chmod(unit["staged"], info.st_mode & 0o7777)
-        shutil.copystat(live, unit["staged"])
-        for path in unit["databases"]:
-            staged = os.path.join(self.tree, path)
-            uid, gid = self._owner_for(os.path.join(self.dest, path))
-            chown_tree(staged, uid, gid)
-        if os.geteuid() == 0:
-            os.lchown(unit["staged"], info.st_uid, info.st_gid)
-
-    def _owner_for(self, target: str) -> tuple:
-        """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""
-        uid, gid = self.job.owner
-        if (uid, gid) != (-1, -1) or os.geteuid() != 0:
-            return uid, gid
-        path = target
-        while not os.path.lexists(path):
-            path = os.path.dirname(path)
-        info = os.lstat(path)
-        return info.st_uid, info.st_gid
-
-
-def _real_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.islink(path)
-
-
-def _under(path: str, prefix: str) -> bool:
-    return prefix == "" or path == prefix or path.startswith(prefix + "/")
-
-
-def _unused(path: str) -> str:
-    candidate, counter = path, 1
-    while os.path.lexists(candidate):
-        counter += 1
-        candidate = "%s-%d" % (path, counter)
-    return candidate
-
-
 def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:
     if units is not None:
-        return [path for path in databases if any(_under(path, unit["path"]) for unit in units)]
+        return [path for path in databases if any(under(path, unit["path"]) for unit in units)]
     if scope.paths is None or scope.name == "database":
         return list(databases) if scope.paths is None else [p for p in databases if p in scope.paths]
-    return [path for path in databases if any(_under(path, p) for p in scope.paths)]
+    return [path for path in databases if any(under(path, p) for p in scope.paths)]
 
 
 def _check_open_databases(dest: str, databases: list, force: bool) -> list:
