@@ -397,3 +397,56 @@ def test_a_root_level_database_beside_its_wal_is_refused(tmp_path):
         restore(RestoreRequest(dest=str(app), archive=archive, verify_first=False))
     shutil.rmtree(str(app))
     assert restore(RestoreRequest(dest=str(app), archive=archive, verify_first=False))["changed"]
+
+
+def _chain(app, tmp_path):
+    """full -> incremental (database, configuration, a new and a deleted file) -> database backups (page deltas)."""
+    from datetime import datetime, timedelta, timezone
+    backups, start = str(tmp_path / "backups"), datetime.now(timezone.utc) - timedelta(hours=1)
+    (app / "config" / "logging.conf").write_bytes(open(os.path.join(
+        REPO, "examples", "sample_app", "skeleton", "config", "logging.conf"), "rb").read())
+    made = {"full": create_backup(BackupRequest(app_root=str(app), backup_dir=backups, now=start))}
+    conn = sqlite3.connect(str(app / DB))
+    conn.execute("DELETE FROM posts WHERE id > 300")
+    conn.commit()
+    conn.close()
+    (app / "config" / "production.env").write_text("DATABASE_PATH=data/reddit_sentiment.db\nLOG_LEVEL=DEBUG\n")
+    (app / "output" / "new.csv").write_text("a,b\n")
+    (app / "output" / "sentiment_summary.csv").unlink()
+    made["incremental"] = create_backup(BackupRequest(app_root=str(app), backup_dir=backups, type="incremental",
+                                                      now=start + timedelta(minutes=10)))
+    made["state"] = tree(app)
+    made["base"] = create_backup(BackupRequest(app_root=str(app), backup_dir=backups, type="database",
+                                               now=start + timedelta(minutes=20)))
+    conn = sqlite3.connect(str(app / DB))
+    conn.execute("DELETE FROM posts WHERE id > 200")
+    conn.commit()
+    conn.close()
+    made["delta"] = create_backup(BackupRequest(app_root=str(app), backup_dir=backups, type="database",
+                                                now=start + timedelta(minutes=30)))
+    return backups, made
+
+
+def test_a_chain_is_restored_root_first(app, tmp_path):
+    backups, made = _chain(app, tmp_path)
+    assert made["incremental"]["parent"] and made["delta"]["parent"] == made["base"]["name"]
+    assert [d.get("delta") for d in made["delta"]["databases"]] == [True]
+    dest = tmp_path / "restored"
+    result = restore(RestoreRequest(dest=str(dest), backup_dir=backups, before=made["incremental"]["created"]))
+    assert result["chain"] == [made["full"]["archive"], made["incremental"]["archive"]]
+    assert any(check["name"].startswith("rebuilt:") and check["ok"] for check in result["verification"]["checks"])
+    state = made["state"]
+    for path in ("config/production.env", "output/new.csv", "scripts/run_pipeline.sh"):
+        assert tree(dest)[path] == state[path], path
+    assert not (dest / "output" / "sentiment_summary.csv").exists() and rows(str(dest / DB)) == 300
+    assert not [p for p in tree(dest) if p.endswith(".pagedelta")]
+    # The newest database backup is a page delta on the hourly chain: restore rebuilds it from its base.
+    database = restore(RestoreRequest(dest=str(dest), backup_dir=backups, scope="database"))
+    assert database["chain"] == [made["base"]["archive"], made["delta"]["archive"]] and rows(str(dest / DB)) == 200
+    with pytest.raises(BackupError, match="needs a full backup"):
+        restore(RestoreRequest(dest=str(dest), archive=made["delta"]["archive"], scope="full"))
+    os.unlink(made["base"]["archive"])  # a broken chain is never restored
+    with pytest.raises(BackupError, match="missing link"):
+        restore(RestoreRequest(dest=str(dest), backup_dir=backups, scope="database", name=made["delta"]["name"]))
+    fallback = restore(RestoreRequest(dest=str(dest), backup_dir=backups, scope="database"))
+    assert fallback["chain"][-1] == made["incremental"]["archive"] and rows(str(dest / DB)) == 300

@@ -9,6 +9,8 @@ import json
 
 from . import _manifest
 
+MEMBER_TYPES = ("file", "dir", "symlink", "pagedelta")  # a pagedelta is a file in the tar: a database's changed pages
+DELTA_SUFFIX = ".pagedelta"
 CATALOG_ONLY_KEYS = {"size", "sha256", "files", "bytes"}  # what the catalog entry adds to the manifest's header
 MESSAGES_KEPT = 50  # per check; a wholly foreign archive should not produce a million-line result
 
@@ -59,7 +61,8 @@ def manifest_problems(manifest: dict) -> list:
         problems.append("it has no database list")
     for index, entry in enumerate(manifest["members"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
-                or entry.get("type") not in ("file", "dir", "symlink"):
+                or entry.get("type") not in MEMBER_TYPES \
+                or (entry["type"] == "pagedelta" and entry["path"] != "%s%s" % (entry.get("database"), DELTA_SUFFIX)):
             problems.append("member entry %d is malformed: %r" % (index, entry))
             if len(problems) > MESSAGES_KEPT:
                 break
@@ -83,12 +86,14 @@ def compare_members(listed: list, observed: dict, hashed: bool) -> tuple:
         if member is None:
             listing.append("%s is listed in the manifest but missing from the archive" % path)
             continue
-        if member.kind != entry["type"]:
+        if member.kind != ("file" if entry["type"] == "pagedelta" else entry["type"]):
             listing.append("%s is a %s in the archive but a %s in the manifest" % (path, member.kind, entry["type"]))
             continue
         # The record must be exactly what the writer records for this member: same keys, same values, same
         # JSON types ("0644" and " 644" are one number but not one manifest; a dir has "size": 0, no "target").
         record = member.record()
+        if entry["type"] == "pagedelta":
+            record.update(type="pagedelta", database=path[:-len(DELTA_SUFFIX)])
         for key in sorted(set(record) | set(entry)):
             if key == "sha256" and member.kind == "file":
                 continue  # compared below, once hashed

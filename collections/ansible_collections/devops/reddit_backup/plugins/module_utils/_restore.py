@@ -21,21 +21,22 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _manifest, _procs, _swap, _verdict
+from . import _manifest, _procs, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
 from ._errors import BackupError, LockTimeout
-from ._manifest_checks import catalog_says_known_format
+from ._manifest_checks import DELTA_SUFFIX, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
+from ._restore_chain import apply_link, check_link, link_budget, merge_state, pick_chain
 from ._restore_plan import STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES
 from ._staging import Stager
 from ._tarsafe import check_path
-from ._verify import Verifier, judge, meta_database_paths, pick_archive, read_meta, run_pass
+from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass
 
 SCOPES = ("full", "database", "config", "systemd")
 # The backup types that hold each scope, for picking "the newest backup" when no archive is named.
-SCOPE_TYPES = {"full": ("full",), "database": ("full", "database"), "config": ("full", "config"),
-               "systemd": ("full", "config")}
+SCOPE_TYPES = {"full": ("full", "incremental"), "database": ("full", "incremental", "database"),
+               "config": ("full", "incremental", "config"), "systemd": ("full", "incremental", "config")}
 SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -70,9 +71,12 @@ class _Scope:
     paths: tuple = None  # None: everything (full) or not yet known (database)
 
     def wants(self, path: str) -> bool:
-        """Stage ``path``: it lies in the scope, or is a folder above something that does."""
+        """Stage ``path``: it lies in the scope, or is a folder above something that does (a database's page
+        delta goes with its database)."""
         if self.paths is None:
             return True
+        if path.endswith(DELTA_SUFFIX):
+            path = path[:-len(DELTA_SUFFIX)]
         return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in self.paths)
 
 
@@ -94,49 +98,55 @@ def parse_scope(scope) -> _Scope:
 
 
 def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
-    """Restore one scope of one archive into ``request.dest``; returns what backup_restore reports.
+    """Restore one scope of one backup into ``request.dest``; returns what backup_restore reports. A backup that
+    builds on others (incremental, database page deltas) is restored with its whole chain, root first.
 
-    In check mode the archive is read and verified the same way, and the result says what would be replaced;
+    In check mode the archives are read and verified the same way, and the result says what would be replaced;
     nothing is written beside or in the destination. ``pause(step)`` is a test hook called between steps."""
     started = time.monotonic()
     scope = parse_scope(request.scope)
-    archive = pick_archive(request.archive, request.backup_dir, request.before, request.name,
-                           SCOPE_TYPES.get(scope.name))
-    if not os.path.isfile(archive):
-        raise BackupError("archive %s does not exist or is not a file; check the path, or use backup_dir to pick "
-                          "a backup" % archive)
+    chain = pick_chain(request.archive, request.backup_dir, request.before, request.name,
+                       SCOPE_TYPES.get(scope.name))
+    for archive in chain:
+        if not os.path.isfile(archive):
+            raise BackupError("archive %s does not exist or is not a file; check the path, or use backup_dir to "
+                              "pick a backup" % archive)
     dest = os.path.realpath(os.path.abspath(request.dest))
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
     owner = _owner_ids(request.owner, request.group)
-    meta = read_meta(archive)
-    if scope.name == "full" and meta and meta.get("type") not in (None, "full"):
-        raise BackupError("scope full needs a full backup, and %s is a %s backup; restore scope %s from it, or "
-                          "pick a full backup" % (archive, meta.get("type"), meta.get("type")))
-    planned_databases = meta_database_paths(meta)
+    metas = [read_meta(archive) for archive in chain]
+    if scope.name == "full" and metas[0] and metas[0].get("type") not in (None, "full"):
+        raise BackupError("scope full needs a full backup (or an incremental one, which builds on a full backup), "
+                          "and %s is a %s backup; restore scope %s from it, or pick a full backup"
+                          % (chain[-1], metas[0].get("type"), metas[0].get("type")))
+    planned = [meta_database_paths(meta) for meta in metas]
+    planned_databases = None if None in planned else sorted({path for paths in planned for path in paths})
     if scope.name == "database" and planned_databases is not None:
         scope = _Scope("database", tuple(planned_databases))
     # Fail fast, before reading the archive; checked again from the manifest just before the swap.
     _check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
-    result = _RestoreJob(request, archive, dest, scope, owner, meta, check_mode, pause).run()
+    result = _RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause).run()
     result["duration"] = round(time.monotonic() - started, 3)
     return result
 
 
 class _RestoreJob:
-    def __init__(self, request, archive, dest, scope, owner, meta, check_mode, pause) -> None:
+    def __init__(self, request, chain, metas, dest, scope, owner, check_mode, pause) -> None:
         self.request = request
-        self.archive = archive
+        self.chain = chain
+        self.metas = metas
+        self.archive = chain[-1]
         self.dest = dest
         self.scope = scope
         self.owner = owner
-        self.meta = meta
         self.check_mode = check_mode
         self.pause = pause or (lambda step: None)
         self.stamp = request.now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
         self.parent = os.path.dirname(dest)
         self.warnings: list = []
         self.recovered: list = []
+        self._root_type = None  # the type of the chain's first backup, once read
 
     def run(self) -> dict:
         if self.check_mode:
@@ -166,36 +176,76 @@ class _RestoreJob:
             return self.dest
         return self.parent
 
-    def _stage_and_swap(self, staging, work_dir) -> dict:
-        tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
-        verifier = Verifier("comprehensive", work_dir, self.request.required, meta_database_paths(self.meta),
-                            extras=self.request.verify_first)
-        verifier.meta = self.meta
+    def _stage_chain(self, tree, work_dir) -> tuple:
+        """Read every link of the chain into the staged tree, verifying each; returns (the state as one
+        manifest, verification of the last link, members read, file bytes staged)."""
         stager = None
         if tree:
             os.mkdir(tree, 0o700)
-            budget = self.meta.get("bytes") if self.meta and isinstance(self.meta.get("bytes"), int) else None
-            stager = Stager(tree, self.scope.wants, budget)
+            stager = Stager(tree, self.scope.wants, 0)
             stager.on_add = self.pause
+        index: dict = {}
+        previous = None
+        rebuilt: list = []
+        members = 0
         try:
-            with ArchiveReader(self.archive) as reader:
+            for position, (archive, meta) in enumerate(zip(self.chain, self.metas)):
+                if stager is not None:
+                    budget = link_budget(meta)
+                    stager.budget = None if budget is None or stager.budget is None else stager.budget + budget
+                    stager.overlay = position > 0
+                verifier = Verifier("comprehensive", work_dir, self.request.required, meta_database_paths(meta),
+                                    extras=self.request.verify_first)
+                verifier.meta = meta
+                reader = self._read(archive, meta, verifier, stager)
+                verification = self._verification(archive, verifier, reader)
+                manifest = reader.manifest
+                check_link(previous, manifest)
+                if stager is not None:
+                    rebuilt += apply_link(tree, manifest, self.scope.wants, stager)
+                merge_state(index, manifest)
+                members += len(verifier.observed)
+                previous = manifest
+        finally:
+            if stager is not None:
+                stager.close()
+        self.pause("staged")
+        if self.scope.name == "full" and self._root_type != "full":
+            raise BackupError("scope full needs a full backup, and the chain of %s starts with a %s backup; nothing "
+                              "was changed" % (self.archive, self._root_type))
+        if self.request.verify_first:
+            self._check_rebuilt(tree, rebuilt, verification)
+        state = dict(previous, members=list(index.values()), type=self._root_type)
+        return state, verification, members, stager
+
+    def _read(self, archive, meta, verifier, stager):
+        try:
+            with ArchiveReader(archive) as reader:
                 run_pass(reader, verifier, stager)
         except DamagedArchive as error:
             raise BackupError("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest)) from None
         except UnknownFormat as error:
             damaged = " (and its catalog entry says format %s: it is damaged)" % _manifest.FORMAT_VERSION \
-                if catalog_says_known_format(self.meta) else ""
+                if catalog_says_known_format(meta) else ""
             raise BackupError("refusing to restore: %s%s. Nothing in %s was changed" % (error, damaged, self.dest)) \
                 from None
-        finally:
-            if stager is not None:
-                stager.close()
-        self.pause("staged")
-        verification = self._verification(verifier, reader)
-        manifest = reader.manifest
-        if self.scope.name == "full" and manifest.get("type") != "full":
-            raise BackupError("scope full needs a full backup, and %s is a %s backup; nothing was changed"
-                              % (self.archive, manifest.get("type")))
+        if archive == self.chain[0]:
+            self._root_type = reader.manifest.get("type")
+        return reader
+
+    def _check_rebuilt(self, tree, rebuilt: list, verification: dict) -> None:
+        """The databases rebuilt from page deltas pass PRAGMA integrity_check before they can be swapped in."""
+        for path in sorted(set(rebuilt)):
+            verdict = _sqlite.check_integrity(os.path.join(tree, path), "full")
+            verification["checks"].append(check("rebuilt:%s" % path, verdict == "ok", "PRAGMA integrity_check: %s"
+                                                % verdict))
+            if verdict != "ok":
+                raise BackupError("refusing to restore: database %s rebuilt from the chain of %s fails its integrity "
+                                  "check (%s). Nothing in %s was changed" % (path, self.archive, verdict, self.dest))
+
+    def _stage_and_swap(self, staging, work_dir) -> dict:
+        tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
+        manifest, verification, members, stager = self._stage_chain(tree, work_dir)
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
@@ -204,12 +254,12 @@ class _RestoreJob:
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
         pending = [unit for unit in plan.units if not plan.is_current(unit)]
         aside = plan.aside
-        result = {"changed": bool(pending or aside), "archive": self.archive, "dest": self.dest,
-                  "scope": self.scope.name if self.scope.name != "paths" else list(self.scope.paths),
+        result = {"changed": bool(pending or aside), "archive": self.archive, "chain": list(self.chain),
+                  "dest": self.dest, "scope": self.scope.name if self.scope.name != "paths" else list(self.scope.paths),
                   "restored": [unit["target"] for unit in pending],
                   "safety_copies": plan.safety_copies(pending),
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
-                  "missing": plan.missing, "members": len(verifier.observed),
+                  "missing": plan.missing, "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings}
         if self.check_mode or not result["changed"]:
@@ -225,11 +275,11 @@ class _RestoreJob:
         self.pause("swapped")
         return result
 
-    def _verification(self, verifier: Verifier, reader) -> dict:
+    def _verification(self, archive: str, verifier: Verifier, reader) -> dict:
         sidecar_sha256, sidecar_error = None, None
         if self.request.verify_first:
             try:
-                sidecar_sha256 = read_checksum(self.archive)
+                sidecar_sha256 = read_checksum(archive)
             except BackupError as error:
                 sidecar_error = "%s (set verify_first: false to restore an archive without its sidecars)" % error
         checks = verifier.conclude(reader, None, sidecar_sha256, sidecar_error)
@@ -241,12 +291,12 @@ class _RestoreJob:
                         "tool_version": _manifest.TOOL_VERSION}
         if self.request.verify_first and not self.check_mode:
             try:
-                _verdict.write_verdict(self.archive, verification)
+                _verdict.write_verdict(archive, verification)
             except BackupError as error:
                 self.warnings.append("the verification verdict was not recorded: %s" % error)
         if status != "valid":
             raise BackupError("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
-                              "restore from another backup" % (self.archive, "; ".join(errors[:5]), self.dest))
+                              "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
         return verification
 
 

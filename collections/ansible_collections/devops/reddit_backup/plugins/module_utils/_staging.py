@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 from ._errors import BackupError, NoSpace
 from ._reader import DamagedArchive
@@ -59,6 +60,8 @@ class Stager:
     """Stages the members ``wanted(path)`` accepts into the directory ``root`` (which must be new and private).
 
     ``budget``: at most this many file bytes (the archive's catalog entry says how many it holds), or None.
+    ``overlay``: a member may replace what an earlier archive of the same chain staged at its path (a chain's
+    later links change the state its root left); within one archive the reader refuses duplicates.
     """
 
     def __init__(self, root: str, wanted, budget=None) -> None:
@@ -75,6 +78,7 @@ class Stager:
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._parent = (None, None)  # the last parent directory opened: (path, fd)
         self.on_add = None  # a test hook: called with "member:<path>" before each member is staged
+        self.overlay = False
 
     def close(self) -> None:
         self._forget_parent()
@@ -141,6 +145,9 @@ class Stager:
             self.cleared.append(member.path)
         parent_fd = self._open_parent(member.path)
         name = member.path.rpartition("/")[2]
+        existing = self.entries.get(member.path)
+        if existing is not None and self.overlay and not (existing == "dir" and member.kind == "dir"):
+            self._replace(member.path, existing, parent_fd, name)
         try:
             if member.kind == "dir":
                 if self.entries.get(member.path) != "dir":
@@ -161,6 +168,26 @@ class Stager:
             raise self.write_error(error, member.path) from error
         self.entries[member.path] = "file"
         return StagedFile(self, fd, os.path.join(self.root, member.path), member)
+
+    def _replace(self, path: str, kind: str, parent_fd: int, name: str) -> None:
+        """Remove what an earlier link staged at ``path`` (never following a symlink)."""
+        try:
+            if kind == "dir":
+                shutil.rmtree(os.path.join(self.root, path))
+            else:
+                os.unlink(name, dir_fd=parent_fd)
+        except OSError as error:
+            raise self.write_error(error, path) from error
+        self.forget(path)
+
+    def forget(self, path: str) -> None:
+        """``path`` (and what was beneath it) is no longer staged."""
+        prefix = path + "/"
+        for staged in [p for p in self.entries if p == path or p.startswith(prefix)]:
+            del self.entries[staged]
+            self.dirs.pop(staged, None)
+        if self._parent[0] is not None and (self._parent[0] == path or self._parent[0].startswith(prefix)):
+            self._forget_parent()
 
     def _reserve(self, member) -> None:
         if self.budget is not None and self.written + member.size > self.budget:

@@ -17,15 +17,17 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from . import _catalog, _config_checks, _fs, _manifest, _sqlite, _verdict
+from . import _catalog, _config_checks, _fs, _manifest, _pages, _sqlite, _verdict
 from ._errors import BackupError, NoSpace
-from ._manifest_checks import catalog_check, catalog_says_known_format, check, compare_members, manifest_problems
+from ._manifest_checks import (DELTA_SUFFIX, catalog_check, catalog_says_known_format, check, compare_members,
+                               manifest_problems)
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
 from ._tarsafe import escaping_symlinks
 
 LEVELS = ("quick", "comprehensive")
 CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
 TYPES_WITH_CONFIG = ("full", "config")
+DELTA_HEAD_LIMIT = 64 << 10  # a page delta's magic and JSON header line
 SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
 
 
@@ -79,18 +81,23 @@ class _FileSink:
 
 
 class _TextSink:
-    """A configuration file's bytes, kept in memory to parse them (never executed)."""
+    """A member's bytes (up to ``limit``) kept in memory to parse them, never executed: configuration files, and
+    the header of a database's page delta."""
 
-    def __init__(self, verifier: "Verifier", path: str) -> None:
-        self.verifier = verifier
+    def __init__(self, into: dict, path: str, limit: int = None) -> None:
+        self.into = into
         self.path = path
+        self.limit = limit
         self.parts: list = []
+        self.kept = 0
 
     def write(self, data: bytes) -> None:
-        self.parts.append(data)
+        if self.limit is None or self.kept < self.limit:
+            self.parts.append(data if self.limit is None else data[:self.limit - self.kept])
+            self.kept += len(self.parts[-1])
 
     def close(self) -> None:
-        self.verifier.configs[self.path] = b"".join(self.parts)
+        self.into[self.path] = b"".join(self.parts)
 
 
 class Verifier:
@@ -112,6 +119,7 @@ class Verifier:
         self.observed: dict = {}
         self.unsafe: list = []
         self.configs: dict = {}
+        self.delta_heads: dict = {}
         self.database_files: dict = {}
         self._copies = 0
 
@@ -130,9 +138,11 @@ class Verifier:
         checked in place (``staged_path``), never copied twice."""
         if not (self.comprehensive and self.extras) or member.problem or member.kind != "file":
             return None
+        if member.path.endswith(DELTA_SUFFIX):
+            return _TextSink(self.delta_heads, member.path, DELTA_HEAD_LIMIT)
         if _config_checks.checker_for(member.path) is not None:
             if member.size <= _config_checks.TEXT_LIMIT:
-                return _TextSink(self, member.path)
+                return _TextSink(self.configs, member.path)
             self.configs[member.path] = None
             return None
         known = self.database_paths is not None and member.path in self.database_paths
@@ -199,6 +209,9 @@ class Verifier:
         checks = []
         for database in manifest["databases"]:
             path = database.get("path")
+            if database.get("delta"):
+                checks.append(self._delta_check(database))
+                continue
             member = self.observed.get(path)
             copy = self.database_files.get(path)
             problems = []
@@ -219,13 +232,34 @@ class Verifier:
                                 % (database.get("page_count"), database.get("page_size"))))
         return checks
 
+    def _delta_check(self, database: dict) -> dict:
+        """A database stored as a page delta: its header must match the record. Its integrity can only be checked
+        on the database rebuilt from the whole chain, which a restore does."""
+        path, member_path = database.get("path"), database.get("delta_member")
+        name = "database:%s" % path
+        if member_path != (path or "") + DELTA_SUFFIX or self.observed.get(member_path) is None:
+            return check(name, False, "its page delta %s is not in the archive" % member_path)
+        head = self.delta_heads.get(member_path)
+        header = delta_header(head)
+        if header is None:
+            return check(name, False, "its page delta %s has no readable header" % member_path)
+        differing = ["%s is %s in the delta, %s in the record" % (key, header.get(key), database.get(key))
+                     for key in ("sha256", "base_sha256", "page_size", "page_count", "changed_pages")
+                     if header.get(key) != database.get(key)]
+        if differing:
+            return check(name, False, differing)
+        return check(name, True, "skipped: stored as a page delta (%d changed pages) on its parent's snapshot %s; "
+                     "PRAGMA integrity_check runs on the database a restore rebuilds from the chain"
+                     % (database.get("changed_pages"), database.get("base_sha256")), "skipped")
+
     def _required_check(self, manifest: dict) -> dict:
         required = self.required
         if required is None:
             required = [database["path"] for database in manifest["databases"]]
             if manifest.get("type") in TYPES_WITH_CONFIG:
                 required += list(CONFIG_FILES)
-        missing = [path for path in required if path.strip("/") not in self.observed]
+        missing = [path for path in required
+                   if path.strip("/") not in self.observed and path.strip("/") + DELTA_SUFFIX not in self.observed]
         return check("required", not missing, ["%s is required but not in the archive" % path for path in missing]
                      or "present: %s" % (", ".join(required) or "nothing required"))
 
@@ -239,6 +273,18 @@ class Verifier:
                 status, detail = _config_checks.checker_for(path)(data)
             checks.append(check("config:%s" % path, status != "failed", detail, status))
         return checks
+
+
+def delta_header(head):
+    """The JSON header of a page delta from its first bytes, or None."""
+    if not head or not head.startswith(_pages.MAGIC):
+        return None
+    line = head[len(_pages.MAGIC):].split(b"\n", 1)[0]
+    try:
+        header = json.loads(line.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def _database_problems(copy: str, database: dict) -> list:

@@ -28,6 +28,11 @@ description:
     a stale WAL onto the restored one. The replaced database and its WAL stay together in the safety copy.
   - Replacing a database that a running process holds open (found through C(/proc), as C(lsof) does) is refused
     unless O(force=true); the restore playbooks stop the service first.
+  - A backup that builds on others (an incremental backup, or a database backup stored as page deltas) is
+    restored with its whole chain, root first, into the same staging folder; each archive is verified as it is
+    read, each page delta is checked against the snapshot it must rebuild, and (with O(verify_first)) every
+    rebuilt database passes C(PRAGMA integrity_check) before anything is swapped in. A backup whose chain has a
+    missing link is never picked.
 author:
   - devops.reddit_backup developers (@devops)
 attributes:
@@ -48,13 +53,15 @@ attributes:
         second run with nothing to restore reports no change and makes no safety copy.
 options:
   archive:
-    description: The archive to restore from. Give this or O(backup_dir).
+    description:
+      - The archive to restore from. Give this or O(backup_dir).
+      - When it builds on other backups, they are found in its backup directory (two levels up).
     type: path
   backup_dir:
     description:
-      - Pick the archive from this backup directory, by O(name) or O(before); the newest backup that holds
-        O(scope) by default (full backups for V(full); full or database backups for V(database); full or
-        configuration backups for V(config) and V(systemd)).
+      - Pick the archive from this backup directory, by O(name) or O(before); the newest restorable backup that
+        holds O(scope) by default (full or incremental backups for V(full); those or database backups for
+        V(database); those or configuration backups for V(config) and V(systemd)).
     type: path
   before:
     description:
@@ -186,6 +193,12 @@ archive:
   returned: always
   type: str
   sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst
+chain:
+  description: Every archive read, root first; just RV(archive) for a backup that stands alone.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/backups/daily/backup_20250528_020000.tar.zst, /srv/backups/incremental/incremental_20250528_080000.tar.zst]
 dest:
   description: The real path restored into.
   returned: always

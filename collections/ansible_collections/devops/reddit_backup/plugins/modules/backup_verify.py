@@ -22,6 +22,9 @@ description:
     (C(*.env) as KEY=VALUE lines, C(logging*.conf) as the INI C(logging.config.fileConfig) needs, YAML when a
     YAML parser is installed on the target (reported as skipped, not passed, when it is not), JSON, and
     systemd unit files).
+  - A database stored as a page delta (incremental and database backup chains) has its delta checked against its
+    record; its C(PRAGMA integrity_check) is reported as skipped, since it runs on the database a restore
+    rebuilds from the whole chain.
   - The verdict is V(valid), V(invalid) (a check failed; the archive must not be restored) or V(unverifiable)
     (the checks could not run, for example without C(zstd) or space for a database copy), with the reason.
   - The verdict is recorded beside the archive as C(<archive>.verify.json), so
