@@ -450,3 +450,14 @@ def test_a_chain_is_restored_root_first(app, tmp_path):
         restore(RestoreRequest(dest=str(dest), backup_dir=backups, scope="database", name=made["delta"]["name"]))
     fallback = restore(RestoreRequest(dest=str(dest), backup_dir=backups, scope="database"))
     assert fallback["chain"][-1] == made["incremental"]["archive"] and rows(str(dest / DB)) == 300
+
+
+def test_a_narrow_scope_from_a_chain_checks_every_link_s_databases(app, tmp_path):
+    """Databases out of scope are still verified, in every link, each in its own place."""
+    backups, made = _chain(app, tmp_path)
+    (app / "config" / "production.env").write_text("APP_ENV=broken\n")
+    result = restore(RestoreRequest(dest=str(app), backup_dir=backups, scope="config",
+                                    name=made["incremental"]["name"]))
+    assert result["chain"] == [made["full"]["archive"], made["incremental"]["archive"]]
+    assert (app / "config" / "production.env").read_text().endswith("LOG_LEVEL=DEBUG\n")
+    assert rows(str(app / DB)) == 200  # the database scope was not asked for

@@ -194,11 +194,14 @@ class _RestoreJob:
                     budget = link_budget(meta)
                     stager.budget = None if budget is None or stager.budget is None else stager.budget + budget
                     stager.overlay = position > 0
-                verifier = Verifier("comprehensive", work_dir, self.request.required, meta_database_paths(meta),
+                copies = os.path.join(work_dir, "link-%d" % position)  # databases out of scope, copied to check
+                os.mkdir(copies, 0o700)
+                verifier = Verifier("comprehensive", copies, self.request.required, meta_database_paths(meta),
                                     extras=self.request.verify_first)
                 verifier.meta = meta
                 reader = self._read(archive, meta, verifier, stager)
                 verification = self._verification(archive, verifier, reader)
+                shutil.rmtree(copies, ignore_errors=True)
                 manifest = reader.manifest
                 check_link(previous, manifest)
                 if stager is not None:
