@@ -467,3 +467,253 @@ def write_json(path: str, data: dict) -> None:
         json.dump(data, handle, indent=2, sort_keys=True, default=str)
         handle.write("\n")
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rounds of methods, shared by the families
+
+
+def run_methods(family: str, methods: list, repeat: int, workdir: str, steps_for=None,
+                artifact_key: str = None) -> tuple:
+    """Every method ``repeat`` times, round-robin (one of each per round, so a burst of load from elsewhere hits
+    all methods alike), each run into a freshly emptied ``WORKDIR/out/FAMILY/KEY``.
+
+    A method has ``key``, ``title``, ``steps(out)`` (or ``steps_for(method, out)`` gives them) and
+    ``result(out, step_runs) -> dict``; optionally ``prepare(out)``, run untimed before each run (a fresh copy
+    to restore into, a parent backup to build on). Returns (records by key, the last round's result by key).
+    ``artifact_key`` names the result's byte count shown in the progress line."""
+    records = {method.key: {"key": method.key, "title": method.title, "runs": [], "commands": []}
+               for method in methods}
+    last = {}
+    for round_number in range(repeat):
+        for method in methods:
+            out = os.path.join(workdir, "out", family, method.key)
+            clean_dir(out)
+            prepare = getattr(method, "prepare", None)
+            prepared = prepare(out) if prepare is not None else None
+            steps = steps_for(method, out) if steps_for is not None else method.steps(out)
+            records[method.key]["commands"] = [{"label": step.label, "command": step.display(), "env": step.env,
+                                                "cwd": step.cwd} for step in steps]
+            load = loadavg()
+            step_runs = []
+            for step in steps:
+                step_run = run_step(step, os.path.join(workdir, "logs", family, method.key))
+                step_runs.append(step_run)
+                if step_run.returncode != 0:
+                    raise SystemExit("bench: %s %s step %s failed (exit %d):\n%s\n%s" % (
+                        family, method.key, step.label, step_run.returncode, step_run.stdout[-3000:],
+                        step_run.stderr[-3000:]))
+            result = method.result(out, step_runs)
+            record = run_record(round_number + 1, load, step_runs, result)
+            if prepared:
+                record["prepared"] = prepared
+            records[method.key]["runs"].append(record)
+            last[method.key] = result
+            size = " %s MB" % mb(result[artifact_key]) if artifact_key and result.get(artifact_key) is not None \
+                else ""
+            print("bench: %-11s round %d/%d %-12s %7.2f s%s  tree %s MB" % (
+                family, round_number + 1, repeat, method.key, record["seconds"], size, record["tree_peak_mb"]),
+                file=sys.stderr)
+    for record in records.values():
+        record["summary"] = summary(record["runs"])
+    return records, last
+
+
+def run_record(round_number: int, load: list, step_runs: list, result: dict) -> dict:
+    """One run of a method: its time, CPU and memory (whole tree, largest process, the module's), per step."""
+    record = {
+        "round": round_number,
+        "loadavg_before": load,
+        "seconds": round(sum(step_run.seconds for step_run in step_runs), 3),
+        "cpu_seconds": round(sum(step_run.cpu_seconds for step_run in step_runs), 3),
+        "steps": [{"label": step_run.label, "seconds": round(step_run.seconds, 3),
+                   "cpu_seconds": round(step_run.cpu_seconds, 3),
+                   "tree_peak_mb": mb(step_run.tree_peak), "tree_pss_peak_mb": mb(step_run.tree_pss_peak),
+                   "single_peak_mb": mb(step_run.single_peak),
+                   "wait4_maxrss_mb": mb(step_run.maxrss), "samples": step_run.samples,
+                   "top_processes": step_run.top} for step_run in step_runs],
+        "tree_peak_mb": mb(max(step_run.tree_peak for step_run in step_runs)),
+        "tree_pss_peak_mb": mb(max(step_run.tree_pss_peak for step_run in step_runs)),
+        "single_peak_mb": mb(max(step_run.single_peak for step_run in step_runs)),
+        "wait4_maxrss_mb": mb(max(step_run.maxrss for step_run in step_runs)),
+        "module_peak_mb": mb(max(step_run.module_peak for step_run in step_runs)) or None,
+        "module_tree_peak_mb": mb(max(step_run.module_tree_peak for step_run in step_runs)) or None,
+    }
+    record.update((key, value) for key, value in result.items() if key != "databases")
+    return record
+
+
+def summary(runs: list) -> dict:
+    """Median and min time, median CPU, median archive size, worst memory, the module's own duration and each
+    step's median, over the runs of one method."""
+    seconds = summarize([run["seconds"] for run in runs])
+    archive_bytes = summarize([run.get("archive_bytes") for run in runs])["median"]
+    return {
+        "median_s": round(seconds["median"], 3), "min_s": round(seconds["min"], 3), "max_s": round(seconds["max"], 3),
+        "cpu_s": round(summarize([run["cpu_seconds"] for run in runs])["median"], 2),
+        "archive_mb": mb(archive_bytes),
+        "archive_bytes": archive_bytes,
+        # Memory: the worst run (the largest peak seen), not a median.
+        "tree_peak_mb": max(run["tree_peak_mb"] for run in runs),
+        "tree_pss_peak_mb": max(run["tree_pss_peak_mb"] for run in runs),
+        "single_peak_mb": max(run["single_peak_mb"] for run in runs),
+        "wait4_maxrss_mb": max(run["wait4_maxrss_mb"] for run in runs),
+        "module_peak_mb": summarize([run["module_peak_mb"] for run in runs])["max"],
+        "module_tree_peak_mb": summarize([run["module_tree_peak_mb"] for run in runs])["max"],
+        "module_duration_median_s": summarize([run.get("module_duration") for run in runs])["median"],
+        "module_duration_min_s": summarize([run.get("module_duration") for run in runs])["min"],
+        "step_median_s": {label: round(summarize([step["seconds"] for run in runs for step in run["steps"]
+                                                  if step["label"] == label])["median"], 3)
+                          for label in [step["label"] for step in runs[0]["steps"]]},
+    }
+
+
+def target(text: str, value, met: bool, unit: str, diagnostic: bool = False) -> dict:
+    """A target of the issue with its figure: PASS or MISS (a figure to read, never a test)."""
+    found = {"target": text, "value": value, "unit": unit.strip(), "met": bool(met),
+             "display": "%s: %s (%s%s)" % ("PASS" if met else "MISS", text, value, unit)}
+    if diagnostic:
+        found["diagnostic"] = True
+    return found
+
+
+def ratio(numerator, denominator):
+    return round(numerator / denominator, 2) if numerator is not None and denominator else None
+
+
+def fmt(value, pattern: str) -> str:
+    return "—" if value is None else pattern % value
+
+
+def module_cell(summary_: dict) -> str:
+    if summary_["module_peak_mb"] is None:
+        return "—"
+    return "%.1f / %.1f" % (summary_["module_peak_mb"], summary_["module_tree_peak_mb"])
+
+
+def step_lines(methods: list) -> list:
+    """Under a table: each method's step medians, the module's own duration and what lies outside it."""
+    lines = []
+    for record in methods:
+        summary_ = record["summary"]
+        parts = ["%s %.2f s" % (label, seconds) for label, seconds in summary_["step_median_s"].items()]
+        if summary_["module_duration_median_s"] is not None:
+            parts.append("module duration %.2f s (min %.2f)"
+                         % (summary_["module_duration_median_s"], summary_["module_duration_min_s"]))
+            parts.append("outside the engine %.2f s" % (summary_["median_s"] - summary_["module_duration_median_s"]))
+        parts.append("peak tree PSS %.1f MB" % summary_["tree_pss_peak_mb"])
+        lines.append("- %s: %s" % (record["key"], "; ".join(parts)))
+    return lines
+
+
+def command_lines(methods: list) -> list:
+    lines = ["Commands (one run):"]
+    for record in methods:
+        lines.append("- %s:" % record["key"])
+        for command in record["commands"]:
+            env = " ".join("%s=%s" % item for item in sorted((command["env"] or {}).items()))
+            lines.append("  - %s: `%s%s`" % (command["label"], env + " " if env else "",
+                                             command["command"].replace("\n", "; ")))
+    return lines
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_tree(path: str) -> None:
+    """Flush what a preparation copied, so its writeback is not charged to the timed run that follows."""
+    for directory, _dirs, files in os.walk(path):
+        for name in files + ["."]:
+            target = os.path.join(directory, name)
+            if os.path.islink(target):
+                continue
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def warm_page_cache(*paths: str) -> None:
+    """Read files (or every file under folders) once, untimed, so every method reads them from the page cache."""
+    for root in paths:
+        if os.path.isfile(root):
+            files = [root]
+        else:
+            files = [os.path.join(directory, name) for directory, _dirs, names in os.walk(root) for name in names]
+        for path in files:
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    while handle.read(1 << 20):
+                        pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ansible: a one-task playbook on localhost, the module's result read back from the minimal callback
+
+
+def ansible_env(workdir: str, collections: str) -> dict:
+    return {
+        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": collections,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_HOME": os.path.join(workdir, "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "ansible-tmp"),
+    }
+
+
+def write_playbook(path: str, title: str, module: str, params: dict, register: str = "result") -> None:
+    """A one-task playbook on localhost (values as JSON, which YAML reads)."""
+    lines = ["- name: %s" % title, "  hosts: localhost", "  connection: local", "  gather_facts: false",
+             "  tasks:", "    - name: %s" % title, "      devops.reddit_backup.%s:" % module]
+    lines += ["        %s: %s" % (key, json.dumps(value)) for key, value in params.items()]
+    lines += ["      register: %s" % register, ""]
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines))
+
+
+def module_matcher(*names: str):
+    """``is_module`` for a Step: the python whose command line names the module (``AnsiballZ_<module>.py``: the
+    local connection does not pipeline) or the engine function called directly; failing that, a process
+    running the targets' python when the controller runs another."""
+    def is_module(argv: list, exe: str) -> bool:
+        if not os.path.basename(exe).startswith("python"):
+            return False  # not the `/bin/sh -c '/usr/bin/python3 .../AnsiballZ_x.py'` around it
+        joined = " ".join(argv)
+        if any(name in joined for name in names):
+            return True
+        target_python = os.path.realpath(TARGET_PYTHON)
+        return exe == target_python and target_python != os.path.realpath(sys.executable)
+    return is_module
+
+
+def playbook_step(label: str, workdir: str, collections: str, playbook: str, module: str) -> Step:
+    argv = [venv_bin("ansible-playbook"), "-i", "localhost,", "-e", "ansible_python_interpreter=%s" % TARGET_PYTHON,
+            playbook]
+    return Step(label, argv=argv, env=ansible_env(workdir, collections), cwd=REPO,
+                is_module=module_matcher("AnsiballZ_%s" % module))
+
+
+def minimal_result(stdout: str) -> dict:
+    """The result dict that the minimal callback printed after ``localhost | STATUS => ``."""
+    match = re.search(r"^localhost \| [\w!]+ => ", stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("ansible-playbook printed no task result:\n%s" % stdout[-3000:])
+    return json.JSONDecoder().raw_decode(stdout, match.end())[0]
+
+
+def engine_step(label: str, code: str, collections: str, args: list, function: str) -> Step:
+    """The engine called directly in the targets' python: ``code`` gets the collections tree as sys.argv[1]."""
+    argv = [TARGET_PYTHON, "-c", code.strip(), collections] + list(args)
+    return Step(label, argv=argv, is_module=lambda argv, exe: function in " ".join(argv))
+
+
+def last_json_line(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
-import sys
 
-from _common import (REPO, TARGET_PYTHON, Step, clean_dir, loadavg, markdown_table, mb, run_step,
-                     summarize, venv_bin)
+from _common import (Step, command_lines, engine_step, fmt, loadavg, markdown_table, minimal_result,
+                     module_cell, playbook_step, run_methods, step_lines, target, warm_page_cache, write_playbook)
 
 NAME = "backup"
 # The guide's full-system backup excludes (backup-and-recovery-guide.md, "Full System Backup").
@@ -78,19 +76,6 @@ class ManualMethod:
         return {"archive": self.archive(out), "archive_bytes": os.path.getsize(self.archive(out))}
 
 
-def _is_module_process(argv: list, exe: str) -> bool:
-    """The python that runs backup_create: AnsiballZ_backup_create.py is in its command line (the local
-    connection does not pipeline); failing that, the process running the targets' python (the controller
-    runs the venv's)."""
-    if not os.path.basename(exe).startswith("python"):
-        return False  # not the `/bin/sh -c '/usr/bin/python3 .../AnsiballZ_backup_create.py'` around it
-    joined = " ".join(argv)
-    if "AnsiballZ" in joined or "backup_create" in joined:
-        return True
-    target = os.path.realpath(TARGET_PYTHON)
-    return exe == target and target != os.path.realpath(sys.executable)
-
-
 class AnsibleMethod:
     """A one-task playbook: devops.reddit_backup.backup_create on localhost, registered. ansible-core 2.19 has
     no json stdout callback without ansible.posix, so the builtin ``minimal`` callback prints the task's result
@@ -105,52 +90,17 @@ class AnsibleMethod:
         self.collections = collections
         self.playbook = os.path.join(workdir, "backup.yml")
 
-    def _write_playbook(self, app_root: str, backup_dir: str) -> None:
-        text = "\n".join([
-            "- name: Benchmark backup_create",
-            "  hosts: localhost",
-            "  connection: local",
-            "  gather_facts: false",
-            "  tasks:",
-            "    - name: Full backup",
-            "      devops.reddit_backup.backup_create:",
-            "        app_root: %s" % json.dumps(app_root),
-            "        backup_dir: %s" % json.dumps(backup_dir),
-            "      register: backup",
-            "",
-        ])
-        with open(self.playbook, "w") as handle:
-            handle.write(text)
-
     def steps(self, app_root: str, out: str, databases: list) -> list:
-        self._write_playbook(app_root, os.path.join(out, "backups"))
-        env = {
-            "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": self.collections,
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_HOME": os.path.join(self.workdir, "ansible-home"),
-            "ANSIBLE_LOCAL_TEMP": os.path.join(self.workdir, "ansible-tmp"),
-        }
-        argv = [venv_bin("ansible-playbook"), "-i", "localhost,", "-e",
-                "ansible_python_interpreter=%s" % TARGET_PYTHON, self.playbook]
-        return [Step("ansible-playbook", argv=argv, env=env, cwd=REPO, is_module=_is_module_process)]
+        write_playbook(self.playbook, "Full backup", "backup_create",
+                       {"app_root": app_root, "backup_dir": os.path.join(out, "backups")}, register="backup")
+        return [playbook_step("ansible-playbook", self.workdir, self.collections, self.playbook, "backup_create")]
 
     def result(self, out: str, runs: list) -> dict:
-        task = _minimal_result(runs[-1].stdout)
+        task = minimal_result(runs[-1].stdout)
         if task.get("failed"):
             raise RuntimeError("backup_create failed: %s" % task.get("msg"))
         return {"archive": task["archive"], "archive_bytes": task["size"], "module_duration": task["duration"],
                 "files": task["files"], "bytes": task["bytes"], "databases": task["databases"]}
-
-
-def _minimal_result(stdout: str) -> dict:
-    """The result dict that the minimal callback printed after ``localhost | STATUS => ``."""
-    match = re.search(r"^localhost \| \w+ => ", stdout, re.MULTILINE)
-    if match is None:
-        raise RuntimeError("ansible-playbook printed no task result:\n%s" % stdout[-3000:])
-    return json.JSONDecoder().raw_decode(stdout, match.end())[0]
 
 
 ENGINE_CALL = """
@@ -172,8 +122,8 @@ class EngineMethod:
         self.collections = collections
 
     def steps(self, app_root: str, out: str, databases: list) -> list:
-        argv = [TARGET_PYTHON, "-c", ENGINE_CALL.strip(), self.collections, app_root, os.path.join(out, "backups")]
-        return [Step("create_backup", argv=argv, is_module=lambda argv, exe: "create_backup" in " ".join(argv))]
+        return [engine_step("create_backup", ENGINE_CALL, self.collections, [app_root, os.path.join(out, "backups")],
+                            "create_backup")]
 
     def result(self, out: str, runs: list) -> dict:
         data = json.loads(runs[-1].stdout)
@@ -193,17 +143,6 @@ def methods(workdir: str, collections: str) -> list:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Running and reporting
-
-
-def _warm_page_cache(app_root: str) -> None:
-    """Read the app once, untimed, so every method (whichever runs first) reads it from the page cache."""
-    for directory, _dirs, files in os.walk(app_root):
-        for name in files:
-            path = os.path.join(directory, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                with open(path, "rb") as handle:
-                    while handle.read(1 << 20):
-                        pass
 
 
 def _member_names(archive: str) -> list:
@@ -228,81 +167,17 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
         raise SystemExit("bench: no SQLite database under %s/data" % app_root)
     chosen = [method for method in methods(workdir, options.collections)
               if not only_methods or method.key in only_methods]
-    _warm_page_cache(app_root)
-    records = {method.key: {"key": method.key, "title": method.title, "runs": [], "commands": []}
-               for method in chosen}
-    last_out = {}
-    for round_number in range(options.repeat):
-        for method in chosen:
-            out = os.path.join(workdir, "out", method.key)
-            clean_dir(out)
-            steps = method.steps(app_root, out, databases)
-            records[method.key]["commands"] = [{"label": step.label, "command": step.display(), "env": step.env,
-                                                "cwd": step.cwd} for step in steps]
-            load = loadavg()
-            step_runs = []
-            for step in steps:
-                step_run = run_step(step, os.path.join(workdir, "logs", method.key))
-                step_runs.append(step_run)
-                if step_run.returncode != 0:
-                    raise SystemExit("bench: %s step %s failed (exit %d):\n%s\n%s" % (
-                        method.key, step.label, step_run.returncode, step_run.stdout[-3000:],
-                        step_run.stderr[-3000:]))
-            result = method.result(out, step_runs)
-            record = {
-                "round": round_number + 1,
-                "loadavg_before": load,
-                "seconds": round(sum(step_run.seconds for step_run in step_runs), 3),
-                "cpu_seconds": round(sum(step_run.cpu_seconds for step_run in step_runs), 3),
-                "steps": [{"label": step_run.label, "seconds": round(step_run.seconds, 3),
-                           "cpu_seconds": round(step_run.cpu_seconds, 3),
-                           "tree_peak_mb": mb(step_run.tree_peak), "tree_pss_peak_mb": mb(step_run.tree_pss_peak),
-                           "single_peak_mb": mb(step_run.single_peak),
-                           "wait4_maxrss_mb": mb(step_run.maxrss), "samples": step_run.samples,
-                           "top_processes": step_run.top} for step_run in step_runs],
-                "tree_peak_mb": mb(max(step_run.tree_peak for step_run in step_runs)),
-                "tree_pss_peak_mb": mb(max(step_run.tree_pss_peak for step_run in step_runs)),
-                "single_peak_mb": mb(max(step_run.single_peak for step_run in step_runs)),
-                "wait4_maxrss_mb": mb(max(step_run.maxrss for step_run in step_runs)),
-                "module_peak_mb": mb(max(step_run.module_peak for step_run in step_runs)) or None,
-                "module_tree_peak_mb": mb(max(step_run.module_tree_peak for step_run in step_runs)) or None,
-            }
-            record.update((key, value) for key, value in result.items() if key != "databases")
-            records[method.key]["runs"].append(record)
-            last_out[method.key] = result["archive"]
-            print("bench: round %d/%d %-10s %7.2f s  %s MB  tree %s MB" % (
-                round_number + 1, options.repeat, method.key, record["seconds"], mb(record["archive_bytes"]),
-                record["tree_peak_mb"]), file=sys.stderr)
-    for record in records.values():
-        record["summary"] = _summary(record["runs"])
+    if not chosen:
+        return {"skipped": "no method of this family in --methods"}
+    warm_page_cache(app_root)
+    records, last = run_methods(NAME, chosen, options.repeat, workdir, artifact_key="archive_bytes",
+                                steps_for=lambda method, out: method.steps(app_root, out, databases))
     result = {"databases": databases, "methods": list(records.values()), "loadavg_end": loadavg()}
-    result["same_members"] = _compare_members(last_out)
+    result["same_members"] = _compare_members({key: value["archive"] for key, value in last.items()})
     if not getattr(options, "keep_outputs", False):
-        shutil.rmtree(os.path.join(workdir, "out"), ignore_errors=True)  # ~3x the database; the app stays cached
+        shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)  # ~3x the database
     result["ratios"], result["targets"] = _targets(records)
     return result
-
-
-def _summary(runs: list) -> dict:
-    seconds = summarize([run["seconds"] for run in runs])
-    return {
-        "median_s": round(seconds["median"], 3), "min_s": round(seconds["min"], 3), "max_s": round(seconds["max"], 3),
-        "cpu_s": round(summarize([run["cpu_seconds"] for run in runs])["median"], 2),
-        "archive_mb": mb(summarize([run["archive_bytes"] for run in runs])["median"]),
-        "archive_bytes": summarize([run["archive_bytes"] for run in runs])["median"],
-        # Memory: the worst run (the largest peak seen), not a median.
-        "tree_peak_mb": max(run["tree_peak_mb"] for run in runs),
-        "tree_pss_peak_mb": max(run["tree_pss_peak_mb"] for run in runs),
-        "single_peak_mb": max(run["single_peak_mb"] for run in runs),
-        "wait4_maxrss_mb": max(run["wait4_maxrss_mb"] for run in runs),
-        "module_peak_mb": summarize([run["module_peak_mb"] for run in runs])["max"],
-        "module_tree_peak_mb": summarize([run["module_tree_peak_mb"] for run in runs])["max"],
-        "module_duration_median_s": summarize([run.get("module_duration") for run in runs])["median"],
-        "module_duration_min_s": summarize([run.get("module_duration") for run in runs])["min"],
-        "step_median_s": {label: round(summarize([step["seconds"] for run in runs for step in run["steps"]
-                                                  if step["label"] == label])["median"], 3)
-                          for label in [step["label"] for step in runs[0]["steps"]]},
-    }
 
 
 def _compare_members(archives: dict) -> dict:
@@ -335,61 +210,44 @@ def _targets(records: dict) -> tuple:
         summary = summaries["ansible"]
         ratio = ratios["ansible"]
         if ratio["speedup_vs_guide"] is not None:
-            targets.append(_target("at least 10x faster than the guide", ratio["speedup_vs_guide"],
-                                   ratio["speedup_vs_guide"] >= TARGETS["speedup_vs_guide"], "x"))
+            targets.append(target("at least 10x faster than the guide", ratio["speedup_vs_guide"],
+                                  ratio["speedup_vs_guide"] >= TARGETS["speedup_vs_guide"], "x"))
         if ratio["time_vs_zstd_hand"] is not None:
-            targets.append(_target("no more than 1.2x the zstd hand pipeline", ratio["time_vs_zstd_hand"],
-                                   ratio["time_vs_zstd_hand"] <= TARGETS["time_vs_zstd_hand"], "x"))
+            targets.append(target("no more than 1.2x the zstd hand pipeline", ratio["time_vs_zstd_hand"],
+                                  ratio["time_vs_zstd_hand"] <= TARGETS["time_vs_zstd_hand"], "x"))
         if "guide" in summaries:
-            targets.append(_target("archive no larger than gzip's %.1f MB" % summaries["guide"]["archive_mb"],
-                                   summary["archive_mb"],
-                                   summary["archive_bytes"] <= summaries["guide"]["archive_bytes"], " MB"))
-        targets.append(_target("backup processes (module python + its zstd) under %d MB" % MEMORY_TARGET_MB,
-                               summary["module_tree_peak_mb"], summary["module_tree_peak_mb"] is not None
-                               and summary["module_tree_peak_mb"] < MEMORY_TARGET_MB, " MB"))
+            targets.append(target("archive no larger than gzip's %.1f MB" % summaries["guide"]["archive_mb"],
+                                  summary["archive_mb"],
+                                  summary["archive_bytes"] <= summaries["guide"]["archive_bytes"], " MB"))
+        targets.append(target("backup processes (module python + its zstd) under %d MB" % MEMORY_TARGET_MB,
+                              summary["module_tree_peak_mb"], summary["module_tree_peak_mb"] is not None
+                              and summary["module_tree_peak_mb"] < MEMORY_TARGET_MB, " MB"))
     if "zstd_hand" in summaries:
         hand = summaries["zstd_hand"]["median_s"]
         for key, text in (("ansible", "module's own duration"), ("engine", "engine called directly")):
             if key in summaries and summaries[key]["module_duration_median_s"]:
                 value = round(summaries[key]["module_duration_median_s"] / hand, 2)
-                targets.append(dict(_target("(diagnostic) %s: no more than 1.2x the zstd hand pipeline" % text,
-                                            value, value <= TARGETS["time_vs_zstd_hand"], "x"), diagnostic=True))
+                targets.append(target("(diagnostic) %s: no more than 1.2x the zstd hand pipeline" % text,
+                                      value, value <= TARGETS["time_vs_zstd_hand"], "x", diagnostic=True))
     return ratios, targets
 
 
-def _target(text: str, value, met: bool, unit: str) -> dict:
-    return {"target": text, "value": value, "unit": unit.strip(), "met": bool(met),
-            "display": "%s: %s (%s%s)" % ("PASS" if met else "MISS", text, value, unit)}
-
-
-def _fmt(value, pattern: str) -> str:
-    return "—" if value is None else pattern % value
-
-
 def render(result: dict) -> str:
+    if result.get("skipped"):
+        return "## Full backup: skipped (%s)" % result["skipped"]
     headers = ["method", "median s", "min s", "CPU s", "archive MB", "peak tree RSS MB", "peak 1-proc RSS MB",
                "module RSS MB (own / +zstd)", "x faster than guide", "time / zstd hand"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
         ratio = result["ratios"][record["key"]]
-        module = "—" if summary["module_peak_mb"] is None else \
-            "%.1f / %.1f" % (summary["module_peak_mb"], summary["module_tree_peak_mb"])
-        rows.append([record["title"], _fmt(summary["median_s"], "%.2f"), _fmt(summary["min_s"], "%.2f"),
-                     _fmt(summary["cpu_s"], "%.2f"), _fmt(summary["archive_mb"], "%.1f"),
-                     _fmt(summary["tree_peak_mb"], "%.1f"),
-                     _fmt(summary["single_peak_mb"], "%.1f"), module,
-                     _fmt(ratio["speedup_vs_guide"], "%.2fx"), _fmt(ratio["time_vs_zstd_hand"], "%.2fx")])
+        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
+                     fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_mb"], "%.1f"),
+                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
+                     module_cell(summary), fmt(ratio["speedup_vs_guide"], "%.2fx"),
+                     fmt(ratio["time_vs_zstd_hand"], "%.2fx")])
     lines = ["## Full backup (%s)" % ", ".join(result["databases"]), "", markdown_table(headers, rows), ""]
-    for record in result["methods"]:
-        summary = record["summary"]
-        parts = ["%s %.2f s" % (label, seconds) for label, seconds in summary["step_median_s"].items()]
-        if summary["module_duration_median_s"] is not None:
-            parts.append("module duration %.2f s (min %.2f)"
-                         % (summary["module_duration_median_s"], summary["module_duration_min_s"]))
-            parts.append("outside the engine %.2f s" % (summary["median_s"] - summary["module_duration_median_s"]))
-        parts.append("peak tree PSS %.1f MB" % summary["tree_pss_peak_mb"])
-        lines.append("- %s: %s" % (record["key"], "; ".join(parts)))
+    lines += step_lines(result["methods"])
     lines.append("")
     lines += ["- ansible row %s" % target["display"] if not target.get("diagnostic") else "- " + target["display"]
               for target in result["targets"]]
@@ -404,11 +262,5 @@ def render(result: dict) -> str:
         lines.append("- archives hold the same %d files: %s" % (
             same["files"], "yes" if not differing else "NO (%s differ; see latest.json)" % ", ".join(differing)))
     lines.append("- load average at the end: %s" % " ".join(str(value) for value in result["loadavg_end"]))
-    lines += ["", "Commands (one run):"]
-    for record in result["methods"]:
-        lines.append("- %s:" % record["key"])
-        for command in record["commands"]:
-            env = " ".join("%s=%s" % item for item in sorted((command["env"] or {}).items()))
-            lines.append("  - %s: `%s%s`" % (command["label"], env + " " if env else "",
-                                             command["command"].replace("\n", "; ")))
+    lines += [""] + command_lines(result["methods"])
     return "\n".join(lines)

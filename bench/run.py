@@ -1,8 +1,8 @@
 """Benchmarks of devops.reddit_backup against the guide's manual method. See bench/README.md.
 
-    python bench/run.py [--db-size-mb 400] [--repeat 3] [--workdir DIR] [--only backup[,FAMILY...]]
-                        [--methods guide,zstd_hand,ansible,engine] [--collections DIR] [--seed 0]
-                        [--keep-outputs] [--output FILE]
+    python bench/run.py [--db-size-mb 400] [--repeat 3] [--workdir DIR]
+                        [--only backup,verify,restore,incremental] [--methods guide,ansible,engine,...]
+                        [--collections DIR] [--seed 0] [--keep-outputs] [--output FILE]
 
 Prints the machine, then a markdown table per benchmark family; writes everything to bench/results/latest.json.
 """
@@ -17,10 +17,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+import _fixtures  # noqa: E402
 import backup  # noqa: E402
+import incremental  # noqa: E402
+import restore  # noqa: E402
+import verify  # noqa: E402
 
 # One module per benchmark family: NAME, run(options, workdir, app_root, only_methods) -> dict, render(dict) -> str.
-FAMILIES = {module.NAME: module for module in (backup,)}
+FAMILIES = {module.NAME: module for module in (backup, verify, restore, incremental)}
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 
 
@@ -39,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "another commit, to compare engine changes")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample app (default 0)")
     parser.add_argument("--keep-outputs", action="store_true",
-                        help="keep the last round's archives and snapshots in WORKDIR/out (removed by default)")
+                        help="keep the last round's outputs in WORKDIR/out, the shared archives in WORKDIR/fixtures "
+                             "and the incremental family's state (removed by default)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="JSON results (default bench/results/latest.json)")
     options = parser.parse_args(argv)
     options.only = [name.strip() for name in options.only.split(",") if name.strip()]
@@ -78,11 +83,17 @@ def main(argv=None) -> int:
         "app": {"root": app_root, "database_bytes": db_bytes, "app_bytes": app_bytes, "seed": seeded},
         "families": {},
     }
-    for name in options.only:
-        family = FAMILIES[name]
-        results["families"][name] = family.run(options, workdir, app_root, options.methods)
-        print(family.render(results["families"][name]))
-        print()
+    try:
+        for name in options.only:
+            family = FAMILIES[name]
+            family_started = time.monotonic()
+            results["families"][name] = family.run(options, workdir, app_root, options.methods)
+            results["families"][name]["seconds"] = round(time.monotonic() - family_started, 1)
+            print(family.render(results["families"][name]))
+            print("\n(%s family: %.0f s, preparation included)\n" % (name, results["families"][name]["seconds"]))
+    finally:
+        if not options.keep_outputs:
+            _fixtures.remove(workdir)  # the archives verify and restore read (about the database's size)
     results["seconds"] = round(time.monotonic() - started, 1)
     _common.write_json(options.output, results)
     shown = os.path.relpath(options.output)

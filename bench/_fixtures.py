@@ -1,0 +1,113 @@
+"""Inputs that the verify and restore families share, made once per run (untimed) in ``WORKDIR/fixtures``:
+
+* the guide's full backup of the cached sample app (`sqlite3 .backup` + `tar -czf`, exactly as the backup
+  family's ``guide`` row runs it), with the sha256 of each database snapshot it holds;
+* the module's full backup of the same app (the engine's ``create_backup`` with its defaults: zstd, quick
+  integrity check), in a backup directory with its sidecars, as backup_verify and backup_restore expect.
+
+``run.py`` removes the folder at the end of the run (unless --keep-outputs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+from _common import TARGET_PYTHON, clean_dir, run_step, sha256_file
+
+FOLDER = "fixtures"
+_MADE: dict = {}
+
+
+def folder(workdir: str) -> str:
+    return os.path.join(workdir, FOLDER)
+
+
+def _run(steps: list, log_dir: str) -> list:
+    runs = []
+    for step in steps:
+        step_run = run_step(step, log_dir)
+        if step_run.returncode != 0:
+            raise SystemExit("bench: preparing %s failed (exit %d):\n%s\n%s" % (
+                step.label, step_run.returncode, step_run.stdout[-3000:], step_run.stderr[-3000:]))
+        runs.append(step_run)
+    return runs
+
+
+def guide_archive(workdir: str, app_root: str, databases: list) -> dict:
+    """The guide's gzip full backup of the app: {"archive", "databases": {path: sha256}, "commands", "seconds"}."""
+    key = ("guide", workdir, app_root)
+    if key not in _MADE:
+        import backup  # the guide's commands live with the backup family
+        out = os.path.join(folder(workdir), "guide")
+        clean_dir(out)
+        method = backup.ManualMethod("guide", "guide", ["-czf"], ".tar.gz")
+        steps = method.steps(app_root, out, databases)
+        print("bench: preparing the guide's gzip full backup (untimed) ...", file=sys.stderr)
+        started = time.monotonic()
+        _run(steps, os.path.join(workdir, "logs", FOLDER))
+        stage = os.path.join(out, "stage")
+        digests = {db: sha256_file(os.path.join(stage, db)) for db in databases}
+        shutil.rmtree(stage)  # the archive is what the methods read; the snapshot was only for the digests
+        archive = method.archive(out)
+        _MADE[key] = {"archive": archive, "archive_bytes": os.path.getsize(archive), "databases": digests,
+                      "commands": [step.display() for step in steps],
+                      "seconds": round(time.monotonic() - started, 1)}
+    return _MADE[key]
+
+
+MODULE_BACKUP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+print(json.dumps(create_backup(BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3], type=sys.argv[4]))))
+"""
+
+
+def engine_backup(collections: str, app_root: str, backup_dir: str, backup_type: str = "full") -> dict:
+    """``create_backup`` in the targets' python (untimed preparation); returns its result."""
+    completed = subprocess.run([TARGET_PYTHON, "-c", MODULE_BACKUP.strip(), collections, app_root, backup_dir,
+                                backup_type], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit("bench: preparing a %s backup of %s failed:\n%s%s" % (
+            backup_type, app_root, completed.stdout[-3000:], completed.stderr[-3000:]))
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def module_backup(workdir: str, app_root: str, collections: str) -> dict:
+    """The module's zstd full backup of the app: {"archive", "backup_dir", "databases": {path: sha256}, ...}."""
+    key = ("module", workdir, app_root, collections)
+    if key not in _MADE:
+        backup_dir = os.path.join(folder(workdir), "module", "backups")
+        clean_dir(backup_dir)
+        print("bench: preparing the module's zstd full backup (untimed) ...", file=sys.stderr)
+        started = time.monotonic()
+        result = engine_backup(collections, app_root, backup_dir)
+        _MADE[key] = {"archive": result["archive"], "archive_bytes": result["size"], "backup_dir": backup_dir,
+                      "databases": {db["path"]: db["sha256"] for db in result["databases"]},
+                      "commands": ["create_backup(BackupRequest(app_root=%s, backup_dir=%s))"
+                                   % (shlex.quote(app_root), shlex.quote(backup_dir))],
+                      "seconds": round(time.monotonic() - started, 1)}
+    return _MADE[key]
+
+
+def extracted_database(workdir: str, archive: str, database: str) -> str:
+    """``database`` extracted once (untimed) from the zstd ``archive``, for the verify baseline."""
+    key = ("extracted", workdir, archive, database)
+    if key not in _MADE:
+        out = os.path.join(folder(workdir), "extracted")
+        clean_dir(out)
+        subprocess.run(["tar", "-I", "zstd", "-xf", archive, "-C", out, database], check=True)
+        _MADE[key] = os.path.join(out, database)
+    return _MADE[key]
+
+
+def remove(workdir: str) -> None:
+    """Remove the fixtures (the end of a run)."""
+    shutil.rmtree(folder(workdir), ignore_errors=True)
+    for key in [key for key in _MADE if key[1] == workdir]:
+        del _MADE[key]

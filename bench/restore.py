@@ -1,0 +1,252 @@
+"""The database restore of the guide's database-corruption scenario (its RTO): backup_restore scope database
+through ansible-playbook (plus the engine called directly), against the guide's manual restore of the database
+from its gzip full backup."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+
+import _fixtures
+from _common import (Step, command_lines, engine_step, fmt, fsync_tree, last_json_line, loadavg, markdown_table,
+                     minimal_result, module_cell, playbook_step, ratio, run_methods, sha256_file, step_lines, target,
+                     warm_page_cache, write_playbook)
+from backup import find_databases
+
+NAME = "restore"
+TARGETS = {"time_vs_guide": 0.5}
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+CORRUPT_BYTES = 4096
+
+
+def prepare_damaged_app(app_root: str, dest: str, databases: list) -> dict:
+    """A copy of the app at ``dest`` whose databases are damaged (one page in the middle overwritten, the size
+    unchanged: what `PRAGMA integrity_check` reports as corruption), flushed to disk; then everything dirty on
+    the machine is flushed too (sync), so no run pays for the writeback of what came before it. Untimed."""
+    started = time.monotonic()
+    skip = {os.path.join(app_root, db) + suffix for db in databases for suffix in ("",) + SIDE_SUFFIXES}
+
+    def ignore(directory, names):
+        return [name for name in names if os.path.join(directory, name) in skip]
+
+    shutil.copytree(app_root, dest, symlinks=True, ignore=ignore)
+    for db in databases:
+        target_path = os.path.join(dest, db)
+        shutil.copyfile(os.path.join(app_root, db), target_path)
+        shutil.copymode(os.path.join(app_root, db), target_path)
+        size = os.path.getsize(target_path)
+        with open(target_path, "r+b") as handle:
+            handle.seek((size // 2) // CORRUPT_BYTES * CORRUPT_BYTES)
+            handle.write(b"\x5a" * CORRUPT_BYTES)
+    fsync_tree(dest)
+    copied = time.monotonic()
+    os.sync()
+    return {"copy_s": round(copied - started, 2), "sync_s": round(time.monotonic() - copied, 2)}
+
+
+def _check_restored(dest: str, expected: dict, what: str) -> bool:
+    """The databases in ``dest`` are the backup's snapshot, byte for byte (untimed, after the run)."""
+    for db, sha256 in expected.items():
+        found = sha256_file(os.path.join(dest, db))
+        if found != sha256:
+            raise RuntimeError("%s: %s after the restore is not the backup's snapshot (sha256 %s, expected %s)"
+                               % (what, db, found, sha256))
+    return True
+
+
+class _Method:
+    def __init__(self, app_root: str, databases: list, fixture: dict) -> None:
+        self.app_root = app_root
+        self.databases = databases
+        self.fixture = fixture
+        self.archive = fixture["archive"]
+
+    def prepare(self, out: str) -> dict:
+        return prepare_damaged_app(self.app_root, os.path.join(out, "app"), self.databases)
+
+
+class GuideMethod(_Method):
+    """The guide's "Database Recovery from Full Backup": `tar -xzf` the database into a scratch folder,
+    `PRAGMA integrity_check` on it (scenario 1's check), `cp` it over the damaged one, `chown`, `chmod 644`. No
+    service to stop here; no fsync (the guide has none: its cp returns before the data is on disk)."""
+
+    key = "guide"
+    title = "guide manual: tar -xzf db + integrity_check + cp"
+
+    def steps(self, out: str) -> list:
+        scratch = os.path.join(out, "tmp")
+        dest = os.path.join(out, "app")
+        extract = "mkdir -p %s\ntar -xzf %s -C %s %s" % (
+            shlex.quote(scratch), shlex.quote(self.archive), shlex.quote(scratch),
+            " ".join(shlex.quote(db) for db in self.databases))
+        check = ["sqlite3 %s 'PRAGMA integrity_check;'" % shlex.quote(os.path.join(scratch, db))
+                 for db in self.databases]
+        replace = []
+        for db in self.databases:
+            live = shlex.quote(os.path.join(dest, db))
+            replace += ["cp %s %s" % (shlex.quote(os.path.join(scratch, db)),
+                                      shlex.quote(os.path.dirname(os.path.join(dest, db)) + "/")),
+                        'chown "$(id -u):$(id -g)" %s' % live, "chmod 644 %s" % live]
+        return [Step("extract", shell=extract), Step("integrity_check", shell="\n".join(check)),
+                Step("replace", shell="\n".join(replace))]
+
+    def result(self, out: str, runs: list) -> dict:
+        if runs[1].stdout.split() != ["ok"] * len(self.databases):
+            raise RuntimeError("guide: integrity_check of the extracted database: %s" % runs[1].stdout[-500:])
+        started = time.monotonic()
+        os.sync()  # untimed: what the guide's cp left unwritten
+        sync_after = round(time.monotonic() - started, 2)
+        _check_restored(os.path.join(out, "app"), self.fixture["databases"], self.key)
+        return {"archive": self.archive, "restored_bytes": _db_bytes(os.path.join(out, "app"), self.databases),
+                "sync_after_s": sync_after, "restored_ok": True}
+
+
+def _db_bytes(dest: str, databases: list) -> int:
+    return sum(os.path.getsize(os.path.join(dest, db)) for db in databases)
+
+
+def _restore_result(data: dict, out: str, method: "_Method") -> dict:
+    if not data.get("restored") or sorted(data.get("databases") or []) != sorted(method.databases):
+        raise RuntimeError("%s: the restore replaced nothing (restored %s, databases %s)"
+                           % (method.key, data.get("restored"), data.get("databases")))
+    if data["verification"]["status"] != "valid":
+        raise RuntimeError("%s: verification %s" % (method.key, data["verification"]["reason"]))
+    _check_restored(os.path.join(out, "app"), method.fixture["databases"], method.key)
+    return {"archive": data["archive"], "restored_bytes": _db_bytes(os.path.join(out, "app"), method.databases),
+            "module_duration": data["duration"], "restored": data["restored"],
+            "safety_copies": data["safety_copies"], "verification": data["verification"]["level"],
+            "staged_bytes": data["bytes"], "restored_ok": True}
+
+
+class AnsibleMethod(_Method):
+    """A one-task playbook: devops.reddit_backup.backup_restore scope database into the app root on localhost
+    (nothing holds the database open, so force stays false; defaults otherwise: verify_first, safety_copy)."""
+
+    key = "ansible"
+    title = "backup_restore scope=database via ansible-playbook"
+
+    def __init__(self, workdir: str, collections: str, *args) -> None:
+        super().__init__(*args)
+        self.workdir = workdir
+        self.collections = collections
+        self.playbook = os.path.join(workdir, "restore.yml")
+
+    def steps(self, out: str) -> list:
+        write_playbook(self.playbook, "Database restore", "backup_restore",
+                       {"archive": self.archive, "dest": os.path.join(out, "app"), "scope": "database",
+                        "force": False}, register="restored")
+        return [playbook_step("ansible-playbook", self.workdir, self.collections, self.playbook, "backup_restore")]
+
+    def result(self, out: str, runs: list) -> dict:
+        return _restore_result(minimal_result(runs[-1].stdout), out, self)
+
+
+ENGINE_CALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+print(json.dumps(restore(RestoreRequest(dest=sys.argv[2], archive=sys.argv[3], scope="database"))))
+"""
+
+
+class EngineMethod(_Method):
+    """The engine alone: ``restore(RestoreRequest(dest, archive, scope="database"))`` (diagnostic)."""
+
+    key = "engine"
+    title = "engine restore() direct (diagnostic)"
+
+    def __init__(self, collections: str, *args) -> None:
+        super().__init__(*args)
+        self.collections = collections
+
+    def steps(self, out: str) -> list:
+        return [engine_step("restore", ENGINE_CALL, self.collections, [os.path.join(out, "app"), self.archive],
+                            "RestoreRequest")]
+
+    def result(self, out: str, runs: list) -> dict:
+        return _restore_result(last_json_line(runs[-1].stdout), out, self)
+
+
+def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
+    keys = ("guide", "ansible", "engine")
+    wanted = [key for key in keys if not only_methods or key in only_methods]
+    if not wanted:
+        return {"skipped": "no method of this family in --methods"}
+    databases = find_databases(app_root)
+    guide = _fixtures.guide_archive(workdir, app_root, databases) if "guide" in wanted else None
+    module = _fixtures.module_backup(workdir, app_root, options.collections) if set(wanted) - {"guide"} else None
+    chosen = []
+    if guide:
+        chosen.append(GuideMethod(app_root, databases, guide))
+    if "ansible" in wanted:
+        chosen.append(AnsibleMethod(workdir, options.collections, app_root, databases, module))
+    if "engine" in wanted:
+        chosen.append(EngineMethod(options.collections, app_root, databases, module))
+    warm_page_cache(*[fixture["archive"] for fixture in (guide, module) if fixture])
+    records, _last = run_methods(NAME, chosen, options.repeat, workdir)
+    if not getattr(options, "keep_outputs", False):
+        shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)
+    result = {"databases": databases, "methods": list(records.values()), "loadavg_end": loadavg(),
+              "fixtures": {"guide": guide, "module": module}}
+    result["ratios"], result["targets"] = _targets(records)
+    return result
+
+
+def _targets(records: dict) -> tuple:
+    summaries = {key: record["summary"] for key, record in records.items()}
+    guide = summaries.get("guide", {}).get("median_s")
+    ratios = {key: {"time_vs_guide": ratio(summary["median_s"], guide)} for key, summary in summaries.items()}
+    targets = []
+    limit = TARGETS["time_vs_guide"]
+    if guide and "ansible" in summaries:
+        value = ratios["ansible"]["time_vs_guide"]
+        targets.append(target("ansible row at most %.1fx the guide's manual restore" % limit, value,
+                              value <= limit, "x"))
+    if guide:
+        for key, text in (("ansible", "module's own duration"), ("engine", "engine called directly")):
+            duration = summaries.get(key, {}).get("module_duration_median_s")
+            if duration:
+                value = ratio(duration, guide)
+                targets.append(target("(diagnostic) %s: at most %.1fx the guide's manual restore" % (text, limit),
+                                      value, value <= limit, "x", diagnostic=True))
+    return ratios, targets
+
+
+def render(result: dict) -> str:
+    if result.get("skipped"):
+        return "## Database restore: skipped (%s)" % result["skipped"]
+    headers = ["method", "median s", "min s", "CPU s", "database MB", "peak tree RSS MB", "peak 1-proc RSS MB",
+               "module RSS MB (own / +zstd)", "time / guide"]
+    rows = []
+    for record in result["methods"]:
+        summary = record["summary"]
+        restored = record["runs"][-1]["restored_bytes"] / 1048576.0
+        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
+                     fmt(summary["cpu_s"], "%.2f"), "%.1f" % restored,
+                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
+                     module_cell(summary), fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx")])
+    lines = ["## Database restore: the database-corruption scenario (%s)" % ", ".join(result["databases"]), "",
+             markdown_table(headers, rows), ""]
+    lines += step_lines(result["methods"])
+    lines.append("")
+    lines += ["- " + found["display"] for found in result["targets"]]
+    for record in result["methods"]:
+        runs = record["runs"]
+        prepared = runs[-1].get("prepared") or {}
+        notes = ["restored database is the backup's snapshot byte for byte: %s"
+                 % ("yes" if all(run.get("restored_ok") for run in runs) else "NO")]
+        if "sync_after_s" in runs[-1]:
+            notes.append("sync right after it (untimed, the writeback its cp left pending) %.2f s median"
+                         % sorted(run["sync_after_s"] for run in runs)[len(runs) // 2])
+        if "verification" in runs[-1]:
+            notes.append("verified while staging (%s); safety copy %s" % (
+                runs[-1]["verification"], ", ".join(os.path.basename(path) for path in runs[-1]["safety_copies"])
+                or "none"))
+        notes.append("damaged copy prepared untimed (copy %.1f s, sync %.1f s)" % (prepared.get("copy_s", 0),
+                                                                                   prepared.get("sync_s", 0)))
+        lines.append("- %s: %s" % (record["key"], "; ".join(notes)))
+    lines.append("- load average at the end: %s" % " ".join(str(value) for value in result["loadavg_end"]))
+    lines += [""] + command_lines(result["methods"])
+    return "\n".join(lines)
