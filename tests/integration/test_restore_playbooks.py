@@ -129,16 +129,6 @@ def test_complete_system_failure_onto_a_new_server(recovery):
     assert "RTO complete system failure: " in rto(result) and "(120 min): met" in rto(result)
 
 
-def test_complete_restore_over_the_current_application(recovery):
-    (recovery.app / "config" / "production.env").write_text("APP_ENV=wrong\n")
-    result = recovery.run("restore_full")
-    assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
-    aside = task(result, "Restore from the backup")["safety_copies"]
-    assert len(aside) == 1 and os.path.dirname(aside[0]) == str(recovery.tmp_path)
-    assert open(os.path.join(aside[0], "config", "production.env")).read() == "APP_ENV=wrong\n"
-    assert (recovery.app / "venv").exists()  # the guide's excludes stay in place
-
-
 def test_point_in_time(recovery):
     first = recovery.full
     time.sleep(1.1)  # backup names and times are to the second
