@@ -461,3 +461,13 @@ def test_a_narrow_scope_from_a_chain_checks_every_link_s_databases(app, tmp_path
     assert result["chain"] == [made["full"]["archive"], made["incremental"]["archive"]]
     assert (app / "config" / "production.env").read_text().endswith("LOG_LEVEL=DEBUG\n")
     assert rows(str(app / DB)) == 200  # the database scope was not asked for
+
+
+def test_without_safety_copies_the_replaced_items_are_gone(app, backup, tmp_path):
+    damage(app)
+    result = restore(RestoreRequest(dest=str(app), archive=backup["archive"], scope="database", safety_copy=False))
+    assert result["restored"] == [str(app / "data")] and result["safety_copies"] == []
+    assert rows(str(app / DB)) == 500 and not [n for n in os.listdir(str(app)) if ".pre-restore-" in n]
+    full = restore(RestoreRequest(dest=str(app), archive=backup["archive"], safety_copy=False))
+    assert full["safety_copies"] == [] and not [n for n in os.listdir(str(tmp_path)) if ".pre-restore-" in n]
+    assert not (app / "logs" / "new.log").exists() and (app / "venv").exists()
