@@ -109,4 +109,3 @@ def apply_delta(database: str, delta: str) -> dict:
         raise BackupError("rebuilding %s from its page delta gave a database whose sha256 differs from the "
                           "recorded snapshot; the chain is damaged" % database)
     return header
-

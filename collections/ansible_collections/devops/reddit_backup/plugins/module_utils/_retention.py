@@ -144,5 +144,3 @@ def _remove_backup(archive: str) -> None:
     for suffix in _catalog.SIDECAR_SUFFIXES:
         _fs.remove_quietly(archive + suffix)
     _fs.fsync_dir(os.path.dirname(archive))
-
-
