@@ -9,7 +9,7 @@ import os
 import re
 from datetime import datetime, timedelta, timezone
 
-from ._compress import SUFFIXES
+from ._compress import ARCHIVE_SUFFIXES
 from ._errors import BackupError
 from ._fs import TEMP_PREFIX, remove_quietly, remove_stale_temps
 from ._verdict import VERDICT_SUFFIX, summary as verdict_summary
@@ -29,7 +29,7 @@ STAMP_FORMAT = "%Y%m%d_%H%M%S"
 
 def archive_suffix(filename: str):
     """The archive suffix of ``filename`` (longest first), or None if it is not an archive name."""
-    for suffix in sorted(SUFFIXES.values(), key=len, reverse=True):
+    for suffix in ARCHIVE_SUFFIXES:  # longest first: .tar.zst.age before .tar.zst
         if filename.endswith(suffix):
             return suffix
     return None
@@ -54,7 +54,7 @@ def new_archive_path(backup_dir: str, backup_type: str, name, suffix: str, creat
     stem = "%s_%s" % (NAME_PREFIXES[backup_type], created.astimezone(timezone.utc).strftime(STAMP_FORMAT))
     candidate, counter = stem, 1
     while any(os.path.lexists(os.path.join(backup_dir, TYPE_DIRS[backup_type], candidate + other))
-              for other in SUFFIXES.values()):
+              for other in ARCHIVE_SUFFIXES):
         counter += 1
         candidate = "%s-%d" % (stem, counter)
     return os.path.join(backup_dir, TYPE_DIRS[backup_type], candidate + suffix), candidate
