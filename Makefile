@@ -29,7 +29,7 @@ TEST_SUMMARY := $(BUILD_DIR)/test-summary.txt
 # `make test` runs setup once, then each step with SKIP_SETUP=1.
 SKIP_SETUP ?= 0
 
-.PHONY: help setup lock unit integration sanity lint importer changelog-lint test demo bench clean distclean
+.PHONY: help setup lock unit integration sanity lint importer changelog-lint test molecule demo bench clean distclean
 
 help:
 	@echo "make test            everything below, in order: $(TEST_STEPS)"
@@ -40,6 +40,7 @@ help:
 	@echo "make lint            ansible-lint --profile production over the repo"
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
+	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh; not in test yet)"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py"
 	@echo "make lock            refresh requirements-lock.txt from requirements-dev.txt"
@@ -88,6 +89,9 @@ test: setup
 	echo; echo "=== make test summary ==="; cat "$(TEST_SUMMARY)"; \
 	if [ "$$failed" -ne 0 ]; then echo "make test: $$failed of $(words $(TEST_STEPS)) steps FAILED"; exit 1; fi; \
 	echo "make test: all $(words $(TEST_STEPS)) steps succeeded"
+
+molecule: setup
+	"$(ROOT)/tools/molecule.sh"
 
 demo: setup
 	cd "$(ROOT)" && ansible-playbook playbooks/demo.yml
