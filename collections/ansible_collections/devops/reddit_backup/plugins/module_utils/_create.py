@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _fs, _manifest, _pages, _selection, _sqlite
+from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _sqlite, _wheelhouse
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
@@ -37,6 +37,9 @@ class BackupRequest:
     integrity: str = "quick"
     lock_timeout: float = 60.0
     chain_max: int = None
+    encryption_recipients: list = None  # age public keys; the archive is encrypted to each of them
+    encryption_recipients_file: str = None  # a file of age public keys, one a line
+    wheelhouse: str = None  # a folder of wheels a full backup carries under wheelhouse/ (see _wheelhouse)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -46,7 +49,10 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     started = time.monotonic()
     if request.type not in CREATABLE_TYPES:
         raise BackupError("type must be one of %s, not %r" % (", ".join(CREATABLE_TYPES), request.type))
-    suffix = suffix_for(request.compression)
+    recipients = _crypto.normalize_recipients(request.encryption_recipients, request.encryption_recipients_file)
+    if recipients:
+        _crypto.require_age()
+    suffix = suffix_for(request.compression, encrypted=bool(recipients))
     if request.integrity not in _sqlite.INTEGRITY_LEVELS:
         raise BackupError("integrity must be one of %s, not %r"
                           % (", ".join(_sqlite.INTEGRITY_LEVELS), request.integrity))
@@ -56,10 +62,17 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     backup_dir = os.path.abspath(request.backup_dir)
     selection = _selection.select(app_root, "full" if request.type == "incremental" else request.type,
                                   request.include, request.exclude, request.databases, backup_dir)
+    wheelhouse = None
+    if request.wheelhouse:
+        if request.type != "full":
+            raise BackupError("wheelhouse is for full backups (the ones a new server is rebuilt from), not %s ones"
+                              % request.type)
+        wheelhouse = _wheelhouse.add_to_selection(selection, request.wheelhouse, app_root)
     if check_mode:
         backup_type, parent, notes = _start_chain(request, _catalog.list_backups(backup_dir))
         archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
-        return _result(archive, name, backup_type, request, selection, started, parent, notes)
+        return dict(_result(archive, name, backup_type, request, selection, started, parent, notes),
+                    encrypted=bool(recipients), wheelhouse=wheelhouse)
     _fs.ensure_private_dir(backup_dir)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
@@ -71,11 +84,13 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
         _check_free_space(folder, selection, backups, backup_type)
         parent_index = _chain.read_index(parent["archive"]) if parent else None
         job = _ArchiveJob(folder, archive, name, backup_type, request, selection, app_root, parent, parent_index)
+        job.recipients = recipients
         try:
             manifest, size, sha256 = job.run()
         finally:
             job.remove_temps()
-    return _result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size, sha256)
+    return dict(_result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size,
+                        sha256), encrypted=bool(recipients), wheelhouse=wheelhouse)
 
 
 def _start_chain(request: BackupRequest, backups: list) -> tuple:
@@ -102,6 +117,7 @@ class _ArchiveJob:
         self.parent_index = parent_index
         self.temps: list = []
         self.committed = False
+        self.recipients: list = []
 
     def _temp(self, stem: str) -> str:
         path = _fs.temp_path(self.folder, stem)
@@ -118,7 +134,7 @@ class _ArchiveJob:
         except OSError as error:
             raise _fs.as_backup_error(error, tmp_archive) from error
         with handle:
-            writer_stream = CompressedWriter(handle, self.archive, self.request.compression)
+            writer_stream = CompressedWriter(handle, self.archive, self.request.compression, self.recipients)
             try:
                 manifest, index = self._write_tar(writer_stream, snapshots, checks)
                 writer_stream.close()
@@ -175,7 +191,8 @@ class _ArchiveJob:
                 record = writer.add_symlink(entry.path, entry.stat, os.readlink(entry.source))
             else:
                 record = writer.add_file(entry.path, entry.source)
-            states[entry.path] = _chain.member_state(record)
+            if not _wheelhouse.carried(entry.path):  # the wheels ride along: not the application's state
+                states[entry.path] = _chain.member_state(record)
         results = checks.wait()
         for record in database_records:
             record["integrity"] = results[record["path"]]
@@ -188,6 +205,8 @@ class _ArchiveJob:
                                       self.app_root, self.parent["name"] if self.parent else None,
                                       self.request.compression)
         header["depth"] = (self.parent.get("depth") or 0) + 1 if self.parent else 0
+        if self.recipients:  # public keys only: the catalog can say who can read the backup
+            header["encryption"] = {"tool": "age", "recipients": list(self.recipients)}
         manifest = dict(header, members=writer.members, databases=database_records,
                         warnings=self.selection.warnings + writer.warnings)
         digests = {record["path"]: record.pop("page_digests") for record in database_records}  # index, not manifest
