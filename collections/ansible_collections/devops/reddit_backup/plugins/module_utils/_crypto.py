@@ -182,3 +182,36 @@ def header_problem(path: str):
         elif line.startswith(b"--- "):
             return (None, stanzas) if stanzas else ("its age header names no recipient", 0)
     return "its age header does not end within %d bytes" % HEADER_LIMIT, stanzas
+
+
+def ciphertext_checks(archive: str, meta, sidecar_sha256, sidecar_error, actual_sha256: str, check) -> list:
+    """The checks a quick verification of an encrypted archive can make without its key: the ciphertext against
+    its `.sha256` sidecar and its catalog entry, and the age header (one stanza per recipient named in the catalog
+    entry). ``check(name, ok, detail, status=None)`` builds each check."""
+    checks = []
+    if sidecar_error:
+        checks.append(check("checksum", False, sidecar_error))
+    else:
+        matches = actual_sha256 == sidecar_sha256
+        checks.append(check("checksum", matches, "the ciphertext's sha256 matches its .sha256 sidecar" if matches
+                            else "the ciphertext's sha256 is %s, its .sha256 sidecar says %s"
+                            % (actual_sha256, sidecar_sha256)))
+    problem, stanzas = header_problem(archive)
+    recipients = ((meta or {}).get("encryption") or {}).get("recipients") if isinstance(meta, dict) else None
+    if problem is None and isinstance(recipients, list) and stanzas != len(recipients):
+        problem = "its age header has %d recipient stanzas, its catalog entry names %d recipients" % (
+            stanzas, len(recipients))
+    checks.append(check("encryption", problem is None, "%s is not a sound age file: %s" % (archive, problem)
+                        if problem else "an age file to %d recipients" % stanzas))
+    if meta is None:
+        checks.append(check("catalog", True, "skipped: no readable .meta.json beside the archive", "skipped"))
+    else:
+        differing = ["the catalog entry says %s %s, the ciphertext's is %s" % (key, meta.get(key), value)
+                     for key, value in (("sha256", actual_sha256), ("size", os.path.getsize(archive)))
+                     if meta.get(key) != value]
+        if not isinstance(recipients, list):
+            differing.append("the catalog entry names no recipients: it does not describe an encrypted archive")
+        checks.append(check("catalog", not differing, differing or "the catalog entry describes this ciphertext"))
+    checks.append(check("contents", True, "skipped: the archive is encrypted and no identity_file was given; the tar "
+                        "stream, manifest and members inside were not read", "skipped"))
+    return checks

@@ -20,8 +20,9 @@ import tarfile
 import tempfile
 import threading
 
-from . import _manifest
-from ._compress import decompress_command
+from . import _crypto, _manifest
+from ._catalog import META_SUFFIX
+from ._compress import read_stages
 from ._errors import BackupError
 from ._fs import as_backup_error
 from ._tarsafe import GuardedTarFile, Layout, Refused, classify, pax_problem
@@ -154,11 +155,15 @@ class _HashingFile:
 class ArchiveReader:
     """``with ArchiveReader(archive) as reader: for member in reader.members(): ...``; then ``reader.manifest``,
     ``reader.archive_sha256`` (of the archive file's bytes) and ``reader.problems`` (structure findings that did
-    not stop the stream). ``hash_members=False`` skips member hashing (a quick structural pass)."""
+    not stop the stream). ``hash_members=False`` skips member hashing (a quick structural pass).
+    ``identity_file`` is the age private key file an encrypted archive (``.age``) needs; without it such an
+    archive raises KeyNeeded, and with a key it was not encrypted to, WrongKey."""
 
-    def __init__(self, archive: str, hash_members: bool = True) -> None:
+    def __init__(self, archive: str, hash_members: bool = True, identity_file: str = None) -> None:
         self.archive = archive
         self.hash_members = hash_members
+        self.identity_file = identity_file
+        self._stages: list = []  # (what, process, stderr file): age first when encrypted, then the decompressor
         self.manifest = None
         self.manifest_bytes = None
         self.archive_size = 0
@@ -175,33 +180,49 @@ class ArchiveReader:
         self._tap = None
         self._last_path = None
 
-    # The pipeline: archive file -> (feeder thread, hashing) -> decompressor -> tarfile.
+    # The pipeline: archive file -> (feeder thread, hashing) -> [age -d] -> decompressor -> tarfile.
     def __enter__(self) -> "ArchiveReader":
-        command = decompress_command(self.archive)
+        if _crypto.is_encrypted(self.archive) and not self.identity_file:
+            raise _crypto.key_needed_error(self.archive, _recipients(self.archive))
+        stages = read_stages(self.archive, self.identity_file)
         try:
             self._handle = open(self.archive, "rb")
         except OSError as error:
             raise BackupError("cannot read archive %s: %s; check the path and its permissions"
                               % (self.archive, error.strerror)) from error
-        if command is None:
+        if not stages:
             self._tap = _Tap(_HashingFile(self._handle, self))
             return self
-        self._stderr = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(command[:-1], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr)
+        try:
+            for what, command in stages:
+                stdin = self._stages[-1][1].stdout if self._stages else subprocess.PIPE
+                stderr = tempfile.TemporaryFile()
+                process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+                if self._stages:
+                    self._stages[-1][1].stdout.close()  # the next stage owns the pipe now
+                self._stages.append((what, process, stderr))
+        except OSError as error:
+            self.__exit__(None, None, None)
+            raise BackupError("cannot start %s to read %s: %s" % (stages[len(self._stages)][0], self.archive,
+                                                                 error)) from error
+        self._process = self._stages[-1][1]  # the stage whose output is the tar stream
+        self._stderr = self._stages[-1][2]
         self._feeder = threading.Thread(target=self._feed, daemon=True)
         self._feeder.start()
         self._tap = _Tap(self._process.stdout)
         return self
 
     def __exit__(self, *exc_info) -> None:
+        for _what, process, _stderr in self._stages:
+            if process.poll() is None:
+                process.kill()
         if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
             self._process.stdout.close()
-            self._process.wait()
+        for _what, process, stderr in self._stages:
+            process.wait()
+            stderr.close()
+        if self._feeder is not None:
             self._feeder.join(timeout=10)
-            self._stderr.close()
         if self._handle is not None:
             self._handle.close()
 
@@ -210,7 +231,7 @@ class ArchiveReader:
         self.archive_size += len(data)
 
     def _feed(self) -> None:
-        stdin = self._process.stdin
+        stdin = self._stages[0][1].stdin
         try:
             while True:
                 data = self._handle.read(CHUNK)
@@ -219,7 +240,7 @@ class ArchiveReader:
                 self._account(data)
                 stdin.write(data)
         except (BrokenPipeError, ValueError):
-            pass  # the decompressor stopped early: its exit status says why
+            pass  # the first stage stopped early: its exit status says why
         except OSError as error:
             self._feed_error = error
         finally:
@@ -229,18 +250,35 @@ class ArchiveReader:
                 pass
 
     def _decompressor_failure(self, wait: float = 5.0):
-        """The decompressor's complaint once it has ended badly, or None."""
-        if self._process is None:
-            return None
-        try:
-            returncode = self._process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            return None
-        if returncode == 0:
-            return None
-        self._stderr.seek(0)
-        message = self._stderr.read().decode(errors="replace").strip() or "exit status %d" % returncode
-        return "%s failed: %s" % (os.path.basename(self._process.args[0]), message.splitlines()[-1])
+        """The complaint of the first stage (age, then the decompressor) that has ended badly, or None. A key
+        that does not match raises WrongKey: that is no damage to the archive."""
+        for what, process, stderr in self._stages:
+            try:
+                returncode = process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            if returncode == 0:
+                continue
+            stderr.seek(0)
+            text = stderr.read().decode(errors="replace")
+            if what == "age":
+                return self._age_failure(text, returncode)
+            message = text.strip() or "exit status %d" % returncode
+            return "%s failed: %s" % (os.path.basename(process.args[0]), message.splitlines()[-1])
+        return None
+
+    def _age_failure(self, text: str, returncode: int) -> str:
+        kind = _crypto.classify_failure(text)
+        if kind == "wrong_key":
+            raise _crypto.wrong_key_error(self.archive, self.identity_file, _recipients(self.archive))
+        if kind == "identity":
+            # age's words could quote the key file: name the file and say what to check, nothing more.
+            raise BackupError("age could not use identity_file %s: it must be an unencrypted age private key file "
+                              "(as age-keygen writes)" % self.identity_file)
+        if kind == "damaged":
+            return ("age could not authenticate the ciphertext: it was altered, cut short or damaged (%s)"
+                    % (_crypto.last_message(text) or "exit status %d" % returncode))
+        return "age failed: %s" % (_crypto.last_message(text) or "exit status %d" % returncode)
 
     def damaged(self, what: str, path=None, failure=None) -> DamagedArchive:
         """A DamagedArchive naming the member being read (or the last one read) and the decompressor's word."""
@@ -350,7 +388,8 @@ class ArchiveReader:
             self._feeder.join()
             failure = self._decompressor_failure(wait=60)
             if failure:
-                raise self.damaged("its compressed stream is damaged", failure=failure)
+                raise self.damaged("its %s stream is damaged" % ("encrypted" if self.identity_file else "compressed"),
+                                   failure=failure)
         if self._feed_error is not None:
             raise as_backup_error(self._feed_error, self.archive)
         self.archive_sha256 = self._digest.hexdigest()
@@ -374,3 +413,14 @@ class ArchiveReader:
             return _manifest.decode(self.manifest_bytes, self.archive)
         except BackupError as error:
             raise self.damaged("its %s: %s" % (_manifest.MANIFEST_NAME, error)) from None
+
+
+def _recipients(archive: str):
+    """The recipients an encrypted archive's catalog entry names (public keys), for messages; None if unknown."""
+    try:
+        with open(archive + META_SUFFIX, encoding="utf-8") as handle:
+            encryption = json.load(handle).get("encryption") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    recipients = encryption.get("recipients") if isinstance(encryption, dict) else None
+    return recipients if isinstance(recipients, list) else None

@@ -60,6 +60,7 @@ class RestoreRequest:
     force: bool = False
     keep: list = field(default_factory=lambda: list(DEFAULT_KEEP))
     required: list = None
+    identity_file: str = None  # the age private key file encrypted archives need (only age reads it)
     temp_dir: str = None
     lock_timeout: float = 60.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -223,7 +224,7 @@ class _RestoreJob:
 
     def _read(self, archive, meta, verifier, stager):
         try:
-            with ArchiveReader(archive) as reader:
+            with ArchiveReader(archive, identity_file=self.request.identity_file) as reader:
                 run_pass(reader, verifier, stager)
         except DamagedArchive as error:
             raise BackupError("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest)) from None
