@@ -95,6 +95,36 @@ options:
     type: str
     choices: [none, quick, full]
     default: quick
+  encryption_recipients:
+    description:
+      - age public keys (X25519 recipients, C(age1...), as C(age-keygen -y KEYFILE) prints them). With any, the
+        archive is an age file encrypted to each of them, named C(<name>.tar.zst.age). It is encrypted as it is
+        written (C(tar | zstd | age)), so no plaintext ever reaches the disk.
+      - An app server needs only public keys, so a stolen server cannot read its old backups. Keep the private keys
+        (identity files) elsewhere and give one to M(devops.reddit_backup.backup_verify) and
+        M(devops.reddit_backup.backup_restore) as O(devops.reddit_backup.backup_restore#module:identity_file).
+      - The C(.sha256) sidecar covers the ciphertext; C(.meta.json) holds the manifest's header (no file contents)
+        and the recipients. C(.index.json) (chain types) stays on this host; see the collection's
+        C(docs/encryption-and-sync.md) for what it holds.
+      - Needs the C(age) tool on the host (Debian package C(age)).
+    type: list
+    elements: str
+  encryption_recipients_file:
+    description:
+      - A file on the host with age public keys, one a line (C(#) comments allowed), used with or instead of
+        O(encryption_recipients). A private key found there is refused.
+    type: path
+  wheelhouse:
+    description:
+      - A folder on the host of Python wheels for the application's requirements, carried by a V(full) backup under
+        C(wheelhouse/), so a new server without internet can rebuild the venv with C(pip install --no-index
+        --find-links APP_ROOT/wheelhouse -r apps/collector/requirements.txt).
+      - Build it on the controller with C(pip wheel -r apps/collector/requirements.txt -w DIR) for the servers'
+        Python and platform, and copy it to the host first. Only C(*.whl) files are taken. A requirement of
+        C(apps/collector/requirements.txt) that no wheel provides is a warning.
+      - The wheels are not part of the application's state, so incremental backups built on this one neither store
+        them again nor delete them on restore. Only for O(type=full).
+    type: path
   chain_max:
     description:
       - The longest chain a new backup may extend (the base counts as one). Defaults to 24 for V(database)
@@ -132,6 +162,15 @@ EXAMPLES = r"""
     app_root: /home/cayir/cicd_project
     backup_dir: /home/cayir/cicd_project/backups
     type: incremental
+
+- name: A full backup encrypted to two keys (an operator's and the offsite one), carrying the wheelhouse
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    encryption_recipients:
+      - age16a503myppachnh5sul07a327tfezam9svxfpfc8nfcrhnq3nzu8sl2eed4
+      - age1uc39w0zxetnzjr6h95r45ws462zx9acfu34ds0e56eqj2d6kqclsd2mtds
+    wheelhouse: /var/cache/reddit_backup/wheelhouse
 
 - name: The hourly database backup with a full integrity check
   devops.reddit_backup.backup_create:
@@ -217,6 +256,18 @@ missing:
   type: list
   elements: str
   sample: [monitoring/prometheus_config.yml]
+encrypted:
+  description: Whether the archive is encrypted with age (it then ends in C(.age)).
+  returned: always
+  type: bool
+  sample: true
+wheelhouse:
+  description:
+    - The wheelhouse carried (C(path), C(wheels), C(bytes), and C(missing), the requirements no wheel provides);
+      null without O(wheelhouse).
+  returned: always
+  type: dict
+  sample: {"path": "/var/cache/reddit_backup/wheelhouse", "wheels": 14, "bytes": 41234567, "missing": []}
 duration:
   description: Seconds the backup took.
   returned: always
@@ -244,6 +295,9 @@ def main():
             compression=dict(type="str", choices=["zstd", "gzip", "none"], default="zstd"),
             integrity=dict(type="str", choices=["none", "quick", "full"], default="quick"),
             chain_max=dict(type="int"),
+            encryption_recipients=dict(type="list", elements="str"),
+            encryption_recipients_file=dict(type="path"),
+            wheelhouse=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -252,7 +306,9 @@ def main():
                             name=params["name"], include=params["include"], exclude=params["exclude"],
                             databases=params["databases"], compression=params["compression"],
                             integrity=params["integrity"], lock_timeout=params["lock_timeout"],
-                            chain_max=params["chain_max"])
+                            chain_max=params["chain_max"], encryption_recipients=params["encryption_recipients"],
+                            encryption_recipients_file=params["encryption_recipients_file"],
+                            wheelhouse=params["wheelhouse"])
     try:
         result = create_backup(request, check_mode=module.check_mode)
     except BackupError as error:

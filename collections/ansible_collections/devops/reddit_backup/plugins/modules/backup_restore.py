@@ -132,8 +132,12 @@ options:
     elements: str
   identity_file:
     description:
-      - The age identity (private key) file to decrypt encrypted archives. Encryption arrives in a later release;
-        until then this option is unused.
+      - The age identity (private key) file that decrypts encrypted archives (C(.age)), as C(age-keygen) writes it,
+        mode C(0600) (a file readable by others is refused). Only the C(age) process opens it; its content is never
+        read into Ansible, logged or put on a command line. The path itself is not secret.
+      - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
+      - Required for encrypted archives; without it, or with a key the archive was not encrypted to, the restore
+        fails before anything changes, with a message that says which. Altered ciphertext is refused as damage.
     type: path
   temp_dir:
     description:
@@ -301,7 +305,7 @@ def main():
                              verify_first=params["verify_first"], safety_copy=params["safety_copy"],
                              owner=params["owner"], group=params["group"], force=params["force"],
                              keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
-                             lock_timeout=params["lock_timeout"])
+                             lock_timeout=params["lock_timeout"], identity_file=params["identity_file"])
     try:
         result = restore(request, check_mode=module.check_mode)
     except BackupError as error:

@@ -78,8 +78,14 @@ options:
     elements: str
   identity_file:
     description:
-      - The age identity (private key) file to decrypt encrypted archives. Encryption arrives in a later release;
-        until then an encrypted archive is reported V(unverifiable) and this option is unused.
+      - The age identity (private key) file that decrypts encrypted archives (C(.age)), as C(age-keygen) writes it,
+        mode C(0600) (a file readable by others is refused). Only the C(age) process opens it; its content is never
+        read into Ansible, logged or put on a command line. The path itself is not secret.
+      - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
+      - Without it, an encrypted archive can only be checked at O(level=quick), which needs no key (the C(.sha256)
+        sidecar covers the ciphertext) and checks the checksum, the age header and the catalog entry. At
+        O(level=comprehensive) it is V(unverifiable) with a message that says the key is needed; a key the archive
+        was not encrypted to is V(unverifiable) with a message that says so; altered ciphertext is V(invalid).
     type: path
   fail_on_invalid:
     description: Fail the task when the verdict is not V(valid). With V(false), read RV(valid) and RV(status).
@@ -226,7 +232,8 @@ def main():
         types = [params["type"]] if params["type"] else None
         archive = pick_archive(params["archive"], params["backup_dir"], params["before"], params["name"], types)
         result = verify_archive(archive, params["level"], params["required"], params["temp_dir"],
-                                record=params["record"] and not module.check_mode)
+                                record=params["record"] and not module.check_mode,
+                                identity_file=params["identity_file"])
     except BackupError as error:
         module.fail_json(msg=str(error))
     for warning in result.pop("warnings"):
