@@ -199,6 +199,7 @@ def _targets(records: dict) -> tuple:
     for key, summary in summaries.items():
         full = summaries.get(PAIRS.get(key))
         ratios[key] = {"time_vs_full": ratio(summary["median_s"], full["median_s"]) if full else None,
+                       "cpu_vs_full": ratio(summary["cpu_s"], full["cpu_s"]) if full else None,
                        "size_vs_full": round(summary["archive_bytes"] / full["archive_bytes"], 4) if full else None,
                        "speedup_vs_guide": ratio(guide, summary["median_s"])}
     targets = []
@@ -225,7 +226,7 @@ def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Incremental backup: skipped (%s)" % result["skipped"]
     headers = ["method", "median s", "min s", "CPU s", "archive MB", "pages changed (of all)", "peak tree RSS MB",
-               "peak 1-proc RSS MB", "module RSS MB (own / +zstd)", "time / full", "size / full",
+               "peak 1-proc RSS MB", "module RSS MB (own / +zstd)", "time / full", "CPU / full", "size / full",
                "x faster than guide"]
     rows = []
     for record in result["methods"]:
@@ -239,6 +240,7 @@ def render(result: dict) -> str:
                      fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_bytes"] / MB, "%.2f"), pages,
                      fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
                      module_cell(summary), fmt(ratios["time_vs_full"], "%.2fx"),
+                     fmt(ratios.get("cpu_vs_full"), "%.2fx"),
                      fmt(None if ratios["size_vs_full"] is None else ratios["size_vs_full"] * 100, "%.2f%%"),
                      fmt(ratios["speedup_vs_guide"], "%.2fx")])
     state = result["state"]

@@ -197,7 +197,9 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
 def _targets(records: dict) -> tuple:
     summaries = {key: record["summary"] for key, record in records.items()}
     guide = summaries.get("guide", {}).get("median_s")
-    ratios = {key: {"time_vs_guide": ratio(summary["median_s"], guide)} for key, summary in summaries.items()}
+    guide_cpu = summaries.get("guide", {}).get("cpu_s")
+    ratios = {key: {"time_vs_guide": ratio(summary["median_s"], guide),
+                    "cpu_vs_guide": ratio(summary["cpu_s"], guide_cpu)} for key, summary in summaries.items()}
     targets = []
     limit = TARGETS["time_vs_guide"]
     if guide and "ansible" in summaries:
@@ -218,7 +220,7 @@ def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Database restore: skipped (%s)" % result["skipped"]
     headers = ["method", "median s", "min s", "CPU s", "database MB", "peak tree RSS MB", "peak 1-proc RSS MB",
-               "module RSS MB (own / +zstd)", "time / guide"]
+               "module RSS MB (own / +zstd)", "time / guide", "CPU / guide"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
@@ -226,7 +228,8 @@ def render(result: dict) -> str:
         rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
                      fmt(summary["cpu_s"], "%.2f"), "%.1f" % restored,
                      fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
-                     module_cell(summary), fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx")])
+                     module_cell(summary), fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx"),
+                     fmt(result["ratios"][record["key"]].get("cpu_vs_guide"), "%.2fx")])
     lines = ["## Database restore: the database-corruption scenario (%s)" % ", ".join(result["databases"]), "",
              markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])

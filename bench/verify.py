@@ -192,9 +192,12 @@ def _targets(records: dict) -> tuple:
     summaries = {key: record["summary"] for key, record in records.items()}
     baseline = summaries.get("baseline", {}).get("median_s")
     guide = summaries.get("guide", {}).get("median_s")
+    baseline_cpu = summaries.get("baseline", {}).get("cpu_s")
     ratios = {key: {"time_vs_baseline": ratio(summary["median_s"], baseline),
+                    "cpu_vs_baseline": ratio(summary["cpu_s"], baseline_cpu),
                     "speedup_vs_guide": ratio(guide, summary["median_s"])} if key != "ansible_floor" else
-              {"time_vs_baseline": None, "speedup_vs_guide": None} for key, summary in summaries.items()}
+              {"time_vs_baseline": None, "cpu_vs_baseline": None, "speedup_vs_guide": None}
+              for key, summary in summaries.items()}
     targets = []
     limit = TARGETS["time_vs_baseline"]
     if baseline and "ansible" in summaries:
@@ -233,7 +236,7 @@ def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Comprehensive verify: skipped (%s)" % result["skipped"]
     headers = ["method", "median s", "min s", "CPU s", "archive MB", "peak tree RSS MB", "peak 1-proc RSS MB",
-               "module RSS MB (own / +zstd)", "time / baseline", "x faster than guide"]
+               "module RSS MB (own / +zstd)", "time / baseline", "CPU / baseline", "x faster than guide"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
@@ -242,7 +245,7 @@ def render(result: dict) -> str:
                      fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_mb"], "%.1f"),
                      fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
                      module_cell(summary), fmt(ratios["time_vs_baseline"], "%.2fx"),
-                     fmt(ratios["speedup_vs_guide"], "%.2fx")])
+                     fmt(ratios.get("cpu_vs_baseline"), "%.2fx"), fmt(ratios["speedup_vs_guide"], "%.2fx")])
     lines = ["## Comprehensive verify of a full backup (%s)" % ", ".join(result["databases"]), "",
              markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])
