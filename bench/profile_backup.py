@@ -105,6 +105,13 @@ def main() -> int:
     if not os.path.isfile(database):
         raise SystemExit("no seeded app in %s: run bench/run.py --workdir %s first" % (app_root, options.workdir))
     scratch = tempfile.mkdtemp(prefix="profile-", dir=options.workdir)
+    try:
+        return _profile(options, app_root, database, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # also when the output pipe closes early
+
+
+def _profile(options, app_root: str, database: str, scratch: str) -> int:
     backup_dir = os.path.join(scratch, "backups")
     snapshot = os.path.join(scratch, "snapshot.db")
     plain_tar = os.path.join(scratch, "plain.tar")
@@ -176,7 +183,6 @@ def main() -> int:
         text = stream.getvalue()
         print("sorted by %s:\n%s" % (sort, text[text.find("ncalls"):].rstrip()))
         print()
-    shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
