@@ -19,10 +19,15 @@ description:
   - Runs under the backup directory's lock, so it never races a backup; it waits O(lock_timeout) for a running one.
     An archive goes before its sidecars, and a chain's newest links before older ones, so a run killed half-way
     leaves nothing broken listed.
+  - With O(remote), the same policy runs against the remote copy (a backup server or an object store, as
+    M(devops.reddit_backup.backup_sync) reaches it) instead of O(backup_dir). The remote's catalog is read from its
+    sidecars, the same rules and protections apply, and every doomed archive is removed before its sidecars.
+    O(backup_dir)'s lock is held meanwhile, so the prune never races a push from this host.
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.backup_dir
+  - devops.reddit_backup.remote
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -68,6 +73,16 @@ EXAMPLES = r"""
         keep_weekly: 8
         keep_monthly: 12
 
+- name: The same retention on the backup server's copy, kept longer there
+  devops.reddit_backup.backup_prune:
+    backup_dir: /home/cayir/cicd_project/backups
+    remote: ssh://backup@backup.example.internal/srv/backups/app1
+    ssh_key: /home/cayir/.ssh/backup_ed25519
+    known_hosts: /home/cayir/.ssh/known_hosts_backup
+    policy:
+      full:
+        keep_within: 90d
+
 - name: Preview what the cleanup would remove ten days from now
   devops.reddit_backup.backup_prune:
     backup_dir: /home/cayir/cicd_project/backups
@@ -95,16 +110,25 @@ freed_bytes:
   returned: always
   type: int
   sample: 73413020
+remote:
+  description: With O(remote), the remote pruned (no credentials); RV(deleted) and RV(kept) then name archives
+    relative to it.
+  returned: when O(remote) is given
+  type: str
+  sample: ssh://backup@backup.example.internal/srv/backups/app1
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
+    REMOTE_ARGUMENT_SPEC, prune_remote, request_from_params)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._retention import prune
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            REMOTE_ARGUMENT_SPEC,
             backup_dir=dict(type="path", required=True),
             lock_timeout=dict(type="float", default=60),
             policy=dict(type="dict", default={}),
@@ -114,8 +138,11 @@ def main():
     )
     params = module.params
     try:
-        result = prune(params["backup_dir"], params["policy"], params["now"], module.check_mode,
-                       params["lock_timeout"])
+        if params["remote"]:
+            result = prune_remote(request_from_params(params), params["policy"], params["now"], module.check_mode)
+        else:
+            result = prune(params["backup_dir"], params["policy"], params["now"], module.check_mode,
+                           params["lock_timeout"])
     except BackupError as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)

@@ -1,0 +1,391 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Remote copies: push backups to a backup server or an object store, pull them back, and keep retention there.
+
+The remote folder has the backup directory's layout (``daily/``, ``incremental/`` ... with each archive beside
+its sidecars), so ``backup_info`` could read a copy of it as it is. The rules:
+
+* Only complete backups travel, and they travel whole: the ``.sha256`` and ``.meta.json`` sidecars (and the
+  ``.index.json`` state of an unencrypted backup) first, the archive last. rsync renames each file into place once
+  complete and S3 shows an object only once its PUT or multipart upload completes, so the archive appears last:
+  a push killed half-way leaves sidecars without an archive, which no pull takes for a backup.
+* A pull lands the archive under a hidden temp name, checks it against the remote ``.sha256`` sidecar, writes the
+  sidecars, and renames the archive into place last, under the backup directory's lock: ``backup_info`` never
+  lists a bad or half-pulled backup.
+* Nothing is overwritten: a different backup of the same name at the destination is skipped, with the reason.
+* Encrypted backups travel without their ``.index.json`` (per-file hashes: see docs/encryption-and-sync.md), so
+  the remote holds only ciphertext and metadata that names no file contents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import _catalog, _chain, _crypto, _fs, _retention
+from ._errors import BackupError
+from ._lock import DirectoryLock
+
+DIRECTIONS = ("push", "pull")
+SELECTS = ("all", "latest", "before")  # or the name of one backup
+SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+)(?::(?P<port>\d+))?"
+                     r"(?P<path>/.*)$")
+S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
+
+
+@dataclass
+class SyncRequest:
+    """What ``backup_sync`` (and ``backup_prune`` with a remote) was asked for; None means the default."""
+
+    backup_dir: str
+    remote: str
+    direction: str = "push"
+    select: str = "all"
+    before: str = None
+    type: str = None
+    delete: bool = False
+    ssh_key: str = None
+    known_hosts: str = None
+    ssh_host_key_checking: str = "strict"
+    s3_endpoint_url: str = None
+    s3_region: str = None
+    s3_access_key: str = None
+    s3_secret_key: str = None
+    s3_session_token: str = None
+    timeout: float = 30
+    lock_timeout: float = 60.0
+    now: datetime = None
+
+
+def parse_remote(remote: str) -> dict:
+    """``ssh://user@host[:port]/path`` or ``s3://bucket/prefix`` as a dict with ``kind``."""
+    text = str(remote or "").strip()
+    match = SSH_URL.match(text)
+    if match:
+        path = match.group("path")
+        if "/../" in path + "/" or "\n" in path:
+            raise BackupError("remote %s: the path may not contain '..'" % text)
+        return {"kind": "ssh", "user": match.group("user"), "host": match.group("host"),
+                "port": int(match.group("port")) if match.group("port") else None, "path": path}
+    match = S3_URL.match(text)
+    if match:
+        return {"kind": "s3", "bucket": match.group("bucket"), "prefix": (match.group("prefix") or "").strip("/")}
+    raise BackupError("remote %r is not usable: use ssh://user@host[:port]/path/on/the/server (rsync over ssh) or "
+                      "s3://bucket/prefix" % remote)
+
+
+def open_store(request: SyncRequest):
+    where = parse_remote(request.remote)
+    if where["kind"] == "ssh":
+        from ._remote_ssh import SshStore  # pylint: disable=import-outside-toplevel
+        return SshStore(where["user"], where["host"], where["port"], where["path"], request.ssh_key,
+                        request.known_hosts, request.ssh_host_key_checking, request.timeout)
+    from ._remote_s3 import S3Store  # pylint: disable=import-outside-toplevel
+    return S3Store(where["bucket"], where["prefix"], request.s3_endpoint_url, request.s3_region,
+                   request.s3_access_key, request.s3_secret_key, request.s3_session_token, request.timeout)
+
+
+def travelling_sidecars(archive: str) -> tuple:
+    """The sidecars that travel with ``archive``, in the order they are sent (the archive goes after them)."""
+    sidecars = (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+    if not _crypto.is_encrypted(archive):
+        sidecars += (_catalog.INDEX_SUFFIX,)
+    return sidecars
+
+
+class RemoteCatalog:
+    """The remote's complete backups, read from its listing and its sidecars (fetched into a private folder),
+    shaped as ``_catalog.list_backups`` entries whose ``archive`` is the path relative to the remote folder."""
+
+    def __init__(self, store, work_dir: str) -> None:
+        self.store = store
+        self.shadow = os.path.join(work_dir, "remote")
+        os.mkdir(self.shadow, 0o700)
+        self.files = store.list()
+        self.backups: list = []
+        self.incomplete: list = []
+        archives = [path for path in self.files if _is_archive(path)]
+        wanted = [path + suffix for path in archives for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+                  if path + suffix in self.files]
+        store.fetch(wanted, self.shadow)
+        for path in archives:
+            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path))
+            if entry is None:
+                self.incomplete.append({"name": _stem(path), "archive": path, "reason": "incomplete on the remote: "
+                                        "its .sha256 or .meta.json sidecar is missing or unreadable"})
+                continue
+            entry["archive"] = path
+            entry["remote_size"] = self.files[path]
+            entry["verified"] = None  # verdicts stay with the copy that was verified
+            self.backups.append(entry)
+        for path in self.files:
+            if path.endswith(_catalog.META_SUFFIX):
+                archive = path[: -len(_catalog.META_SUFFIX)]
+                if _is_archive(archive) and archive not in self.files:
+                    self.incomplete.append({"name": _stem(archive), "archive": archive, "reason": "incomplete on the "
+                                            "remote: its sidecars are there but not its archive (a push that was "
+                                            "interrupted, or is still running)"})
+        self.backups.sort(key=lambda backup: (backup["created"] or "", backup["archive"]))
+        _catalog._mark_restorable(self.backups)
+
+    def sidecar(self, relative: str) -> str:
+        return os.path.join(self.shadow, relative)
+
+
+def _is_archive(relative: str) -> bool:
+    parts = relative.split("/")
+    return len(parts) == 2 and parts[0] in _catalog.SUBDIRS and _catalog.archive_suffix(parts[1]) is not None
+
+
+def _stem(relative: str) -> str:
+    name = os.path.basename(relative)
+    return name[: -len(_catalog.archive_suffix(name))]
+
+
+def _local_backups(backup_dir: str) -> list:
+    backups = _catalog.list_backups(backup_dir) if os.path.isdir(backup_dir) else []
+    for backup in backups:
+        backup["path"] = backup["archive"]
+        backup["archive"] = os.path.relpath(backup["archive"], backup_dir).replace(os.sep, "/")
+    return backups
+
+
+def select_backups(backups: list, select: str, before=None, backup_type=None, now=None) -> list:
+    """The backups ``select`` names, with every link they depend on, oldest first. ``latest`` and ``before``
+    take the newest restorable backup (at or before ``before``) of ``backup_type``, or of each type when none
+    is given, so that every scope can be restored from what was selected."""
+    candidates = [b for b in backups if backup_type is None or b["type"] == backup_type]
+    if select == "all":
+        return candidates
+    if select in ("latest", "before"):
+        if select == "before" and before is None:
+            raise BackupError("select: before needs the before option (a time, such as 2025-05-28T14:00:00Z or "
+                              "'6 hours ago')")
+        restorable = [b for b in candidates if b.get("restorable", True)]
+        types = [backup_type] if backup_type else sorted({b["type"] for b in restorable})
+        chosen = [_catalog.choose(restorable, before=before if select == "before" else None, backup_type=kind,
+                                  now=now) for kind in types]
+    else:
+        chosen = [_catalog.choose(candidates, name=select)]
+    wanted = {}
+    for backup in chosen:
+        if backup is not None:
+            for link in _chain.resolve(backups, backup):
+                wanted[link["archive"]] = link
+    return sorted(wanted.values(), key=lambda b: (b["created"] or "", b["archive"]))
+
+
+def sync(request: SyncRequest, check_mode: bool = False) -> dict:
+    """Push or pull the selected backups; returns what backup_sync reports."""
+    started = time.monotonic()
+    if request.direction not in DIRECTIONS:
+        raise BackupError("direction must be push or pull, not %r" % request.direction)
+    if request.delete and request.select != "all":
+        raise BackupError("delete mirrors the source at the destination, so it needs select: all (with select: %s it "
+                          "would remove every other backup there)" % request.select)
+    if request.select not in SELECTS:
+        _catalog.check_name(request.select)
+    now = _catalog.parse_time(request.now) if request.now is not None else None
+    backup_dir = os.path.abspath(request.backup_dir)
+    store = open_store(request)
+    work_dir = tempfile.mkdtemp(prefix="reddit-backup-sync-")
+    try:
+        if check_mode:
+            return _Sync(request, store, backup_dir, work_dir, now, check_mode=True).run(started)
+        _fs.ensure_private_dir(backup_dir)
+        with DirectoryLock(backup_dir, request.lock_timeout, "backup_sync %s" % request.direction):
+            _catalog.remove_incomplete(backup_dir)
+            return _Sync(request, store, backup_dir, work_dir, now, check_mode=False).run(started)
+    finally:
+        store.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+class _Sync:
+    def __init__(self, request, store, backup_dir, work_dir, now, check_mode) -> None:
+        self.request = request
+        self.store = store
+        self.backup_dir = backup_dir
+        self.check_mode = check_mode
+        self.now = now
+        self.remote = RemoteCatalog(store, work_dir)
+        self.local = _local_backups(backup_dir)
+        self.transferred: list = []
+        self.skipped: list = []
+        self.deleted: list = []
+
+    def run(self, started: float) -> dict:
+        push = self.request.direction == "push"
+        source, dest = (self.local, self.remote.backups) if push else (self.remote.backups, self.local)
+        selected = select_backups(source, self.request.select, self.request.before, self.request.type, self.now)
+        if not selected and self.request.select != "all":
+            raise BackupError("no complete backup at the %s matches select: %s%s%s; list them with backup_info (or, "
+                              "for the remote, backup_sync in check mode)"
+                              % ("source" if push else "remote", self.request.select,
+                                 " (before %s)" % self.request.before if self.request.before else "",
+                                 " of type %s" % self.request.type if self.request.type else ""))
+        at_dest = {backup["archive"]: backup for backup in dest}
+        if not push:
+            self.skipped += self.remote.incomplete
+        for backup in selected:
+            reason = self._reason_to_skip(backup, at_dest.get(backup["archive"]))
+            if reason:
+                self.skipped.append({"name": backup["name"], "archive": backup["archive"], "reason": reason})
+            elif push:
+                self._push(backup)
+            else:
+                self._pull(backup)
+        if self.request.delete:
+            self._mirror(source, dest)
+        changed = bool(self.transferred or self.deleted)
+        return {"changed": changed, "remote": self.store.description, "direction": self.request.direction,
+                "transferred": self.transferred, "skipped": self.skipped, "deleted": self.deleted,
+                "bytes": sum(item["size"] for item in self.transferred),
+                "seconds": round(sum(item["seconds"] for item in self.transferred), 3),
+                "duration": round(time.monotonic() - started, 3)}
+
+    def _reason_to_skip(self, backup: dict, there) -> str:
+        where = "on the remote" if self.request.direction == "push" else "here"
+        if there is None:
+            return None
+        if there.get("sha256") == backup.get("sha256"):
+            return "already %s (same sha256)" % where
+        return ("a different backup of the same name is already %s (sha256 %s, this one %s); nothing is overwritten: "
+                "remove one of them on purpose" % (where, there.get("sha256"), backup.get("sha256")))
+
+    def _entry(self, backup: dict, files: list, size: int, seconds: float) -> dict:
+        return {"name": backup["name"], "type": backup["type"], "created": backup["created"],
+                "archive": backup["archive"], "files": files, "size": size, "seconds": round(seconds, 3),
+                "mib_per_second": round(size / (1 << 20) / seconds, 1) if seconds > 0 else None}
+
+    def _push(self, backup: dict) -> None:
+        relative = backup["archive"]
+        sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
+                    if os.path.exists(os.path.join(self.backup_dir, relative + suffix))]
+        files = sidecars + [relative]
+        size = sum(os.path.getsize(os.path.join(self.backup_dir, path)) for path in files)
+        if self.check_mode:
+            self.transferred.append(self._entry(backup, files, size, 0.0))
+            return
+        began = time.monotonic()
+        self.store.upload(self.backup_dir, sidecars)  # sidecars first ...
+        self.store.upload(self.backup_dir, [relative])  # ... the archive last: its arrival is the commit
+        self.transferred.append(self._entry(backup, files, size, time.monotonic() - began))
+
+    def _pull(self, backup: dict) -> None:
+        relative = backup["archive"]
+        remote_sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
+                           if relative + suffix in self.remote.files]
+        files = remote_sidecars + [relative]
+        size = sum(self.remote.files.get(path, 0) for path in files)
+        if self.check_mode:
+            self.transferred.append(self._entry(backup, files, size, 0.0))
+            return
+        folder = os.path.join(self.backup_dir, os.path.dirname(relative))
+        _fs.ensure_private_dir(folder)
+        final = os.path.join(self.backup_dir, relative)
+        began = time.monotonic()
+        temps = []
+        try:
+            temp_archive = _fs.temp_path(folder, os.path.basename(relative))
+            temps.append(temp_archive)
+            sha256 = self.store.download(relative, temp_archive) or _fs.sha256_file(temp_archive)
+            _fs.fsync_file(temp_archive)
+            expected = _catalog.read_checksum(self.remote.sidecar(relative))
+            if sha256 != expected or sha256 != backup.get("sha256"):
+                raise BackupError("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, "
+                                  "the sidecar says %s); it was not kept. The remote copy is damaged (verify it there) "
+                                  "or was being replaced" % (relative, sha256, expected))
+            # The index is fetched now (it can be large); the other sidecars came with the listing.
+            if relative + _catalog.INDEX_SUFFIX in remote_sidecars:
+                self.store.fetch([relative + _catalog.INDEX_SUFFIX], self.remote.shadow)
+            for path in remote_sidecars:
+                with open(self.remote.sidecar(path), "rb") as handle:
+                    data = handle.read()
+                temps.append(os.path.join(self.backup_dir, path))
+                _fs.atomic_write_bytes(os.path.join(self.backup_dir, path), data)
+            _fs.commit_no_clobber(temp_archive, final)  # the archive last: its name is the commit
+            temps = []
+        finally:
+            for path in temps:
+                _fs.remove_quietly(path)
+        self.transferred.append(self._entry(backup, files, size, time.monotonic() - began))
+
+    def _mirror(self, source: list, dest: list) -> None:
+        """With delete: remove from the destination the complete backups the source does not have."""
+        names = {backup["archive"] for backup in source}
+        extra = [b for b in dest if b["archive"] not in names
+                 and (self.request.type is None or b["type"] == self.request.type)]
+        if self.request.direction == "push":
+            self.deleted += remove_remote(self.store, extra, self.check_mode)
+        else:
+            for backup in reversed(extra):
+                if not self.check_mode:
+                    _retention._remove_backup(backup["path"])
+                self.deleted.append(_deleted(backup))
+
+
+def _deleted(backup: dict) -> dict:
+    return {"archive": backup["archive"], "name": backup["name"], "type": backup["type"],
+            "created": backup["created"], "size": backup["size"] or 0}
+
+
+def remove_remote(store, backups: list, check_mode: bool) -> list:
+    """Remove ``backups`` from the remote: every archive first (a backup ends when its archive goes), then their
+    sidecars; newest first."""
+    doomed = list(reversed(backups))
+    if doomed and not check_mode:
+        store.delete([b["archive"] for b in doomed])
+        store.delete([b["archive"] + suffix for b in doomed for suffix in _catalog.SIDECAR_SUFFIXES])
+    return [_deleted(backup) for backup in doomed]
+
+
+def prune_remote(request: SyncRequest, policy=None, now=None, check_mode: bool = False) -> dict:
+    """Retention on the remote: ``_retention.plan`` over the remote catalog, the backups it keeps no more removed
+    there. Holds the local backup directory's lock, so it never races a push from this host."""
+    moment = _catalog.parse_time(now) if now is not None else datetime.now(timezone.utc)
+    store = open_store(request)
+    work_dir = tempfile.mkdtemp(prefix="reddit-backup-prune-")
+    try:
+        def apply() -> dict:
+            catalog = RemoteCatalog(store, work_dir)
+            reasons = _retention.plan(catalog.backups, policy, moment)
+            doomed = [b for b in catalog.backups if not reasons[b["archive"]]]
+            deleted = remove_remote(store, doomed, check_mode)
+            kept = [{"archive": b["archive"], "type": b["type"], "name": b["name"], "created": b["created"],
+                     "reasons": reasons[b["archive"]]} for b in catalog.backups if reasons[b["archive"]]]
+            return {"changed": bool(deleted), "remote": store.description, "deleted": deleted, "kept": kept,
+                    "freed_bytes": sum(item["size"] for item in deleted)}
+        if check_mode or not os.path.isdir(request.backup_dir):
+            return apply()
+        with DirectoryLock(request.backup_dir, request.lock_timeout, "backup_prune remote"):
+            return apply()
+    finally:
+        store.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# The options of every module that reaches a remote (documented in doc_fragments/remote.py).
+REMOTE_ARGUMENT_SPEC = {
+    "remote": {"type": "str"},
+    "ssh_key": {"type": "path", "no_log": False},
+    "known_hosts": {"type": "path"},
+    "ssh_host_key_checking": {"type": "str", "choices": ["strict", "accept-new"], "default": "strict"},
+    "s3_endpoint_url": {"type": "str"},
+    "s3_region": {"type": "str"},
+    "s3_access_key": {"type": "str", "no_log": True},
+    "s3_secret_key": {"type": "str", "no_log": True},
+    "s3_session_token": {"type": "str", "no_log": True},
+    "timeout": {"type": "float", "default": 30},
+}
+
+
+def request_from_params(params: dict, **extra) -> SyncRequest:
+    """A SyncRequest from a module's params (the remote options and backup_dir, lock_timeout)."""
+    keys = [key for key in REMOTE_ARGUMENT_SPEC if key in params] + ["backup_dir", "lock_timeout"]
+    return SyncRequest(**{key: params[key] for key in keys}, **extra)
