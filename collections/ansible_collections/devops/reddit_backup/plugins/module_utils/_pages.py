@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import threading
 
 from ._errors import BackupError
 from ._fs import sha256_file
@@ -32,14 +33,17 @@ def page_digests(data: bytes, page_size: int) -> bytes:
 
 
 def page_hashes(path: str, page_size: int) -> tuple:
-    """(page digests, sha256 hex) of the database file ``path``, in one read."""
+    """(page digests, sha256 hex) of the database file ``path``. The whole-file sha256 runs in a thread of its own
+    (hashlib releases the GIL), beside the per-page digests."""
+    whole: dict = {}
+    worker = threading.Thread(target=lambda: whole.update(sha256=sha256_file(path)), daemon=True)
+    worker.start()
     digests = bytearray()
-    whole = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(page_size * READ_PAGES), b""):
-            whole.update(block)
             digests += page_digests(block, page_size)
-    return bytes(digests), whole.hexdigest()
+    worker.join()
+    return bytes(digests), whole["sha256"]
 
 
 def encode_hashes(digests: bytes) -> str:
