@@ -155,9 +155,14 @@ def _local_backups(backup_dir: str) -> list:
     return backups
 
 
+# Without a type, latest/before take the newest backup of each family: whatever holds the whole application (a
+# full backup, or an incremental with its chain), the newest configuration backup, the newest database backup.
+FAMILIES = (("full", "incremental"), ("config",), ("database",))
+
+
 def select_backups(backups: list, select: str, before=None, backup_type=None, now=None) -> list:
     """The backups ``select`` names, with every link they depend on, oldest first. ``latest`` and ``before``
-    take the newest restorable backup (at or before ``before``) of ``backup_type``, or of each type when none
+    take the newest restorable backup (at or before ``before``) of ``backup_type``, or of each family when none
     is given, so that every scope can be restored from what was selected."""
     candidates = [b for b in backups if backup_type is None or b["type"] == backup_type]
     if select == "all":
@@ -167,9 +172,9 @@ def select_backups(backups: list, select: str, before=None, backup_type=None, no
             raise BackupError("select: before needs the before option (a time, such as 2025-05-28T14:00:00Z or "
                               "'6 hours ago')")
         restorable = [b for b in candidates if b.get("restorable", True)]
-        types = [backup_type] if backup_type else sorted({b["type"] for b in restorable})
-        chosen = [_catalog.choose(restorable, before=before if select == "before" else None, backup_type=kind,
-                                  now=now) for kind in types]
+        families = [(backup_type,)] if backup_type else list(FAMILIES)
+        chosen = [_catalog.choose([b for b in restorable if b["type"] in family],
+                                  before=before if select == "before" else None, now=now) for family in families]
     else:
         chosen = [_catalog.choose(candidates, name=select)]
     wanted = {}
@@ -232,14 +237,17 @@ class _Sync:
         at_dest = {backup["archive"]: backup for backup in dest}
         if not push:
             self.skipped += self.remote.incomplete
+        travelling = []
         for backup in selected:
             reason = self._reason_to_skip(backup, at_dest.get(backup["archive"]))
             if reason:
                 self.skipped.append({"name": backup["name"], "archive": backup["archive"], "reason": reason})
-            elif push:
-                self._push(backup)
             else:
-                self._pull(backup)
+                travelling.append(backup)
+        if push:
+            self._push(travelling)
+        else:
+            self._pull(travelling)
         if self.request.delete:
             self._mirror(source, dest)
         changed = bool(self.transferred or self.deleted)
@@ -263,58 +271,89 @@ class _Sync:
                 "archive": backup["archive"], "files": files, "size": size, "seconds": round(seconds, 3),
                 "mib_per_second": round(size / (1 << 20) / seconds, 1) if seconds > 0 else None}
 
-    def _push(self, backup: dict) -> None:
-        relative = backup["archive"]
-        sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
-                    if os.path.exists(os.path.join(self.backup_dir, relative + suffix))]
-        files = sidecars + [relative]
-        size = sum(os.path.getsize(os.path.join(self.backup_dir, path)) for path in files)
-        if self.check_mode:
-            self.transferred.append(self._entry(backup, files, size, 0.0))
-            return
-        began = time.monotonic()
-        self.store.upload(self.backup_dir, sidecars)  # sidecars first ...
-        self.store.upload(self.backup_dir, [relative])  # ... the archive last: its arrival is the commit
-        self.transferred.append(self._entry(backup, files, size, time.monotonic() - began))
+    def _push(self, backups: list) -> None:
+        """Every sidecar first, then every archive (one rsync each over ssh), oldest first: each archive lands
+        after its sidecars, so it is the commit of its backup on the remote too."""
+        plan = []
+        for backup in backups:
+            relative = backup["archive"]
+            sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
+                        if os.path.exists(os.path.join(self.backup_dir, relative + suffix))]
+            plan.append((backup, sidecars))
+        timings: dict = {}
+        if backups and not self.check_mode:
+            timings.update(self.store.upload(self.backup_dir, [path for _b, sidecars in plan for path in sidecars]))
+            timings.update(self.store.upload(self.backup_dir, [backup["archive"] for backup in backups]))
+        for backup, sidecars in plan:
+            files = sidecars + [backup["archive"]]
+            size = sum(os.path.getsize(os.path.join(self.backup_dir, path)) for path in files)
+            self.transferred.append(self._entry(backup, files, size, sum(timings.get(path, 0.0) for path in files)))
 
-    def _pull(self, backup: dict) -> None:
-        relative = backup["archive"]
-        remote_sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
-                           if relative + suffix in self.remote.files]
-        files = remote_sidecars + [relative]
-        size = sum(self.remote.files.get(path, 0) for path in files)
-        if self.check_mode:
-            self.transferred.append(self._entry(backup, files, size, 0.0))
+    def _pull(self, backups: list) -> None:
+        """Every archive (and unencrypted state index) into a hidden folder of the backup directory, then for each
+        backup, oldest first: its archive checked against the remote .sha256, its sidecars written, its archive
+        linked into place last. A backup whose archive does not match is not kept, and fails the run."""
+        plan = []
+        for backup in backups:
+            relative = backup["archive"]
+            sidecars = [relative + suffix for suffix in travelling_sidecars(relative)
+                        if relative + suffix in self.remote.files]
+            plan.append((backup, sidecars))
+        if self.check_mode or not backups:
+            for backup, sidecars in plan:
+                files = sidecars + [backup["archive"]]
+                self.transferred.append(self._entry(backup, files, sum(self.remote.files.get(p, 0) for p in files),
+                                                    0.0))
             return
+        staging = _fs.temp_path(self.backup_dir, "pull")  # hidden: the next locked run removes what a kill left
+        os.mkdir(staging, 0o700)
+        try:
+            # The index can be large, so it comes now; the other sidecars came with the listing.
+            indexes = [path for _b, sidecars in plan for path in sidecars if path.endswith(_catalog.INDEX_SUFFIX)]
+            timings = self.store.download(indexes + [backup["archive"] for backup in backups], staging)
+            damaged = []
+            for backup, sidecars in plan:
+                problem = self._commit_pulled(backup, sidecars, staging)
+                if problem:
+                    damaged.append(problem)
+                    self.skipped.append({"name": backup["name"], "archive": backup["archive"], "reason": problem})
+                    continue
+                files = sidecars + [backup["archive"]]
+                self.transferred.append(self._entry(backup, files, sum(self.remote.files.get(p, 0) for p in files),
+                                                    sum(timings.get(path, 0.0) for path in files)))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if damaged:
+            raise BackupError("%s; %d other backups were pulled" % ("; ".join(damaged), len(self.transferred)))
+
+    def _commit_pulled(self, backup: dict, sidecars: list, staging: str):
+        """Check one pulled archive and move it into place after its sidecars; the problem, or None."""
+        relative = backup["archive"]
+        landed = os.path.join(staging, relative)
+        sha256 = _fs.sha256_file(landed)
+        expected = _catalog.read_checksum(self.remote.sidecar(relative))
+        if sha256 != expected or sha256 != backup.get("sha256"):
+            return ("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, the sidecar "
+                    "says %s); it was not kept. The remote copy is damaged (verify it there) or was being replaced"
+                    % (relative, sha256, expected))
+        _fs.fsync_file(landed)
         folder = os.path.join(self.backup_dir, os.path.dirname(relative))
         _fs.ensure_private_dir(folder)
-        final = os.path.join(self.backup_dir, relative)
-        began = time.monotonic()
-        temps = []
+        written = []
         try:
-            temp_archive = _fs.temp_path(folder, os.path.basename(relative))
-            temps.append(temp_archive)
-            sha256 = self.store.download(relative, temp_archive) or _fs.sha256_file(temp_archive)
-            _fs.fsync_file(temp_archive)
-            expected = _catalog.read_checksum(self.remote.sidecar(relative))
-            if sha256 != expected or sha256 != backup.get("sha256"):
-                raise BackupError("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, "
-                                  "the sidecar says %s); it was not kept. The remote copy is damaged (verify it there) "
-                                  "or was being replaced" % (relative, sha256, expected))
-            # The index is fetched now (it can be large); the other sidecars came with the listing.
-            if relative + _catalog.INDEX_SUFFIX in remote_sidecars:
-                self.store.fetch([relative + _catalog.INDEX_SUFFIX], self.remote.shadow)
-            for path in remote_sidecars:
-                with open(self.remote.sidecar(path), "rb") as handle:
+            for path in sidecars:
+                source = os.path.join(staging, path) if path.endswith(_catalog.INDEX_SUFFIX) \
+                    else self.remote.sidecar(path)
+                with open(source, "rb") as handle:
                     data = handle.read()
-                temps.append(os.path.join(self.backup_dir, path))
+                written.append(os.path.join(self.backup_dir, path))
                 _fs.atomic_write_bytes(os.path.join(self.backup_dir, path), data)
-            _fs.commit_no_clobber(temp_archive, final)  # the archive last: its name is the commit
-            temps = []
-        finally:
-            for path in temps:
+            _fs.commit_no_clobber(landed, os.path.join(self.backup_dir, relative))  # the archive last: the commit
+        except BaseException:
+            for path in written:
                 _fs.remove_quietly(path)
-        self.transferred.append(self._entry(backup, files, size, time.monotonic() - began))
+            raise
+        return None
 
     def _mirror(self, source: list, dest: list) -> None:
         """With delete: remove from the destination the complete backups the source does not have."""

@@ -13,12 +13,13 @@ AWS_* environment variables, ~/.aws, an instance profile).
 
 from __future__ import annotations
 
-import hashlib
 import os
+import time
 
 from ._errors import BackupError
 
 PART_SIZE = 64 << 20  # multipart above this; 10000 parts of 64 MiB allow archives up to 625 GiB
+MIN_PART_SIZE = 5 << 20  # S3's smallest part: a smaller file was never sent in parts
 
 
 class S3Store:
@@ -91,43 +92,39 @@ class S3Store:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
 
-    def download(self, relative: str, local_path: str) -> str:
-        """Copy one object to ``local_path`` (0600); returns the sha256 of the bytes written."""
-        digest = hashlib.sha256()
-
-        class _Hashing:
-            def __init__(self, handle):
-                self.handle = handle
-
-            def write(self, data):
-                digest.update(data)
-                return self.handle.write(data)
-
-        fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            try:
-                # One stream in order (no concurrent ranged GETs), so the bytes are hashed as they land.
-                self.client.download_fileobj(self.bucket, self._key(relative), _Hashing(handle),
-                                             Config=_sequential(self.transfer))
-            except self.errors as error:
-                raise self._fail(error, "copying %s" % relative) from error
-            handle.flush()
-            os.fsync(handle.fileno())
-        return digest.hexdigest()
-
-    def upload(self, local_root: str, relatives: list) -> None:
-        """PUT each file (large ones as a multipart upload, complete or invisible), in the order given."""
+    def download(self, relatives: list, dest_root: str) -> dict:
+        """Copy ``relatives`` into ``dest_root`` (a private folder), in order; {relative: seconds}."""
+        done = {}
         for relative in relatives:
+            began = time.monotonic()
+            path = os.path.join(dest_root, relative)
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                try:
+                    self.client.download_fileobj(self.bucket, self._key(relative), handle, Config=self.transfer)
+                except self.errors as error:
+                    raise self._fail(error, "copying %s" % relative) from error
+            done[relative] = time.monotonic() - began
+        return done
+
+    def upload(self, local_root: str, relatives: list) -> dict:
+        """PUT each file (large ones as a multipart upload, complete or invisible), in order; {relative: seconds}."""
+        done = {}
+        for relative in relatives:
+            began = time.monotonic()
             key = self._key(relative)
             source = os.path.join(local_root, relative)
             try:
-                if os.path.getsize(source) >= PART_SIZE:
+                if os.path.getsize(source) >= MIN_PART_SIZE:  # it may have been a multipart upload before
                     self._abort_unfinished(key)
                 self.client.upload_file(source, self.bucket, key, Config=self.transfer)
             except self.errors as error:
                 raise self._fail(error, "copying %s" % relative) from error
             except OSError as error:
                 raise BackupError("cannot read %s: %s" % (source, error.strerror)) from error
+            done[relative] = time.monotonic() - began
+        return done
 
     def _abort_unfinished(self, key: str) -> None:
         """Abort the multipart uploads of ``key`` that an interrupted push left (they cost storage)."""
@@ -152,9 +149,3 @@ class S3Store:
     def close(self) -> None:
         pass
 
-
-def _sequential(config):
-    """A copy of the transfer settings that downloads with one thread, in order."""
-    from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel
-    return TransferConfig(multipart_threshold=config.multipart_threshold, multipart_chunksize=config.multipart_chunksize,
-                          max_concurrency=1, use_threads=False)

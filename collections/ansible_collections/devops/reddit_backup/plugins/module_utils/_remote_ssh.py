@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 
 from ._errors import BackupError
 
@@ -28,6 +29,7 @@ class SshStore:
     """A remote backup folder over rsync+ssh; paths given to it are relative to that folder (``daily/x.tar.zst``)."""
 
     kind = "ssh"
+    multiplex = True  # one ssh connection for every rsync of a run
 
     def __init__(self, user: str, host: str, port, path: str, ssh_key: str = None, known_hosts: str = None,
                  host_key_checking: str = "strict", timeout: float = 30) -> None:
@@ -52,9 +54,10 @@ class SshStore:
         self.control_dir = tempfile.mkdtemp(prefix="rb-ssh-")  # a short path: unix sockets allow ~100 bytes
         options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=%s" % ("yes" if host_key_checking == "strict"
                                                                               else "accept-new"),
-                   "-o", "ConnectTimeout=%d" % int(timeout), "-o", "ServerAliveInterval=15",
-                   "-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % self.control_dir,
-                   "-o", "ControlPersist=60"]
+                   "-o", "ConnectTimeout=%d" % int(timeout), "-o", "ServerAliveInterval=15"]
+        if self.multiplex:
+            options += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % self.control_dir,
+                        "-o", "ControlPersist=60"]
         if known_hosts:
             options += ["-o", "UserKnownHostsFile=%s" % os.path.abspath(known_hosts)]
         if ssh_key:
@@ -67,21 +70,31 @@ class SshStore:
     def _remote(self, relative: str = "") -> str:
         return "%s:%s/%s" % (self.target, self.root if self.root != "/" else "", relative)
 
-    def _run(self, arguments: list, what: str, missing_ok: bool = False, timeout: float = None) -> str:
+    def _run(self, arguments: list, what: str, missing_ok: bool = False, done=None) -> str:
+        """Run rsync; its output, or with ``done`` (a dict) each transferred file's seconds there, timed as rsync
+        reports it complete (``--out-format``)."""
         command = [self.rsync, "-e", self.shell] + arguments
-        try:
-            completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                                       check=False)
-        except subprocess.TimeoutExpired:
-            raise BackupError("rsync to %s did not finish %s within %s s" % (self.description, what, timeout)) \
-                from None
-        stderr = completed.stderr.decode(errors="replace").strip()
-        if completed.returncode != 0:
-            if missing_ok and completed.returncode == 23 and MISSING in stderr:
+        if done is not None:
+            command.insert(1, "--out-format=%n")
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            lines = []
+            last = time.monotonic()
+            for line in process.stdout:
+                lines.append(line)
+                if done is not None and line.strip():
+                    now = time.monotonic()
+                    done[line.decode(errors="replace").rstrip("\n")] = now - last
+                    last = now
+            returncode = process.wait()
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace").strip()
+        if returncode != 0:
+            if missing_ok and returncode == 23 and MISSING in stderr:
                 return ""
             raise BackupError("rsync to %s failed %s (exit %d): %s%s" % (
-                self.description, what, completed.returncode, _last_lines(stderr), _hint(stderr)))
-        return completed.stdout.decode(errors="replace")
+                self.description, what, returncode, _last_lines(stderr), _hint(stderr)))
+        return b"".join(lines).decode(errors="replace")
 
     def list(self) -> dict:
         """{relative path: size} of the files in the remote folder's subfolders (hidden ones left out)."""
@@ -113,21 +126,30 @@ class SshStore:
         finally:
             os.unlink(listing.name)
 
-    def download(self, relative: str, local_path: str) -> None:
-        """Copy one remote file to ``local_path``; rsync's own temp file goes to a hidden folder beside it."""
-        temp_dir = local_path + ".rsync"
-        os.mkdir(temp_dir, 0o700)
+    def download(self, relatives: list, dest_root: str) -> dict:
+        """Copy ``relatives`` into ``dest_root`` (a private folder) in one rsync, in order; {relative: seconds}."""
+        done: dict = {}
+        if not relatives:
+            return done
+        with tempfile.NamedTemporaryFile("w", prefix="rb-files-", delete=False) as listing:
+            listing.write("\n".join(relatives) + "\n")
         try:
-            self._run(["--chmod=F0600", "-p", "--temp-dir=%s" % temp_dir, self._remote(relative), local_path],
-                      "copying %s" % relative)
+            self._run(["-r", "-t", "--files-from=%s" % listing.name, "--chmod=D0700,F0600", "-p", self._remote(),
+                       dest_root + "/"], "copying %s" % ", ".join(relatives[:3]), done=done)
         finally:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            os.unlink(listing.name)
+        return done
 
-    def upload(self, local_root: str, relatives: list) -> None:
-        """Copy ``local_root/<relative>`` to the same relative paths on the remote, creating folders (0700)."""
+    def upload(self, local_root: str, relatives: list) -> dict:
+        """Copy ``local_root/<relative>`` to the same relative paths on the remote, in order, in one rsync,
+        creating folders (0700); {relative: seconds}."""
+        done: dict = {}
+        if not relatives:
+            return done
         sources = ["%s/./%s" % (local_root.rstrip("/"), relative) for relative in relatives]
-        self._run(["--relative", "--mkpath", "--chmod=D0700,F0600", "-p"] + sources + [self._remote()],
-                  "copying %s" % ", ".join(relatives))
+        self._run(["--relative", "--mkpath", "-t", "--chmod=D0700,F0600", "-p"] + sources + [self._remote()],
+                  "copying %s" % ", ".join(relatives[:3]), done=done)
+        return done
 
     def delete(self, relatives: list) -> None:
         """Remove ``relatives`` from the remote, with rsync alone: an empty tree of the same folders is sent with
@@ -153,8 +175,9 @@ class SshStore:
 
     def close(self) -> None:
         """End the shared connection (the ControlMaster process this run started)."""
-        subprocess.run([self.ssh, "-O", "exit", "-o", "ControlPath=%s/%%C" % self.control_dir] + self.ssh_options
-                       + [self.target], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+        if self.multiplex:
+            subprocess.run([self.ssh, "-O", "exit", "-o", "ControlPath=%s/%%C" % self.control_dir] + self.ssh_options
+                           + [self.target], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
         shutil.rmtree(self.control_dir, ignore_errors=True)
 
 
