@@ -131,10 +131,12 @@ transferred:
   elements: dict
   sample: [{"name": "backup_20250528_020000", "type": "full", "archive": "daily/backup_20250528_020000.tar.zst.age",
             "size": 73413983, "seconds": 1.9, "mib_per_second": 36.8}]
-skipped:
+skipped_backups:
   description:
     - Each selected backup not copied, with its C(name), C(archive) and the C(reason) (already there with the same
-      sha256, a different backup of that name there, incomplete on the remote).
+      sha256, a different backup of that name there, incomplete on the remote, a pulled archive that did not match
+      its sidecar).
+    - Not called C(skipped), which Ansible reserves for a skipped task.
   returned: always
   type: list
   elements: dict
@@ -204,6 +206,7 @@ def main():
         result = sync(request, check_mode=module.check_mode)
     except BackupError as error:
         module.fail_json(msg=str(error))
+    result["skipped_backups"] = result.pop("skipped")  # "skipped" would mark the task itself as skipped
     module.exit_json(**result)
 
 
