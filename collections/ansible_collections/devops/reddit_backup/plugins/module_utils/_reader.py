@@ -203,8 +203,8 @@ class ArchiveReader:
                 self._stages.append((what, process, stderr))
         except OSError as error:
             self.__exit__(None, None, None)
-            raise BackupError("cannot start %s to read %s: %s" % (stages[len(self._stages)][0], self.archive,
-                                                                 error)) from error
+            what = stages[len(self._stages)][0]
+            raise BackupError("cannot start %s to read %s: %s" % (what, self.archive, error)) from error
         self._process = self._stages[-1][1]  # the stage whose output is the tar stream
         self._stderr = self._stages[-1][2]
         self._feeder = threading.Thread(target=self._feed, daemon=True)

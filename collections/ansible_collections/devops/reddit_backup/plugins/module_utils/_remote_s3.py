@@ -143,9 +143,8 @@ class S3Store:
                 raise self._fail(error, "removing %s" % ", ".join(batch[:5])) from error
             if answer.get("Errors"):
                 first = answer["Errors"][0]
-                raise BackupError("S3 %s refused to remove %s: %s" % (self.description, first.get("Key"),
-                                                                    first.get("Message")))
+                raise BackupError("S3 %s refused to remove %s: %s"
+                                  % (self.description, first.get("Key"), first.get("Message")))
 
     def close(self) -> None:
         pass
-
