@@ -75,7 +75,7 @@ class SshStore:
         reports it complete (``--out-format``)."""
         command = [self.rsync, "-e", self.shell] + arguments
         if done is not None:
-            command.insert(1, "--out-format=%n")
+            command[1:1] = ["--out-format=%n", "--outbuf=L"]  # one line as each file completes, not at the end
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
             lines = []
@@ -84,8 +84,10 @@ class SshStore:
                 lines.append(line)
                 if done is not None and line.strip():
                     now = time.monotonic()
-                    done[line.decode(errors="replace").rstrip("\n")] = now - last
-                    last = now
+                    name = line.decode(errors="replace").rstrip("\n")
+                    if not name.endswith("/"):  # folders are no transfers (and rsync may report them late)
+                        done[name] = now - last  # the first file of a run includes the connection's setup
+                        last = now
             returncode = process.wait()
             errors.seek(0)
             stderr = errors.read().decode(errors="replace").strip()
