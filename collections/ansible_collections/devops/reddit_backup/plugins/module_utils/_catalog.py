@@ -47,7 +47,7 @@ def new_archive_path(backup_dir: str, backup_type: str, name, suffix: str, creat
     as <prefix>_<UTC stamp>, with -2, -3 ... when two runs share a second."""
     if name:
         path = os.path.join(backup_dir, NAMED_DIR, check_name(name) + suffix)
-        if os.path.lexists(path):
+        if any(os.path.lexists(os.path.join(backup_dir, NAMED_DIR, name + other)) for other in ARCHIVE_SUFFIXES):
             raise BackupError("a backup named %s already exists (%s); choose another name or remove that backup "
                               "first" % (name, path))
         return path, name
