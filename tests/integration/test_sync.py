@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+
+import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from tests.integration.runner import TARGET_PYTHON
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
 
@@ -50,6 +54,8 @@ def test_push_pull_and_remote_retention_over_ssh(backup_server, sample_app, tmp_
 
 
 def test_push_and_pull_with_s3(s3_server, sample_app, tmp_path, play):  # noqa: F811
+    if subprocess.run([TARGET_PYTHON, "-c", "import boto3"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("boto3 is missing on the targets' python %s (Debian package python3-boto3)" % TARGET_PYTHON)
     backups = tmp_path / "backups"
     made = create_backup(BackupRequest(app_root=str(sample_app), backup_dir=str(backups)))
     bucket = s3_server.make_bucket("integration")
