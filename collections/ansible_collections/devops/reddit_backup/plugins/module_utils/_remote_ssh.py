@@ -51,7 +51,8 @@ class SshStore:
         self.target = "%s@%s" % (user, host) if user else host
         self.root = path.rstrip("/") or "/"
         self.description = "ssh://%s%s%s" % (self.target, ":%s" % port if port else "", self.root)
-        self.control_dir = tempfile.mkdtemp(prefix="rb-ssh-")  # a short path: unix sockets allow ~100 bytes
+        # A short path: a unix socket's name may hold ~100 bytes, which a long TMPDIR would exceed.
+        self.control_dir = tempfile.mkdtemp(prefix="rb-ssh-", dir="/tmp" if os.path.isdir("/tmp") else None)
         options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=%s" % ("yes" if host_key_checking == "strict"
                                                                               else "accept-new"),
                    "-o", "ConnectTimeout=%d" % int(timeout), "-o", "ServerAliveInterval=15"]
