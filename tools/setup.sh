@@ -21,7 +21,7 @@ PYTHON="${PYTHON:-python3}"
 # make runs the harness; sqlite3, zstd and age are the archive tools the guide uses by hand; rsync and openssh
 # make the backup server of the tests; prometheus brings promtool for the monitoring rules; python3-yaml is the
 # YAML library of the target python (/usr/bin/python3) that modules run under on localhost.
-APT_PACKAGES=(make sqlite3 zstd age rsync openssh-server openssh-client prometheus python3-yaml)
+APT_PACKAGES=(make sqlite3 zstd age rsync openssh-server openssh-client prometheus python3-yaml python3-boto3)
 
 log() { printf '[setup] %s\n' "$*"; }
 
