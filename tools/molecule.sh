@@ -57,6 +57,7 @@ IMAGE_PACKAGES=(
 # Bump when the recipe below changes in a way the package list does not show.
 IMAGE_RECIPE_REVISION=1
 IMAGE_NAME="localhost/reddit-backup-debian12"
+IMAGE_BUILD_SECONDS=""
 
 log() { printf '[molecule] %s\n' "$*"; }
 die() { printf '[molecule] %s\n' "$*" >&2; exit 1; }
@@ -203,6 +204,8 @@ ensure_image() {
     local image="$IMAGE_NAME:$(image_tag)"
     export MOLECULE_HOST_IMAGE="$image"
     if [ "${MOLECULE_REBUILD:-0}" != "1" ] && podman image exists "$image"; then
+        # :latest is what a scenario falls back to when molecule runs without this script.
+        podman tag "$image" "$IMAGE_NAME:latest"
         return 0
     fi
     local mirror rootfs started packages
@@ -228,8 +231,9 @@ ensure_image() {
     as_root tar -C "$rootfs" -c . | podman import --quiet \
         --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$image" >/dev/null
     as_root rm -rf "$rootfs"
-    log "built $image in $(( $(date +%s) - started ))s ($(podman image inspect --format '{{.Size}}' "$image" | numfmt --to=iec))"
-    echo "image-build $(( $(date +%s) - started ))" >>"$WORK/timings.txt"
+    podman tag "$image" "$IMAGE_NAME:latest"
+    IMAGE_BUILD_SECONDS=$(( $(date +%s) - started ))
+    log "built $image in ${IMAGE_BUILD_SECONDS}s ($(podman image inspect --format '{{.Size}}' "$image" | numfmt --to=iec))"
 }
 
 # --- 4. molecule in the venv ----------------------------------------------------------------------------------
@@ -379,7 +383,11 @@ run_scenarios() {
     done
     echo
     log "=== summary (wall time per scenario) ==="
-    [ -f "$WORK/timings.txt" ] && sed -n 's/^image-build \(.*\)/image build        ok      \1s/p' "$WORK/timings.txt" | tail -1
+    if [ -n "$IMAGE_BUILD_SECONDS" ]; then
+        printf '%-18s %-7s %5ss\n' "image build" ok "$IMAGE_BUILD_SECONDS"
+    else
+        printf '%-18s %s\n' "image build" "cached ($MOLECULE_HOST_IMAGE)"
+    fi
     cat "$summary"
     if ls "$MOLECULE_RESULTS_DIR"/*.recovery-times.txt >/dev/null 2>&1; then
         log "=== recovery times measured (RTO from detection to healthy, against the guide's targets) ==="
