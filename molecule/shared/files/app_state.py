@@ -5,8 +5,8 @@
     app_state.py --archive ARCHIVE [--upto ID]   the database snapshot inside a backup archive
     app_state.py DB --mark NAME             first insert the marker row "molecule-NAME" (as the app writes)
 
-Prints {"posts": N, "max_id": M, "digest": sha256 of every row (all columns, in id order), "markers": [...]}
-for the rows with id <= ID when --upto is given. "markers" lists the reddit_id of the marker rows the scenarios
+Prints {"posts": N, "max_id": M, "digest": sha256 of every row (all columns, in id order), "markers": [...],
+"sha256": sha256 of the database file's bytes} for the rows with id <= ID when --upto is given. "markers" lists the reddit_id of the marker rows the scenarios
 insert (reddit_id starting with "molecule-"), so a test can tell which moment a database comes from.
 Standard library only: it runs with the container's /usr/bin/python3.
 """
@@ -37,7 +37,10 @@ def state(db, upto=None):
             max_id = row[0]
         markers = [r[0] for r in conn.execute(
             "SELECT reddit_id FROM posts WHERE reddit_id LIKE 'molecule-%' ORDER BY id")]
-        return {"posts": posts, "max_id": max_id, "digest": digest.hexdigest(), "markers": markers}
+        with open(db, "rb") as handle:
+            file_sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+        return {"posts": posts, "max_id": max_id, "digest": digest.hexdigest(), "markers": markers,
+                "sha256": file_sha256}
     finally:
         conn.close()
 
