@@ -1,0 +1,149 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Notifications (the guide's BACKUP_NOTIFICATION): a JSON POST to a webhook and, optionally, a mail through a
+local MTA.
+
+A notification must never make a backup fail or hang: every channel is bounded by a timeout and a small number
+of attempts, and every problem is reported as ``delivered: False`` with the reason instead of an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from email.message import EmailMessage
+
+SOURCE = "devops.reddit_backup"
+STATUSES = ("failed", "succeeded", "recovered", "warning")
+RETRY_PAUSE = 1.0
+USER_AGENT = "devops.reddit_backup-notify/1"
+
+
+def build_event(app: str, operation: str, status: str, message: str = "", backup_type=None, host=None,
+                details=None, now: datetime = None) -> dict:
+    """The JSON body every channel sends. ``text`` is a one-line summary (Slack and Mattermost show it as is)."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    host = host or socket.gethostname()
+    what = operation if not backup_type or backup_type == "all" else "%s %s" % (backup_type, operation)
+    text = "reddit-backup: %s of %s on %s %s" % (what, app, host, status.upper())
+    if message:
+        text += ": %s" % message
+    return {
+        "source": SOURCE,
+        "app": app,
+        "host": host,
+        "operation": operation,
+        "type": backup_type,
+        "status": status,
+        "message": message or "",
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "details": details or {},
+        "text": text,
+    }
+
+
+def redact_url(url: str) -> str:
+    """scheme://host:port/… — enough to say where, never the path or query that may carry a token."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or "?"
+    port = ":%d" % parts.port if parts.port else ""
+    return "%s://%s%s/…" % (parts.scheme or "?", host, port)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib turns a redirected POST into a GET without body: that is not a delivery, so we refuse to follow."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401  (urllib's signature)
+        return None
+
+
+def post_webhook(url: str, event: dict, headers=None, timeout: float = 10.0, attempts: int = 2) -> dict:
+    """POST ``event`` as JSON to ``url``; 2xx is a delivery. Connection problems and 5xx are retried once."""
+    where = redact_url(url or "")
+    scheme = urllib.parse.urlsplit(url or "").scheme
+    if scheme not in ("http", "https"):
+        return {"delivered": False, "reason": "webhook URL %s is not http(s)" % where, "attempts": 0}
+    body = json.dumps(event, sort_keys=True).encode()
+    request_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    request_headers.update({str(key): str(value) for key, value in (headers or {}).items()})
+    opener = urllib.request.build_opener(_NoRedirect)
+    reason = "not attempted"
+    attempts = max(1, int(attempts))
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(url, data=body, headers=request_headers, method="POST")
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                status = response.status
+            if 200 <= status < 300:
+                return {"delivered": True, "status": status, "reason": "HTTP %d from %s" % (status, where),
+                        "attempts": attempt}
+            reason = "HTTP %d from %s" % (status, where)
+            retry = False
+        except urllib.error.HTTPError as error:
+            location = error.headers.get("Location") if error.headers else None
+            reason = "HTTP %d from %s" % (error.code, where)
+            if 300 <= error.code < 400:
+                reason += " (redirect to %s; configure the final URL)" % redact_url(location or "")
+            retry = error.code >= 500 or error.code == 429
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            cause = getattr(error, "reason", error)
+            reason = "cannot reach %s: %s" % (where, cause)
+            retry = True
+        if not retry or attempt == attempts:
+            return {"delivered": False, "reason": reason, "attempts": attempt}
+        time.sleep(RETRY_PAUSE)
+    return {"delivered": False, "reason": reason, "attempts": attempts}
+
+
+def send_mail(event: dict, mail_to, mail_from: str = None, smtp_host: str = "localhost", smtp_port: int = 25,
+              timeout: float = 10.0) -> dict:
+    """Send ``event`` as a plain-text mail through the MTA at ``smtp_host:smtp_port`` (no authentication: a local
+    MTA relays it)."""
+    recipients = [address for address in (mail_to or []) if address]
+    if not recipients:
+        return {"delivered": False, "reason": "no mail recipient"}
+    message = EmailMessage()
+    message["Subject"] = event["text"][:200]
+    message["From"] = mail_from or "reddit-backup@%s" % event.get("host", socket.gethostname())
+    message["To"] = ", ".join(recipients)
+    message.set_content("%s\n\n%s\n" % (event["text"], json.dumps(event, indent=2, sort_keys=True)))
+    try:
+        with smtplib.SMTP(smtp_host, int(smtp_port), timeout=timeout) as client:
+            refused = client.send_message(message)
+    except (smtplib.SMTPException, OSError, ValueError) as error:
+        return {"delivered": False, "reason": "mail through %s:%s failed: %s" % (smtp_host, smtp_port, error)}
+    if refused:
+        return {"delivered": False, "reason": "the MTA refused %s" % ", ".join(sorted(refused))}
+    return {"delivered": True, "reason": "accepted by %s:%s for %s" % (smtp_host, smtp_port, ", ".join(recipients))}
+
+
+def notify(event: dict, webhook_url: str = None, webhook_headers=None, mail_to=None, mail_from: str = None,
+           smtp_host: str = "localhost", smtp_port: int = 25, timeout: float = 10.0, attempts: int = 2) -> dict:
+    """Send ``event`` on every configured channel. ``delivered`` is True when every configured channel
+    delivered; ``channels`` says how each one did. Never raises."""
+    channels = {}
+    try:
+        if webhook_url:
+            channels["webhook"] = post_webhook(webhook_url, event, webhook_headers, timeout, attempts)
+        if mail_to:
+            channels["mail"] = send_mail(event, mail_to, mail_from, smtp_host, smtp_port, timeout)
+    except Exception as error:  # pylint: disable=broad-except  # a notification never fails its caller
+        channels["error"] = {"delivered": False, "reason": "unexpected %s: %s" % (type(error).__name__, error)}
+    if not channels:
+        return {"delivered": False, "reason": "no channel configured (give a webhook URL or mail recipients)",
+                "channels": {}}
+    failed = {name: result for name, result in channels.items() if not result["delivered"]}
+    if failed:
+        reason = "; ".join("%s: %s" % (name, result["reason"]) for name, result in sorted(failed.items()))
+    else:
+        reason = "; ".join("%s: %s" % (name, result["reason"]) for name, result in sorted(channels.items()))
+    return {"delivered": not failed, "reason": reason, "channels": channels}

@@ -1,0 +1,228 @@
+#!/usr/bin/python
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_metrics
+short_description: Write the backup metrics as a Prometheus node_exporter textfile
+version_added: 0.1.0
+description:
+  - Writes the guide's backup metrics for node_exporter's textfile collector, replacing the file atomically so the
+    collector never reads half a file.
+  - "From the catalog of O(backup_dir): per backup type, the creation time of the newest backup
+    (C(reddit_backup_last_success_timestamp_seconds), 0 while there is none), the number of backups, the bytes
+    they take, the size of the newest, and the verdict of the most recently verified backup
+    (C(reddit_backup_verification_success), read from the C(verified) entry that
+    M(devops.reddit_backup.backup_verify) records; absent while nothing was verified)."
+  - "From the filesystem holding O(backup_dir): its size, available bytes and utilisation
+    (C(reddit_backup_filesystem_utilisation_ratio), 0 to 1, as C(df) computes Use%)."
+  - "From O(run), and kept in a state file between runs: whether the last run of each operation and type
+    succeeded (C(reddit_backup_last_run_success)), when it ended, how long it took and, for backups, the size it
+    made; for recovery tests also C(reddit_backup_recovery_test_success) and the measured
+    C(reddit_backup_recovery_test_restore_seconds)."
+  - The alerting rules shipped in the C(devops.reddit_backup.monitoring) role read these series.
+author:
+  - devops.reddit_backup developers (@devops)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode computes the metrics and reports whether the textfile would change; it writes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: Whether running the module twice gives the same result and no change the second time.
+    support: partial
+    details:
+      - Without O(run), the textfile changes only when the catalog, the state or the filesystem usage changed.
+        The free space of a busy filesystem changes all the time, so a second run may still report a change.
+      - With O(run), every call records a run and reports a change.
+options:
+  backup_dir:
+    description: The backup directory whose catalog the metrics describe. A missing directory counts as empty.
+    type: path
+    required: true
+  textfile:
+    description:
+      - The file to write, in node_exporter's C(--collector.textfile.directory); its name must end in C(.prom).
+        Its directory must exist. Written with mode C(0644) so node_exporter can read it.
+      - One file per application, such as C(/var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom).
+    type: path
+    required: true
+  state_file:
+    description:
+      - Where the results of earlier runs are kept (JSON, mode C(0644), no secrets). Defaults to O(textfile) with
+        C(.state.json) appended, which the textfile collector ignores.
+    type: path
+  labels:
+    description:
+      - Labels added to every series, such as C(app=reddit-sentiment), so several applications on one host
+        stay apart. C(type), C(operation) and C(status) are set by the metrics themselves.
+    type: dict
+    default: {}
+  filesystem_path:
+    description: The path whose filesystem is measured; O(backup_dir) (or its nearest existing parent) by default.
+    type: path
+  run:
+    description: The result of the run that just ended, to record before the textfile is written.
+    type: dict
+    suboptions:
+      operation:
+        description: What ran.
+        type: str
+        required: true
+        choices: [backup, verify, cleanup, prune, restore, recovery_test, sync]
+      type:
+        description: The backup type it concerned (V(full), V(incremental), V(config), V(database)), or V(all).
+        type: str
+        default: all
+      status:
+        description: How it ended.
+        type: str
+        required: true
+        choices: [success, failed]
+      duration:
+        description: Seconds it took.
+        type: float
+      size:
+        description: For a backup, the size of the archive it made in bytes.
+        type: int
+      name:
+        description: The backup it made or used.
+        type: str
+      error:
+        description: What went wrong, for a failed run (kept in the state, not in the textfile).
+        type: str
+      finished:
+        description: When it ended (ISO-8601 or epoch seconds); now by default.
+        type: str
+      restore_seconds:
+        description: For a recovery test, the restore time it measured.
+        type: float
+notes:
+  - Runs on the host that holds the backups, as a user that may write to the textfile's directory.
+seealso:
+  - module: devops.reddit_backup.backup_info
+  - module: devops.reddit_backup.backup_notify
+  - name: node_exporter textfile collector
+    description: How node_exporter exposes the metrics in C(*.prom) files.
+    link: https://github.com/prometheus/node_exporter#textfile-collector
+"""
+
+EXAMPLES = r"""
+- name: Refresh the metrics from the catalog
+  devops.reddit_backup.backup_metrics:
+    backup_dir: /home/cayir/cicd_project/backups
+    textfile: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+    labels:
+      app: reddit-sentiment
+
+- name: Record a failed full backup
+  devops.reddit_backup.backup_metrics:
+    backup_dir: /home/cayir/cicd_project/backups
+    textfile: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+    labels:
+      app: reddit-sentiment
+    run:
+      operation: backup
+      type: full
+      status: failed
+      duration: 12.5
+      error: "no space left on the device holding /home/cayir/cicd_project/backups"
+
+- name: Record the weekly recovery test
+  devops.reddit_backup.backup_metrics:
+    backup_dir: /home/cayir/cicd_project/backups
+    textfile: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+    run:
+      operation: recovery_test
+      status: success
+      duration: 95.2
+      restore_seconds: 41.7
+"""
+
+RETURN = r"""
+textfile:
+  description: The textfile written (or that would be written in check mode).
+  returned: always
+  type: str
+  sample: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+state_file:
+  description: The state file holding earlier run results.
+  returned: always
+  type: str
+  sample: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom.state.json
+series:
+  description: Number of series in the textfile.
+  returned: always
+  type: int
+  sample: 38
+metrics:
+  description: The textfile's content.
+  returned: always
+  type: str
+  sample: "# HELP reddit_backup_backups Complete backups in the catalog, by type.\n..."
+filesystem:
+  description: The measured filesystem (C(path), C(size), C(avail), C(used) in bytes, C(utilisation) 0 to 1).
+  returned: always
+  type: dict
+  sample: {"path": "/home/cayir/cicd_project/backups", "size": 107374182400, "avail": 53687091200,
+           "used": 53687091200, "utilisation": 0.5}
+previous:
+  description:
+    - The recorded result of the previous run of the same operation and type as O(run) (with its C(status)),
+      or null. A caller tells a recovery (previous V(failed), now V(success)) from a plain success with it.
+  returned: always
+  type: dict
+  sample: {"operation": "backup", "type": "full", "status": "failed", "finished": 1748397600.0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import record
+
+RUN_SPEC = dict(
+    operation=dict(type="str", required=True,
+                   choices=["backup", "verify", "cleanup", "prune", "restore", "recovery_test", "sync"]),
+    type=dict(type="str", default="all"),
+    status=dict(type="str", required=True, choices=["success", "failed"]),
+    duration=dict(type="float"),
+    size=dict(type="int"),
+    name=dict(type="str"),
+    error=dict(type="str"),
+    finished=dict(type="str"),
+    restore_seconds=dict(type="float"),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_dir=dict(type="path", required=True),
+            textfile=dict(type="path", required=True),
+            state_file=dict(type="path"),
+            labels=dict(type="dict", default={}),
+            filesystem_path=dict(type="path"),
+            run=dict(type="dict", options=RUN_SPEC),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        result = record(params["textfile"], params["backup_dir"], run=params["run"], labels=params["labels"],
+                        state_file=params["state_file"], filesystem_path=params["filesystem_path"],
+                        check_mode=module.check_mode)
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    for warning in result["warnings"]:
+        module.warn(warning)
+    module.exit_json(changed=result["changed"], textfile=result["textfile"], state_file=result["state_file"],
+                     series=result["series"], metrics=result["text"], filesystem=result["filesystem"],
+                     previous=result["previous"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Pieces of the reddit-backup command that the end-to-end tests cannot reach: dropping root for the application's
+user, reading the failing task's message, telling archive paths from backup names."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+CLI = os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup", "roles", "runner", "files",
+                   "reddit_backup_cli.py")
+
+
+@pytest.fixture(scope="module")
+def cli():
+    spec = importlib.util.spec_from_file_location("reddit_backup_cli", CLI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeSettings:
+    def __init__(self, user):
+        self.runner = {"user": user}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_root_becomes_the_application_user(cli):
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child drops root and reports who it is; the test process stays root
+        os.close(read)
+        try:
+            cli.become_app_user(FakeSettings("nobody"))
+            os.write(write, ("%d %d %s" % (os.getuid(), os.getgid(), os.environ["HOME"])).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    report = os.read(read, 200).decode()
+    os.waitpid(child, 0)
+    assert report == "%d %d %s" % (nobody.pw_uid, nobody.pw_gid, nobody.pw_dir)
+
+
+def test_root_application_user_and_unknown_users(cli):
+    cli.become_app_user(FakeSettings("root"))  # nothing to do
+    cli.become_app_user(FakeSettings(None))
+    assert os.geteuid() == os.getuid()
+    if os.geteuid() == 0:
+        with pytest.raises(cli.ConfigError, match="does not exist"):
+            cli.become_app_user(FakeSettings("no-such-user-here"))
+
+
+def test_failure_message_is_the_failed_tasks_msg(cli):
+    output = ["TASK [Take the backup] ***", "fatal: [localhost]: FAILED! =>", "    changed: false",
+              "    msg: 'a backup named x already exists (/b/manual/x.tar.zst); choose another name'", "",
+              "PLAY RECAP ***"]
+    assert cli.failure_message(output) == ("a backup named x already exists (/b/manual/x.tar.zst); "
+                                           "choose another name")
+    wrapped = ["fatal: [localhost]: FAILED! =>", "    changed: false", "    msg: 'refusing to restore over a database",
+               "        in use: PID 42 holds data/x.db'", "", "PLAY RECAP"]
+    assert cli.failure_message(wrapped) == "refusing to restore over a database in use: PID 42 holds data/x.db"
+    assert cli.failure_message(["ERROR! the playbook could not be found"]) == "ERROR! the playbook could not be found"
+    assert cli.failure_message(["nothing useful"]) == ""
+
+
+def test_archive_paths_and_backup_names(cli, tmp_path):
+    assert cli.archive_or_name("backup_20250528_020000") == {"name": "backup_20250528_020000"}
+    assert cli.archive_or_name("daily/backup_20250528_020000.tar.zst") == {
+        "archive": os.path.abspath("daily/backup_20250528_020000.tar.zst")}
+    archive = tmp_path / "x.tar.zst"
+    archive.write_bytes(b"")
+    assert cli.archive_or_name(str(archive)) == {"archive": str(archive)}
+    assert cli.restore_vars("pre-maintenance-20250528") == {"reddit_backup_restore_name": "pre-maintenance-20250528"}
+
+
+def test_sizes_read_like_people_write_them(cli):
+    assert [cli.human_size(size) for size in (None, 0, 1023, 1024, 1536 * 1024, 3 * 1024 ** 4)] == \
+        ["?", "0 B", "1023 B", "1.0 KiB", "1.5 MiB", "3.0 TiB"]
+
+
+def test_usage_errors_exit_2_and_help_exits_0(cli, capsys):
+    assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
+    assert cli.main(["--help"]) == cli.EXIT_OK
+    assert "Exit codes: 0 success" in capsys.readouterr().out.replace("\n", " ")
