@@ -22,8 +22,8 @@ export GALAXY_IMPORTER_CONFIG := $(ROOT)/tools/galaxy-importer.cfg
 export GALAXY_IMPORTER_ANSIBLE_LOCAL_TMP := $(ROOT)/.ansible/tmp
 export PYTHONDONTWRITEBYTECODE := 1
 
-# The checks `make test` runs, in order (molecule joins when the recovery scenarios land).
-TEST_STEPS := unit integration sanity lint importer changelog-lint
+# The checks `make test` runs, in order.
+TEST_STEPS := unit integration sanity lint importer changelog-lint molecule
 TEST_SUMMARY := $(BUILD_DIR)/test-summary.txt
 
 # `make test` runs setup once, then each step with SKIP_SETUP=1.
