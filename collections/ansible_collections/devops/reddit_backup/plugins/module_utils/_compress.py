@@ -49,6 +49,19 @@ def suffix_for(compression: str, encrypted: bool = False) -> str:
     return SUFFIXES[compression] + (AGE_SUFFIX if encrypted else "")
 
 
+def start_stages(commands: list, stages: list) -> None:
+    """Start each ``(what, command)`` of a pipeline, each reading the previous one's stdout (the first reads a pipe
+    of its own), appending ``(what, process, stderr file)`` to ``stages`` as it goes: when a later stage cannot start,
+    the caller still holds the ones that did, to stop them."""
+    for what, command in commands:
+        stdin = stages[-1][1].stdout if stages else subprocess.PIPE
+        stderr = tempfile.TemporaryFile()
+        process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+        if stages:
+            stages[-1][1].stdout.close()  # the next stage owns the pipe now
+        stages.append((what, process, stderr))
+
+
 class CompressedWriter:
     """A writable stream: what is written is compressed, encrypted when ``encryption_recipients`` are given,
     hashed and written to ``out`` (an open binary file).
@@ -77,13 +90,7 @@ class CompressedWriter:
         if encryption_recipients:
             commands.append(("age (encryption)", encrypt_command(encryption_recipients)))
         try:
-            for what, command in commands:
-                stdin = self._stages[-1][1].stdout if self._stages else subprocess.PIPE
-                stderr = tempfile.TemporaryFile()
-                process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
-                if self._stages:
-                    self._stages[-1][1].stdout.close()  # the next stage owns the pipe now
-                self._stages.append((what, process, stderr))
+            start_stages(commands, self._stages)
         except OSError as error:
             self.abort()
             raise BackupError("cannot start %s: %s" % (commands[len(self._stages)][1][0], error)) from error

@@ -17,12 +17,11 @@ import json
 import os
 import subprocess
 import tarfile
-import tempfile
 import threading
 
 from . import _crypto, _manifest
 from ._catalog import META_SUFFIX
-from ._compress import read_stages
+from ._compress import read_stages, start_stages
 from ._errors import BackupError
 from ._fs import as_backup_error
 from ._tarsafe import GuardedTarFile, Layout, Refused, classify, pax_problem
@@ -194,13 +193,7 @@ class ArchiveReader:
             self._tap = _Tap(_HashingFile(self._handle, self))
             return self
         try:
-            for what, command in stages:
-                stdin = self._stages[-1][1].stdout if self._stages else subprocess.PIPE
-                stderr = tempfile.TemporaryFile()
-                process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
-                if self._stages:
-                    self._stages[-1][1].stdout.close()  # the next stage owns the pipe now
-                self._stages.append((what, process, stderr))
+            start_stages(stages, self._stages)
         except OSError as error:
             self.__exit__(None, None, None)
             what = stages[len(self._stages)][0]
