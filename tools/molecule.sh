@@ -13,7 +13,8 @@
 #   4. molecule and its podman driver in the project venv (.venv), if missing.
 #   5. The containers.podman collection (the podman connection plugin and the driver's modules), unpacked from
 #      the `ansible` package on PyPI into build/molecule/collections (no Galaxy server is reachable).
-#   6. A wheelhouse of ansible-core for the containers (the runner role installs its venv from it, offline).
+#   6. Wheelhouses: ansible-core for the containers (the runner role installs its venv from it, offline), and the
+#      sample app's requirements (the disaster recovery rebuilds the app's venv from them, offline).
 # Then `molecule test` for each scenario, in order, with its wall time; a summary at the end.
 #
 # Usage:
@@ -45,17 +46,18 @@ BUNDLED_COLLECTIONS=(containers/podman)
 HOST_APT_PACKAGES=(podman runc debootstrap uidmap containernetworking-plugins)
 
 # What the container hosts hold. They have no network: whatever a playbook or role needs inside must be here.
-# systemd as PID 1 and cron; python3 for Ansible (python3-venv for the runner role's venv, python3-yaml for the
-# YAML checks of restored configuration); sqlite3, zstd, age for the guide's manual commands and the archives;
-# rsync and openssh for the backup server; sudo and acl for become; curl for the guide's health checks.
+# systemd as PID 1 and cron; python3 for Ansible (python3-venv for the venvs of the runner role and of the
+# disaster recovery, python3-packaging for ansible.builtin.pip, python3-yaml for the YAML checks of restored
+# configuration); sqlite3, zstd, age for the guide's manual commands and the archives; rsync and openssh for the
+# backup server; sudo and acl for become; curl for the guide's health checks.
 IMAGE_PACKAGES=(
     systemd systemd-sysv dbus cron
-    python3 python3-venv python3-yaml
+    python3 python3-venv python3-yaml python3-packaging
     sqlite3 zstd age rsync openssh-server openssh-client
     sudo acl adduser procps ca-certificates curl
 )
 # Bump when the recipe below changes in a way the package list does not show.
-IMAGE_RECIPE_REVISION=1
+IMAGE_RECIPE_REVISION=2
 IMAGE_NAME="localhost/reddit-backup-debian12"
 IMAGE_BUILD_SECONDS=""
 
@@ -224,7 +226,8 @@ ensure_image() {
         apt-get clean
         rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /etc/ssh/ssh_host_*
         systemctl disable ssh.service >/dev/null 2>&1 || true
-        systemctl mask getty.target console-getty.service >/dev/null 2>&1
+        # No getty in a container; no apt timers on a host without a network.
+        systemctl mask getty.target console-getty.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1
         : > /etc/machine-id
         rm -f /var/lib/dbus/machine-id
     '
@@ -232,6 +235,9 @@ ensure_image() {
         --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$image" >/dev/null
     as_root rm -rf "$rootfs"
     podman tag "$image" "$IMAGE_NAME:latest"
+    # Images of earlier recipes are of no use any more.
+    podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE_NAME:" \
+        | grep -v -e ":$(image_tag)\$" -e ':latest$' | xargs -r podman rmi >/dev/null || true
     IMAGE_BUILD_SECONDS=$(( $(date +%s) - started ))
     log "built $image in ${IMAGE_BUILD_SECONDS}s ($(podman image inspect --format '{{.Size}}' "$image" | numfmt --to=iec))"
 }
@@ -335,6 +341,24 @@ ensure_wheelhouse() {
     touch "$wheelhouse/.ansible-core-$core_version"
 }
 
+# The sample app's requirements as wheels: the old server's full backup carries them, and the disaster_recovery
+# playbook rebuilds the app's venv from them on the new server, which has no package index.
+ensure_app_wheelhouse() {
+    local wheelhouse="$WORK/app-wheelhouse" requirements stamp
+    requirements="$ROOT/examples/sample_app/skeleton/apps/collector/requirements.txt"
+    stamp="$wheelhouse/.requirements-$(sha256sum "$requirements" | cut -c1-12)"
+    [ -f "$stamp" ] && return 0
+    log "collecting wheels of the sample app's requirements (the disaster recovery rebuilds its venv offline)"
+    rm -rf "$wheelhouse"
+    mkdir -p "$wheelhouse"
+    "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+        --python-version 3.11 --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform linux_x86_64 --platform any \
+        -r "$requirements" -d "$wheelhouse" \
+        2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
+    touch "$stamp"
+}
+
 # --- 7. The collection, built once for the whole run ------------------------------------------------------------
 
 # The runner role installs this tarball on the hosts: one build per run, so converge and idempotence install the
@@ -362,6 +386,7 @@ molecule_environment() {
     # This tree's collection first, then containers.podman.
     export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$WORK/collections"
     export MOLECULE_WHEELHOUSE="$WORK/wheelhouse"
+    export MOLECULE_APP_WHEELHOUSE="$WORK/app-wheelhouse"
     build_collection
     export MOLECULE_RESULTS_DIR="$WORK/results"
     export NO_COLOR="${NO_COLOR:-1}"
@@ -403,6 +428,7 @@ setup() {
     ensure_molecule
     ensure_bundled_collections
     ensure_wheelhouse
+    ensure_app_wheelhouse
     ensure_image
 }
 
