@@ -27,6 +27,7 @@
 #   MOLECULE_SCENARIOS   the scenarios `tools/molecule.sh` tests, in order
 #   MOLECULE_REBUILD=1   rebuild the image even when it exists
 #   SETUP_SKIP_APT=1     do not touch Debian packages or /etc/containers (someone else manages them)
+#   MOLECULE_HOST_SUFFIX the end of the container names (default: a hash of this checkout's path)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -389,6 +390,10 @@ molecule_environment() {
     export MOLECULE_APP_WHEELHOUSE="$WORK/app-wheelhouse"
     build_collection
     export MOLECULE_RESULTS_DIR="$WORK/results"
+    # Container names end in a short hash of this checkout, so two checkouts on one machine (a CI clone beside a
+    # work tree) never touch each other's hosts.
+    MOLECULE_HOST_SUFFIX="${MOLECULE_HOST_SUFFIX:-$(printf '%s' "$ROOT" | sha256sum | cut -c1-8)}"
+    export MOLECULE_HOST_SUFFIX
     export NO_COLOR="${NO_COLOR:-1}"
     export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
     mkdir -p "$ANSIBLE_LOCAL_TEMP" "$MOLECULE_RESULTS_DIR"
