@@ -15,6 +15,7 @@
 #      the `ansible` package on PyPI into build/molecule/collections (no Galaxy server is reachable).
 #   6. Wheelhouses: ansible-core for the containers (the runner role installs its venv from it, offline), and the
 #      sample app's requirements (the disaster recovery rebuilds the app's venv from them, offline).
+#   7. The collection tarball, built once per run (the runner role installs it on the hosts).
 # Then `molecule test` for each scenario, in order, with its wall time; a summary at the end.
 #
 # Usage:
