@@ -40,7 +40,7 @@ help:
 	@echo "make lint            ansible-lint --profile production over the repo"
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
-	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh; not in test yet)"
+	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py"
 	@echo "make lock            refresh requirements-lock.txt from requirements-dev.txt"

@@ -143,6 +143,6 @@ def test_point_in_time(recovery):
     assert task(result, "Restore from the backup")["archive"] == first["archive"]
     assert task(result, "Say what was restored")["msg"][0].endswith(first["archive"])
     assert posts(recovery.app) == recovery.posts
-    assert rto(result).startswith("RTO complete system failure: ")
+    assert rto(result).startswith("RTO point-in-time recovery: ")
     too_early = recovery.run("restore_point_in_time", reddit_backup_restore_before="2001-01-01T00:00:00Z")
     assert too_early.failed and "No backup" in task(too_early, "Require one")["msg"]
