@@ -24,8 +24,11 @@ def test_ansible_builder_creates_the_build_context(tmp_path):
     subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path / "build"),
                     os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup")],
                    check=True, capture_output=True)
+    # The file's name follows the container engine found on the machine (Containerfile for podman, Dockerfile for
+    # docker or none): name it, so the context is the same on a fresh machine and on one where podman is installed.
     created = subprocess.run([os.path.join(BIN, "ansible-builder"), "create", "--file", "execution-environment.yml",
-                              "--context", "context"], cwd=tmp_path, capture_output=True, text=True)
+                              "--context", "context", "--output-filename", "Containerfile"],
+                             cwd=tmp_path, capture_output=True, text=True)
     assert created.returncode == 0, created.stdout + created.stderr
     containerfile = (tmp_path / "context" / "Containerfile").read_text()
     assert "ansible-galaxy collection install --offline" in containerfile
