@@ -7,14 +7,16 @@ to the staged tree before the swap (database folders completed with hard links, 
 from __future__ import annotations
 
 import os
-import shutil
 
 from . import _fs, _swap
+from ._confined import Anchor
 from ._errors import BackupError
 from ._staging import SAFE_MODE_BITS, chown_tree
 
-STAGING_PREFIX = ".tmp-restore-"
-SAFETY_INFIX = ".pre-restore-"
+# Never _fs.TEMP_PREFIX (".tmp-"): create and prune remove what starts with it, and must never take a restore's
+# staging folder or safety copies (item 8 of issue 10).
+STAGING_PREFIX = ".reddit-restore-"
+SAFETY_INFIX = _swap.SAFETY_INFIX
 
 
 class Plan:
@@ -227,10 +229,11 @@ class Plan:
         names = {path.rpartition("/")[2] for path in unit["databases"]}
         skip = {name + suffix for name in names for suffix in ("",) + _swap.SIDE_FILE_SUFFIXES}
         skip |= set(os.listdir(unit["staged"]))
-        unit["replicated"] = _swap.link_others(live, unit["staged"], skip)
-        info = os.stat(live)
+        anchor = Anchor(self.job.parent)
+        unit["replicated"] = _swap.link_others(live, unit["staged"], skip, anchor)
+        info = anchor.lstat(live)  # link_others opened it as a real folder, without following a symlink
         os.chmod(unit["staged"], info.st_mode & 0o7777)
-        shutil.copystat(live, unit["staged"])
+        os.utime(unit["staged"], ns=(info.st_atime_ns, info.st_mtime_ns))
         for path in unit["databases"]:
             staged = os.path.join(self.tree, path)
             uid, gid = self._owner_for(os.path.join(self.dest, path))
