@@ -27,7 +27,7 @@ from ._confined import Anchor
 from ._errors import BackupError, LockTimeout
 from ._manifest_checks import DELTA_SUFFIX, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
-from ._restore_chain import apply_link, check_link, link_budget, merge_state, pick_chain
+from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
 from ._restore_plan import STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES
 from ._staging import Stager
@@ -212,9 +212,10 @@ class _RestoreJob:
                 shutil.rmtree(copies, ignore_errors=True)
                 manifest = reader.manifest
                 check_link(previous, manifest)
+                merge_state(index, manifest)
+                check_composed(index, manifest.get("name"))
                 if stager is not None:
                     rebuilt += apply_link(tree, manifest, self.scope.wants, stager)
-                merge_state(index, manifest)
                 members += len(verifier.observed)
                 previous = manifest
         finally:
