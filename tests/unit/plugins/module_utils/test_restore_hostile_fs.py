@@ -259,3 +259,20 @@ def test_a_racing_symlink_swap_never_leads_a_restore_outside(world):
         stop.touch()
         flipper.join()
     assert tree(outside) == before
+
+
+def test_a_restore_never_hands_the_app_user_a_file_the_archive_kept_from_it(world):
+    """Item 5, restore half: owners come from the destination (the app user here), but a member the archive
+    records as root's and unreadable by others stays root's; the app user's own files stay the app user's."""
+    app = world / "home" / "app"
+    secret = app / "config" / "root.key"
+    write(str(secret), "root only\n", 0o600)  # made by root inside the app user's tree
+    made = backup(app, world / "backups")
+    shutil.rmtree(str(app / "config"))
+    as_nobody("import os, sys; os.mkdir(sys.argv[1])", app / "config")
+    result = restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))
+    assert os.lstat(str(secret)).st_uid == 0 and os.lstat(str(app / "config" / "production.env")).st_uid == 65534
+    assert any("config/root.key" in warning for warning in result["warnings"])
+    with pytest.raises(subprocess.CalledProcessError):
+        as_nobody("import sys; open(sys.argv[1]).read()", secret)
+    assert not restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))["changed"]

@@ -149,6 +149,7 @@ class _RestoreJob:
         self.parent = os.path.dirname(dest)
         self.warnings: list = []
         self.recovered: list = []
+        self.root_only: set = set()  # staged paths the archive keeps from everyone but root
         self._root_type = None  # the type of the chain's first backup, once read
 
     def run(self) -> dict:
@@ -261,6 +262,7 @@ class _RestoreJob:
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
+            self.root_only = set(stager.root_only)
         plan = Plan(self, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)

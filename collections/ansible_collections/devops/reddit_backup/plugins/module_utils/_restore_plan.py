@@ -221,6 +221,7 @@ class Plan:
             else:
                 uid, gid = self._owner_for(unit["target"])
                 chown_tree(unit["staged"], uid, gid)
+                self._keep_root_only(unit["path"], uid)
                 if unit["path"] == "":
                     os.chmod(unit["staged"], 0o755)
 
@@ -238,8 +239,22 @@ class Plan:
             staged = os.path.join(self.tree, path)
             uid, gid = self._owner_for(os.path.join(self.dest, path))
             chown_tree(staged, uid, gid)
+            self._keep_root_only(path, uid)
         if os.geteuid() == 0:
             os.lchown(unit["staged"], info.st_uid, info.st_gid)
+
+    def _keep_root_only(self, prefix: str, uid: int) -> None:
+        """What the archive records as root's and unreadable by others stays root's when the owner comes from the
+        destination: a restore never hands the app user a file the archive kept from it."""
+        if uid in (-1, 0) or self.job.owner != (-1, -1):
+            return
+        kept = sorted(path for path in self.job.root_only if under(path, prefix))
+        for path in kept:
+            os.lchown(os.path.join(self.tree, path), 0, 0)
+        if kept:
+            self.job.warnings.append("kept owned by root, as the archive records them (no read access for others): "
+                                     "%s" % ", ".join(kept[:10]) + (" and %d more" % (len(kept) - 10)
+                                                                    if len(kept) > 10 else ""))
 
     def _owner_for(self, target: str) -> tuple:
         """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""
