@@ -11,10 +11,15 @@ import shutil
 import pytest
 
 from tests.unit.plugins.module_utils.test_restore import tree
-from tests.unit.plugins.module_utils.test_restore_hostile_fs import (  # noqa: F401  (world is a fixture)
-    PLANT_STAGING, _make_chain, as_nobody, backup, rewrite, world)
+from tests.unit.plugins.module_utils.test_restore_hostile_fs import (
+    PLANT_STAGING, _make_chain, as_nobody, backup, hostile_world, rewrite)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacker steps run as nobody, started by root")
+
+
+@pytest.fixture
+def world():
+    yield from hostile_world()
 
 
 def restore(task="restore", **options) -> dict:

@@ -36,6 +36,10 @@ def as_nobody(script: str, *args) -> None:
 
 @pytest.fixture
 def world():
+    yield from hostile_world()
+
+
+def hostile_world():
     """base/ (root, 0755): home/ and home/app/ owned by nobody (the app user), backups/ and outside/ root's."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="reddit-backup-hostile-"))
     os.chmod(str(base), 0o755)
@@ -68,8 +72,9 @@ with open(os.path.join(folder, "staged1"), "w") as handle:
     handle.write("staged")
 with open(os.path.join(folder, "payload"), "w") as handle:
     handle.write("ALL ALL=(ALL) NOPASSWD: ALL\\n")
-units = [{"path": "x", "staged": os.path.join(folder, "staged1"), "inode": os.lstat(os.path.join(folder, "staged1")).st_ino,
-          "exists": True, "target": os.path.join(outside, "sudoers.d", "evil"), "safety": os.path.join(folder, "payload")},
+staged1 = os.path.join(folder, "staged1")
+units = [{"path": "x", "staged": staged1, "inode": os.lstat(staged1).st_ino, "exists": True,
+          "target": os.path.join(outside, "sudoers.d", "evil"), "safety": os.path.join(folder, "payload")},
          {"path": "y", "staged": os.path.join(outside, "victim"), "inode": 1, "exists": True,
           "target": os.path.join(outside, "victim"), "safety": None}]
 journal = {"units": units, "aside": [], "safety_root": None, "format": "devops.reddit_backup restore journal 2",
