@@ -279,13 +279,19 @@ class _RestoreJob:
         if self.check_mode or not result["changed"]:
             return result
         _swap.check_same_filesystem(staging, [unit["target"] for unit in pending] + [e["target"] for e in aside])
-        plan.prepare(pending)
-        _swap.sync_filesystem(staging)
-        root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
-        swapper = _swap.Swapper(staging, pending, aside, root, self.dest)
-        swapper.write_journal()
-        self.pause("journal")
-        swapper.run(self.pause)
+        try:
+            plan.prepare(pending)
+            _swap.sync_filesystem(staging)
+            root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
+            swapper = _swap.Swapper(staging, pending, aside, root, self.dest)
+            swapper.write_journal()
+            self.pause("journal")
+            swapper.run(self.pause)
+        except OSError as error:
+            raise BackupError("the restore into %s stopped at %s: %s (something in dest changed while the restore "
+                              "ran); every item is old or new, the replaced ones in their safety copies: check "
+                              "dest and run the restore again" % (self.dest, error.filename or self.dest,
+                                                                  error.strerror or error)) from None
         self.pause("swapped")
         return result
 
