@@ -356,7 +356,8 @@ def test_a_kill_at_any_moment_leaves_each_item_old_or_new(app, backup, tmp_path,
         if scope == "full" or (scope == "database" and name == "data") or \
                 (scope == "config" and name in ("config", "systemd")):
             assert tree(app / name) == tree(reference / name), name
-    assert not [n for n in os.listdir(str(tmp_path)) + os.listdir(str(app)) if n.startswith(".tmp-restore-")]
+    assert not [n for n in os.listdir(str(tmp_path)) + os.listdir(str(app))
+                if n.startswith((".reddit-restore-", ".tmp-restore-"))]
     kept = _all_safety_copies(tmp_path, app)
     in_scope = {"full": None, "database": ["data"], "config": ["config", "systemd"]}[scope]
     for name, before in old.items():

@@ -58,6 +58,7 @@ class Member:
         self.mode = info.mode & 0o7777
         self.mtime = int(info.mtime)
         self.target = info.linkname if kind == "symlink" else None
+        self.owner = (info.uid, info.uname)  # as the tar header records it (not in the manifest)
         self.sha256 = None
         self._started = False
 

@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 
 from . import _manifest, _procs, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
+from ._confined import Anchor
 from ._errors import BackupError, LockTimeout
 from ._manifest_checks import DELTA_SUFFIX, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
-from ._restore_chain import apply_link, check_link, link_budget, merge_state, pick_chain
+from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
 from ._restore_plan import STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES
 from ._staging import Stager
@@ -40,6 +41,7 @@ SCOPE_TYPES = {"full": ("full", "incremental"), "database": ("full", "incrementa
 SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+LEGACY_STAGING_PREFIX = ".tmp-restore-"  # earlier versions: it matched the temp prefix that create and prune remove
 POLL_SECONDS = 0.1
 
 
@@ -147,6 +149,7 @@ class _RestoreJob:
         self.parent = os.path.dirname(dest)
         self.warnings: list = []
         self.recovered: list = []
+        self.root_only: set = set()  # staged paths the archive keeps from everyone but root
         self._root_type = None  # the type of the chain's first backup, once read
 
     def run(self) -> dict:
@@ -160,16 +163,21 @@ class _RestoreJob:
             os.makedirs(self.parent, 0o755, exist_ok=True)
         with _ParentLock(self.parent, self.request.lock_timeout):
             for staging in _stale_staging(self.dest):
-                self.recovered += _swap.recover(staging)
+                self.recovered += _swap.recover(staging, self.dest)
                 self.recovered.append("finished and removed %s, left by a killed restore" % staging)
+            self.warnings += ["%s was left untouched: an earlier version's staging folder, or planted (this version "
+                              "never trusts it); inspect it and remove it by hand" % path
+                              for path in _stale_staging(self.dest, LEGACY_STAGING_PREFIX)]
             name = "%s%s-%s" % (STAGING_PREFIX, os.path.basename(self.dest), secrets.token_hex(6))
             staging = os.path.join(self._staging_parent(), name)
             os.mkdir(staging, 0o700)
             try:
+                os.chmod(staging, 0o700)  # recovery trusts only a 0700 folder: exactly that, whatever the umask
+                _swap.write_marker(staging, self.dest, Anchor(self.parent))
                 os.mkdir(os.path.join(staging, "verify"), 0o700)
                 return self._stage_and_swap(staging, os.path.join(staging, "verify"))
             finally:
-                _swap.recover(staging)  # after a failure mid-swap this finishes each unit; else it just cleans up
+                _swap.recover(staging, self.dest)  # after a failure mid-swap this finishes each unit; else cleans up
 
     def _staging_parent(self) -> str:
         """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
@@ -205,9 +213,10 @@ class _RestoreJob:
                 shutil.rmtree(copies, ignore_errors=True)
                 manifest = reader.manifest
                 check_link(previous, manifest)
+                merge_state(index, manifest)
+                check_composed(index, manifest.get("name"))
                 if stager is not None:
                     rebuilt += apply_link(tree, manifest, self.scope.wants, stager)
-                merge_state(index, manifest)
                 members += len(verifier.observed)
                 previous = manifest
         finally:
@@ -253,6 +262,7 @@ class _RestoreJob:
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
+            self.root_only = set(stager.root_only)
         plan = Plan(self, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
@@ -269,13 +279,19 @@ class _RestoreJob:
         if self.check_mode or not result["changed"]:
             return result
         _swap.check_same_filesystem(staging, [unit["target"] for unit in pending] + [e["target"] for e in aside])
-        plan.prepare(pending)
-        _swap.sync_filesystem(staging)
-        root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
-        swapper = _swap.Swapper(staging, pending, aside, root)
-        swapper.write_journal()
-        self.pause("journal")
-        swapper.run(self.pause)
+        try:
+            plan.prepare(pending)
+            _swap.sync_filesystem(staging)
+            root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
+            swapper = _swap.Swapper(staging, pending, aside, root, self.dest)
+            swapper.write_journal()
+            self.pause("journal")
+            swapper.run(self.pause)
+        except OSError as error:
+            raise BackupError("the restore into %s stopped at %s: %s (something in dest changed while the restore "
+                              "ran); every item is old or new, the replaced ones in their safety copies: check "
+                              "dest and run the restore again" % (self.dest, error.filename or self.dest,
+                                                                  error.strerror or error)) from None
         self.pause("swapped")
         return result
 
@@ -338,10 +354,10 @@ def _check_open_databases(dest: str, databases: list, force: bool) -> list:
     return warnings
 
 
-def _stale_staging(dest: str) -> list:
+def _stale_staging(dest: str, staging_prefix: str = STAGING_PREFIX) -> list:
     """Staging folders that killed restores into ``dest`` left (beside it, or inside it for a mount point)."""
     found = []
-    prefix = "%s%s-" % (STAGING_PREFIX, os.path.basename(dest))
+    prefix = "%s%s-" % (staging_prefix, os.path.basename(dest))
     for folder, stem in ((os.path.dirname(dest), prefix), (dest, prefix)):
         try:
             names = os.listdir(folder)

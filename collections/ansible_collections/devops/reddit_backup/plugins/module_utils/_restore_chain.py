@@ -7,12 +7,12 @@ databases (each step checked against the snapshot sha256 it must give)."""
 from __future__ import annotations
 
 import os
-import shutil
 
 from . import _catalog, _chain, _pages
+from ._confined import Anchor, PlantedPath
 from ._errors import BackupError
 from ._manifest_checks import DELTA_SUFFIX
-from ._tarsafe import check_path
+from ._tarsafe import check_path, escaping_symlinks
 
 DELTA_ALLOWANCE = 64 << 10  # a page delta's header, beyond 4 bytes of page number per page
 
@@ -90,12 +90,33 @@ def check_link(previous, manifest: dict) -> None:
                           % (manifest.get("name"), manifest.get("parent"), previous.get("name")))
 
 
+def check_composed(index: dict, name) -> None:
+    """Judge the state the chain composes up to backup ``name`` (``index``, as merge_state built it), not each
+    link alone: no member may lie beneath a symlink or a file, and no symlink may lead outside the destination,
+    also through links that other links of the chain added."""
+    symlinks = {path: record.get("target") or "" for path, record in index.items() if record["type"] == "symlink"}
+    for path in sorted(index):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = index.get("/".join(parts[:depth]))
+            if parent is not None and parent["type"] != "dir":
+                raise BackupError("refusing to restore: once the chain is composed up to backup %s, %s lies beneath "
+                                  "%s, which is a %s; the chain was altered (nothing was changed)"
+                                  % (name, path, parent["path"], parent["type"]))
+    for path, target in escaping_symlinks(symlinks):
+        raise BackupError("refusing to restore: once the chain is composed up to backup %s, symlink %s -> %s leads "
+                          "outside the destination (through the other links of the chain); the chain was altered "
+                          "(nothing was changed)" % (name, path, target))
+
+
 def apply_link(tree: str, manifest: dict, wants, stager) -> list:
     """Make the staged ``tree`` the state after this link: remove what it deleted, apply its page deltas to the
-    staged databases. Returns the databases rebuilt from deltas (their integrity is checked by the caller)."""
+    staged databases. Returns the databases rebuilt from deltas (their integrity is checked by the caller).
+    A deleted path is removed without following any symlink; one beneath a symlink is not in the tree at all."""
+    anchor = Anchor(tree)
     for path in sorted(manifest.get("deleted") or [], reverse=True):
-        if check_path(path) is None and wants(path) and os.path.lexists(os.path.join(tree, path)):
-            _remove(os.path.join(tree, path))
+        if check_path(path) is None and wants(path) and _staged(anchor, os.path.join(tree, path)):
+            anchor.remove(os.path.join(tree, path))
             stager.forget(path)
     rebuilt = []
     for database in manifest["databases"]:
@@ -118,8 +139,8 @@ def apply_link(tree: str, manifest: dict, wants, stager) -> list:
     return rebuilt
 
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+def _staged(anchor: Anchor, path: str) -> bool:
+    try:
+        return anchor.lexists(path)
+    except PlantedPath:
+        return False  # beneath a symlink or a file: never followed, so not part of the staged tree

@@ -7,14 +7,16 @@ to the staged tree before the swap (database folders completed with hard links, 
 from __future__ import annotations
 
 import os
-import shutil
 
 from . import _fs, _swap
+from ._confined import Anchor
 from ._errors import BackupError
 from ._staging import SAFE_MODE_BITS, chown_tree
 
-STAGING_PREFIX = ".tmp-restore-"
-SAFETY_INFIX = ".pre-restore-"
+# Never _fs.TEMP_PREFIX (".tmp-"): create and prune remove what starts with it, and must never take a restore's
+# staging folder or safety copies (item 8 of issue 10).
+STAGING_PREFIX = ".reddit-restore-"
+SAFETY_INFIX = _swap.SAFETY_INFIX
 
 
 class Plan:
@@ -219,6 +221,7 @@ class Plan:
             else:
                 uid, gid = self._owner_for(unit["target"])
                 chown_tree(unit["staged"], uid, gid)
+                self._keep_root_only(unit["path"], uid)
                 if unit["path"] == "":
                     os.chmod(unit["staged"], 0o755)
 
@@ -227,16 +230,31 @@ class Plan:
         names = {path.rpartition("/")[2] for path in unit["databases"]}
         skip = {name + suffix for name in names for suffix in ("",) + _swap.SIDE_FILE_SUFFIXES}
         skip |= set(os.listdir(unit["staged"]))
-        unit["replicated"] = _swap.link_others(live, unit["staged"], skip)
-        info = os.stat(live)
+        anchor = Anchor(self.job.parent)
+        unit["replicated"] = _swap.link_others(live, unit["staged"], skip, anchor)
+        info = anchor.lstat(live)  # link_others opened it as a real folder, without following a symlink
         os.chmod(unit["staged"], info.st_mode & 0o7777)
-        shutil.copystat(live, unit["staged"])
+        os.utime(unit["staged"], ns=(info.st_atime_ns, info.st_mtime_ns))
         for path in unit["databases"]:
             staged = os.path.join(self.tree, path)
             uid, gid = self._owner_for(os.path.join(self.dest, path))
             chown_tree(staged, uid, gid)
+            self._keep_root_only(path, uid)
         if os.geteuid() == 0:
             os.lchown(unit["staged"], info.st_uid, info.st_gid)
+
+    def _keep_root_only(self, prefix: str, uid: int) -> None:
+        """What the archive records as root's and unreadable by others stays root's when the owner comes from the
+        destination: a restore never hands the app user a file the archive kept from it."""
+        if uid in (-1, 0) or self.job.owner != (-1, -1):
+            return
+        kept = sorted(path for path in self.job.root_only if under(path, prefix))
+        for path in kept:
+            os.lchown(os.path.join(self.tree, path), 0, 0)
+        if kept:
+            self.job.warnings.append("kept owned by root, as the archive records them (no read access for others): "
+                                     "%s" % ", ".join(kept[:10]) + (" and %d more" % (len(kept) - 10)
+                                                                    if len(kept) > 10 else ""))
 
     def _owner_for(self, target: str) -> tuple:
         """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""

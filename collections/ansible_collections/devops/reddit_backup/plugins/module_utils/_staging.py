@@ -71,6 +71,7 @@ class Stager:
         self.entries: dict = {}  # path -> kind of everything staged (implicit directories too)
         self.dirs: dict = {}  # directory path -> (mode, mtime) from its member; implicit ones are absent
         self.cleared: list = []  # members whose setuid/setgid bits were dropped
+        self.root_only: set = set()  # members the archive records as root's and unreadable by group and others
         self.written = 0
         stats = os.statvfs(root)
         self._free = stats.f_bavail * stats.f_frsize - RESERVE_BYTES
@@ -143,6 +144,9 @@ class Stager:
             self.on_add("member:" + member.path)
         if member.mode & 0o6000:
             self.cleared.append(member.path)
+        self.root_only.discard(member.path)
+        if member.kind != "symlink" and root_only(member):
+            self.root_only.add(member.path)
         parent_fd = self._open_parent(member.path)
         name = member.path.rpartition("/")[2]
         existing = self.entries.get(member.path)
@@ -186,6 +190,7 @@ class Stager:
         for staged in [p for p in self.entries if p == path or p.startswith(prefix)]:
             del self.entries[staged]
             self.dirs.pop(staged, None)
+            self.root_only.discard(staged)
         if self._parent[0] is not None and (self._parent[0] == path or self._parent[0].startswith(prefix)):
             self._forget_parent()
 
@@ -211,6 +216,12 @@ class Stager:
                     os.utime(fd, (mtime, mtime))
             finally:
                 os.close(fd)
+
+
+def root_only(member) -> bool:
+    """The archive records ``member`` as root's with no read bit for group or others: only root may read it."""
+    uid, uname = getattr(member, "owner", (None, None))
+    return uid == 0 and uname in ("root", "", None) and not member.mode & 0o044
 
 
 def chown_tree(path: str, uid: int, gid: int) -> None:

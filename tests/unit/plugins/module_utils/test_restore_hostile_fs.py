@@ -1,0 +1,283 @@
+"""Restores against a hostile filesystem (issue 10): the app user (nobody here) owns the destination and plants
+fake staging folders, symlinks and races; a compromised store rewrites chains. Nothing outside the destination
+may change, and nothing the archive keeps from the app user may reach it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from tests.unit.plugins.module_utils.apptree import make_db, write
+from tests.unit.plugins.module_utils.test_reader import resign
+from tests.unit.plugins.module_utils.test_restore import REPO, tree
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacker steps run as nobody, started by root")
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def as_nobody(script: str, *args) -> None:
+    """Run the attacker's step (Python) as the unprivileged user nobody."""
+    subprocess.run(NOBODY + [sys.executable, "-c", script] + [str(arg) for arg in args], check=True, timeout=60)
+
+
+@pytest.fixture
+def world():
+    yield from hostile_world()
+
+
+def hostile_world():
+    """base/ (root, 0755): home/ and home/app/ owned by nobody (the app user), backups/ and outside/ root's."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="reddit-backup-hostile-"))
+    os.chmod(str(base), 0o755)
+    app = base / "home" / "app"
+    make_db(str(app / "data" / "reddit_sentiment.db"), rows=50)
+    write(str(app / "data" / "notes" / "keep.txt"), "note\n")
+    write(str(app / "config" / "production.env"), "DATABASE_PATH=data/reddit_sentiment.db\n")
+    write(str(app / "config" / "monitoring.yml"), "interval: 30\n")
+    shutil.copy(os.path.join(REPO, "examples", "sample_app", "skeleton", "config", "logging.conf"),
+                str(app / "config" / "logging.conf"))
+    write(str(app / "scripts" / "run.sh"), "#!/bin/sh\n", 0o755)
+    outside = base / "outside"
+    write(str(outside / "sudoers.d" / "README"), "root only\n")
+    write(str(outside / "victim" / "precious.txt"), "do not delete\n")
+    (outside / "notes").mkdir()  # an empty folder named like one in the app's data folder
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(base / "home")], check=True)
+    yield base
+    shutil.rmtree(str(base))
+
+
+def backup(app, backups, **options) -> dict:
+    return create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), compression="none", **options))
+
+
+PLANT_STAGING = """
+import json, os, sys
+folder, outside = sys.argv[1], sys.argv[2]
+os.mkdir(folder, 0o700)
+with open(os.path.join(folder, "staged1"), "w") as handle:
+    handle.write("staged")
+with open(os.path.join(folder, "payload"), "w") as handle:
+    handle.write("ALL ALL=(ALL) NOPASSWD: ALL\\n")
+staged1 = os.path.join(folder, "staged1")
+units = [{"path": "x", "staged": staged1, "inode": os.lstat(staged1).st_ino, "exists": True,
+          "target": os.path.join(outside, "sudoers.d", "evil"), "safety": os.path.join(folder, "payload")},
+         {"path": "y", "staged": os.path.join(outside, "victim"), "inode": 1, "exists": True,
+          "target": os.path.join(outside, "victim"), "safety": None}]
+journal = {"units": units, "aside": [], "safety_root": None, "format": "devops.reddit_backup restore journal 2",
+           "dest": sys.argv[3], "folder": [os.lstat(folder).st_dev, os.lstat(folder).st_ino]}
+for name in ("journal.json", "made-by-reddit-backup.json"):
+    with open(os.path.join(folder, name), "w") as handle:
+        json.dump(journal if name == "journal.json" else {"format": "devops.reddit_backup restore staging 1",
+                  "folder": journal["folder"], "dest": sys.argv[3]}, handle)
+"""
+
+
+@pytest.mark.parametrize("where", ["beside", "inside"])
+def test_a_planted_staging_folder_is_refused_and_nothing_is_touched(world, where):
+    """Item 1: a fake killed restore's staging folder with a journal of absolute paths (under the old and the new
+    prefix) must not move the attacker's file to an attacker-chosen path nor delete an unrelated tree."""
+    app, outside = world / "home" / "app", world / "outside"
+    made = backup(app, world / "backups")
+    folder = app.parent if where == "beside" else app
+    legacy, current = folder / ".tmp-restore-app-0000", folder / ".reddit-restore-app-0000"
+    for planted in (legacy, current):
+        as_nobody(PLANT_STAGING, planted, outside, app)
+    before_outside, before_app = tree(outside), tree(app)
+    with pytest.raises(BackupError, match="refusing to recover %s" % current):
+        restore(RestoreRequest(dest=str(app), archive=made["archive"]))
+    assert tree(outside) == before_outside and tree(app) == before_app
+    assert not (outside / "sudoers.d" / "evil").exists() and (outside / "victim" / "precious.txt").exists()
+    shutil.rmtree(str(current))  # what the message asks the operator to do
+    result = restore(RestoreRequest(dest=str(app), archive=made["archive"]))
+    assert any(str(legacy) in warning for warning in result["warnings"])
+    assert tree(outside) == before_outside
+    assert [path for path in world.rglob("payload") if legacy.name in str(path)]  # kept (a full restore moves
+    # what dest holds aside into its safety copy)
+
+
+def test_a_root_owned_folder_renamed_to_a_staging_name_is_refused(world):
+    """Item 1: owner and mode are not enough: a root-owned 0700 folder of the app that the app user renames to a
+    staging folder's name is not recovered (it has no marker naming its own inode), so nothing in it is lost."""
+    app = world / "home" / "app"
+    secrets_dir = app / "secrets"
+    write(str(secrets_dir / "key"), "k\n", 0o600)
+    os.chmod(str(secrets_dir), 0o700)  # root's, inside the app user's folder
+    made = backup(app, world / "backups")
+    for name in (".tmp-restore-app-1111", ".reddit-restore-app-1111"):
+        as_nobody("import os, sys; os.rename(sys.argv[1], sys.argv[2])", secrets_dir, app / name)
+        renamed = tree(app / name)
+        if name.startswith(".reddit-"):
+            with pytest.raises(BackupError, match="marker"):
+                restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))
+        else:
+            restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))
+        assert tree(app / name) == renamed, "the renamed folder %s was touched" % name
+        as_nobody("import os, sys; os.rename(sys.argv[1], sys.argv[2])", app / name, secrets_dir)
+
+
+def _make_chain(world, full_links: dict, incremental_links: dict):
+    """A real full backup with ``full_links`` (path -> target) in the app, then an incremental one after adding
+    ``incremental_links``: each link of the chain is harmless alone."""
+    app = world / "home" / "app"
+    (app / "d").mkdir()
+    for path, target in full_links.items():
+        os.symlink(target, str(app / path))
+    full = backup(app, world / "backups")
+    for path, target in incremental_links.items():
+        os.symlink(target, str(app / path))
+    incremental = backup(app, world / "backups", type="incremental")
+    assert incremental["parent"] == full["name"]
+    return app, full, incremental
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_symlinks_are_judged_against_the_composed_chain(world, check_mode):
+    """Item 2: l -> d/up/.. stays inside alone, d/up -> .. stays inside alone; composed, l leads outside."""
+    app, _full, incremental = _make_chain(world, {"l": "d/up/.."}, {"d/up": ".."})
+    dest = world / "restored"
+    with pytest.raises(BackupError, match="symlink l -> d/up/.. leads outside"):
+        restore(RestoreRequest(dest=str(dest), archive=incremental["archive"]), check_mode=check_mode)
+    assert not dest.exists()
+    assert not [name for name in os.listdir(str(world)) if name.startswith(".reddit-restore-")]
+
+
+def rewrite(archive: str, extra: list = (), deleted: list = ()) -> None:
+    """Rewrite an uncompressed archive as an attacker with write access to the store would: members added (with
+    manifest records), paths added to the deletion list, the checksum sidecar recomputed."""
+    with tarfile.open(archive) as source:
+        members = [(info, source.extractfile(info).read() if info.isfile() else None) for info in source]
+    manifest = json.loads(dict((info.name, data) for info, data in members)[_manifest.MANIFEST_NAME])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if info.name != _manifest.MANIFEST_NAME:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        for path, target in extra:
+            info = tarfile.TarInfo(path)
+            info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, target, 0o777, 1
+            tar.addfile(info)
+            manifest["members"].append({"path": path, "type": "symlink", "size": 0, "mode": "0777", "mtime": 1,
+                                        "sha256": None, "target": target})
+        manifest["deleted"] = sorted(set(manifest.get("deleted") or []) | set(deleted))
+        data = _manifest.encode(manifest)
+        info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
+        info.size, info.mode, info.mtime = len(data), 0o600, 1
+        tar.addfile(info, io.BytesIO(data))
+    with open(archive, "wb") as handle:
+        handle.write(buffer.getvalue())
+    resign(archive)
+    with open(archive + ".meta.json") as handle:
+        meta = json.load(handle)
+    meta["deleted"] = manifest["deleted"]
+    with open(archive + ".meta.json", "w") as handle:
+        json.dump(meta, handle)
+
+
+def test_a_rewritten_deletion_list_through_composed_links_deletes_nothing_outside(world):
+    """Item 2: the deletion list names l/outside/victim, where l leads (through d/up) two levels above the
+    staged tree, to the destination's parent: nothing there may be deleted."""
+    app, _full, incremental = _make_chain(world, {"l": "d/up/../.."}, {"d/up": ".."})
+    rewrite(incremental["archive"], deleted=["l/outside/victim", "l/victim"])
+    before = tree(world / "outside")
+    dest = world / "outside" / ".." / "restored"
+    for target in (dest, world / "home" / "restored"):
+        with pytest.raises(BackupError, match="leads outside"):
+            restore(RestoreRequest(dest=str(target), archive=incremental["archive"]))
+    assert tree(world / "outside") == before
+
+
+def test_a_member_beneath_a_link_of_an_earlier_backup_is_refused_even_in_check_mode(world):
+    """Item 2: d/a -> .. in the full backup, then d/a/x in a rewritten incremental: x would land outside d."""
+    app, _full, incremental = _make_chain(world, {"d/a": ".."}, {})
+    rewrite(incremental["archive"], extra=[("d/a/x", "../scripts")])
+    for check_mode in (True, False):
+        with pytest.raises(BackupError, match="d/a/x"):
+            restore(RestoreRequest(dest=str(world / "restored"), archive=incremental["archive"]),
+                    check_mode=check_mode)
+    assert not (world / "home" / "app" / "x").exists()
+
+
+def test_a_folder_swapped_for_a_symlink_before_the_swap_leads_nowhere_outside(world):
+    """Item 2: the app user replaces dest/data by a symlink to a folder outside after the restore planned its
+    swap: the restore must not rename, delete or write through it (an empty outside/notes was deleted before)."""
+    app, outside = world / "home" / "app", world / "outside"
+    made = backup(app, world / "backups")
+    before = tree(outside)
+
+    def pause(step):
+        if step == "journal":
+            as_nobody("import os, sys; os.rename(sys.argv[1], sys.argv[1] + '.moved'); os.symlink(sys.argv[2], "
+                      "sys.argv[1])", app / "data", outside)
+
+    try:
+        restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="database"), pause=pause)
+    except BackupError as error:
+        assert "symlink" in str(error)
+    assert tree(outside) == before
+
+
+FLIPPER = """
+import os, sys, time
+data, outside, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+while not os.path.exists(stop):
+    try:
+        os.rename(data, data + ".real")
+        os.symlink(outside, data)
+        time.sleep(0.002)
+        os.unlink(data)
+        os.rename(data + ".real", data)
+    except OSError:
+        time.sleep(0.001)
+"""
+
+
+def test_a_racing_symlink_swap_never_leads_a_restore_outside(world):
+    """Item 2, the race: nobody swaps dest/data for a symlink to outside in a loop while 25 restores run."""
+    app, outside = world / "home" / "app", world / "outside"
+    made = backup(app, world / "backups")
+    before = tree(outside)
+    stop = world / "home" / "stop"
+    flipper = threading.Thread(target=as_nobody, args=(FLIPPER, app / "data", outside, stop))
+    flipper.start()
+    try:
+        for _ in range(25):
+            try:
+                restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="database", force=True))
+            except BackupError:
+                pass  # refusing is fine; going outside is not
+            assert tree(outside) == before
+    finally:
+        stop.touch()
+        flipper.join()
+    assert tree(outside) == before
+
+
+def test_a_restore_never_hands_the_app_user_a_file_the_archive_kept_from_it(world):
+    """Item 5, restore half: owners come from the destination (the app user here), but a member the archive
+    records as root's and unreadable by others stays root's; the app user's own files stay the app user's."""
+    app = world / "home" / "app"
+    secret = app / "config" / "root.key"
+    write(str(secret), "root only\n", 0o600)  # made by root inside the app user's tree
+    made = backup(app, world / "backups")
+    shutil.rmtree(str(app / "config"))
+    as_nobody("import os, sys; os.mkdir(sys.argv[1])", app / "config")
+    result = restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))
+    assert os.lstat(str(secret)).st_uid == 0 and os.lstat(str(app / "config" / "production.env")).st_uid == 65534
+    assert any("config/root.key" in warning for warning in result["warnings"])
+    with pytest.raises(subprocess.CalledProcessError):
+        as_nobody("import sys; open(sys.argv[1]).read()", secret)
+    assert not restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))["changed"]
