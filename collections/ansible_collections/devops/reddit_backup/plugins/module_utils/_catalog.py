@@ -43,13 +43,20 @@ def archive_suffix(filename: str):
     return None
 
 
-def check_name(name) -> str:
-    """A backup name someone gave: the strict character set (no newline, no slash), no archive suffix, and not of
-    the automatic names' form (so a named backup can never pass for an automatic one)."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or archive_suffix(name):
+def check_backup_name(name) -> str:
+    """The name of an existing backup someone asked for: the strict character set (no newline, no slash), no
+    archive suffix."""
+    if not isinstance(name, str) or not is_valid_stem(name):
         raise BackupError("backup name %r is not usable: use 1 to 128 letters, digits, '.', '_' and '-', starting with "
                           "a letter or digit (no spaces, newlines or slashes, no archive suffix), such as "
                           "pre-maintenance-20250528" % (name,))
+    return name
+
+
+def check_name(name) -> str:
+    """A name for a new named backup: as check_backup_name, and not of the automatic names' form (so a named
+    backup can never pass for an automatic one)."""
+    check_backup_name(name)
     if AUTOMATIC_NAME.fullmatch(name):
         raise BackupError("backup name %r has the form of the names automatic backups get (%s_YYYYmmdd_HHMMSS); "
                           "choose another name, such as pre-maintenance-%s" % (name, name.split("_")[0],
@@ -184,16 +191,18 @@ def _meta_problem(meta, folder: str, stem: str):
     return None
 
 
-def _entry(folder: str, filename: str, dir_fd: int = None):
+def _entry(folder: str, filename: str, dir_fd: int = None, sidecars_only: bool = False):
     """The catalog entry of one archive, None when it is not a complete backup, or one marked ``damaged`` (with
-    the reason) when its sidecar cannot be trusted: listed, never chosen, never built on, never pruned."""
+    the reason) when its sidecar cannot be trusted: listed, never chosen, never built on, never pruned.
+    ``sidecars_only``: the archive is elsewhere (a remote's sidecars fetched into a private folder)."""
     archive = os.path.join(folder, filename)
     where = (lambda name: name) if dir_fd is not None else (lambda name: os.path.join(folder, name))
     stem = filename[: -len(archive_suffix(filename))]
     try:
-        info = os.stat(where(filename), dir_fd=dir_fd, follow_symlinks=False)
         for suffix in (CHECKSUM_SUFFIX, META_SUFFIX):
-            os.stat(where(filename + suffix), dir_fd=dir_fd, follow_symlinks=False)
+            info = os.stat(where(filename + suffix), dir_fd=dir_fd, follow_symlinks=False)
+        if not sidecars_only:
+            info = os.stat(where(filename), dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return None  # not a complete backup: never listed
     problem = None
@@ -283,7 +292,8 @@ def healthy(backups: list) -> list:
 
 
 def find_link(backups: list, backup: dict):
-    """(the backup ``backup`` builds on, or None; why it is missing, or None). By the parent's archive sha256
+    """(the backup ``backup`` builds on, or None; why it cannot be found, with a ``{where}`` placeholder for the
+    folder, or None). By the parent's archive sha256
     when recorded (names are not proof), else by a name that must be unique."""
     if not backup.get("parent") and not backup.get("parent_sha256"):
         return None, None
@@ -291,14 +301,14 @@ def find_link(backups: list, backup: dict):
         found = [b for b in healthy(backups) if b["sha256"] == backup["parent_sha256"]]
         if found:
             return found[0], None
-        return None, "%s (sha256 %s) is missing" % (backup.get("parent"), backup["parent_sha256"])
+        return None, "missing from {where} (no backup there has the sha256 %s it recorded)" % backup["parent_sha256"]
     found = [b for b in healthy(backups) if b["name"] == backup["parent"]]
     if len(found) == 1:
         return found[0], None
     if not found:
-        return None, "%s is missing" % backup["parent"]
-    return None, "%s is ambiguous: %d backups carry that name (%s)" % (
-        backup["parent"], len(found), ", ".join(b["archive"] for b in found))
+        return None, "missing from {where}"
+    return None, "ambiguous in {where}: %d backups carry that name (%s)" % (
+        len(found), ", ".join(b["archive"] for b in found))
 
 
 def _mark_restorable(backups: list) -> None:

@@ -52,9 +52,10 @@ def resolve(backups: list, backup: dict) -> list:
     while chain[0].get("parent") or chain[0].get("parent_sha256"):
         parent, missing = find_link(backups, chain[0])
         if parent is None:
-            raise BackupError("backup %s depends on %s in %s; the chain is broken: restore an earlier backup or pull "
-                              "the missing one from the remote copy" % (chain[0]["name"], missing, os.path.dirname(
-                                  os.path.dirname(chain[0]["archive"]))))
+            where = os.path.dirname(os.path.dirname(chain[0]["archive"]))
+            raise BackupError("backup %s depends on %s, which is %s; the chain is broken: restore an earlier backup or "
+                              "pull the missing one from the remote copy"
+                              % (chain[0]["name"], chain[0].get("parent"), missing.format(where=where)))
         if any(link is parent for link in chain) or len(chain) > 100000:
             raise BackupError("the chain of %s loops; the catalog is damaged" % backup["name"])
         chain.insert(0, parent)

@@ -15,7 +15,7 @@ from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _sq
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
-from ._lock import DirectoryLock
+from ._lock import DirectoryLock, ensure_readers_file
 
 CREATABLE_TYPES = ("full", "incremental", "config", "database")
 CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
@@ -76,6 +76,7 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     _fs.ensure_private_dir(backup_dir)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
+        ensure_readers_file(backup_dir)
         backups = _catalog.list_backups(backup_dir)
         backup_type, parent, notes = _start_chain(request, backups)
         subdir = _catalog.NAMED_DIR if request.name else _catalog.TYPE_DIRS[backup_type]

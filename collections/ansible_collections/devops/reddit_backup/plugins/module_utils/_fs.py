@@ -18,7 +18,7 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 TEMP_PREFIX = ".tmp-"
 # Only names this tool makes with temp_path() are ever cleaned up as temp files.
-TEMP_NAME = re.compile(r"\A\.tmp-[A-Za-z0-9._-]+-[0-9a-f]{12}\Z")
+TEMP_NAME = re.compile(r"\A\.tmp-[A-Za-z0-9._-]+-[0-9a-f]{1,32}\Z")
 PULL_STAGING = re.compile(r"\A\.tmp-pull-[0-9a-f]{12}\Z")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

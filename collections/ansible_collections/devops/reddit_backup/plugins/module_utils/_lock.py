@@ -100,6 +100,11 @@ class ReadersLock(DirectoryLock):
             raise
 
 
+def ensure_readers_file(backup_dir: str) -> None:
+    """Make the readers' lock file with the backup directory, so a later restore or verify changes nothing there."""
+    os.close(open_lock_file(os.path.join(backup_dir, READERS_NAME)))
+
+
 def reading(backup_dir: str = None, archive: str = None, timeout: float = 60.0, purpose: str = "read"):
     """The readers' lock of ``backup_dir``, or of the backup directory ``archive`` lies in; nothing for an archive
     outside any backup directory (no prune removes it)."""

@@ -126,7 +126,8 @@ class RemoteCatalog:
                                         "the remote: %s is larger than any sidecar this tool writes; it was not "
                                         "fetched" % ", ".join(too_big)})
                 continue
-            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path))
+            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path),
+                                    sidecars_only=True)
             if entry is not None and entry.get("damaged"):
                 self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True,
                                         "reason": "damaged on the remote: %s" % entry["damaged"]})
@@ -215,7 +216,7 @@ def sync(request: SyncRequest, check_mode: bool = False) -> dict:
         raise BackupError("delete mirrors the source at the destination, so it needs select: all (with select: %s it "
                           "would remove every other backup there)" % request.select)
     if request.select not in SELECTS:
-        _catalog.check_name(request.select)
+        _catalog.check_backup_name(request.select)
     now = _catalog.parse_time(request.now) if request.now is not None else None
     backup_dir = os.path.abspath(request.backup_dir)
     store = open_store(request)
