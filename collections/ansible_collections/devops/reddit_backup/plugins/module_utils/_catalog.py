@@ -174,8 +174,10 @@ def _meta_problem(meta, folder: str, stem: str):
     if os.path.basename(folder) not in (NAMED_DIR, TYPE_DIRS[meta["type"]]):
         return "its .meta.json says type %s, which does not belong in %s/" % (meta["type"], os.path.basename(folder))
     try:
-        parse_time(meta.get("created"))
-    except BackupError:
+        if not isinstance(meta.get("created"), str):
+            raise BackupError("not a string")
+        parse_time(meta["created"])
+    except (BackupError, ValueError, OverflowError):
         return "its .meta.json has no readable creation time (%r)" % (meta.get("created"),)
     if not isinstance(meta.get("sha256"), str) or not SHA256_PATTERN.fullmatch(meta["sha256"]):
         return "its .meta.json has no sha256 of the archive"
