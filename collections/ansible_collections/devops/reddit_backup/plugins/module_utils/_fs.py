@@ -42,7 +42,7 @@ def open_dir(path: str, create: bool = False, dir_fd: int = None) -> int:
     way is followed only if root or this user made it (an operator's link), never one another user planted.
     With ``create``, missing components are made 0700."""
     if dir_fd is not None:
-        return _open_component(dir_fd, path, create, path)
+        return _open_component(dir_fd, path, create, os.path.join(_fd_path(dir_fd), path))
     fd = os.open("/", DIR_FLAGS)
     parts = [part for part in os.path.abspath(path).split("/") if part]
     walked, hops = "", 0
@@ -67,6 +67,14 @@ def open_dir(path: str, create: bool = False, dir_fd: int = None) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _fd_path(dir_fd: int) -> str:
+    """Where a directory descriptor points, for messages only."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % dir_fd)
+    except OSError:
+        return "(an open folder)"
 
 
 class _TrustedLink(Exception):
