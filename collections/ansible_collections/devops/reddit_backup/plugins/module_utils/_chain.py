@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import os
 
-from ._catalog import INDEX_SUFFIX
+from ._catalog import INDEX_LIMIT, INDEX_SUFFIX, find_link, healthy
 from ._errors import BackupError
-from ._fs import atomic_write_bytes
+from ._fs import atomic_write_bytes, read_regular
 DEFAULT_CHAIN_MAX = {"database": 24, "incremental": 1000}
 
 
 def find_parent(backups: list, backup_type: str, chain_max: int = None):
     """The backup a new ``backup_type`` backup builds on, or None when it starts a chain."""
+    backups = [b for b in healthy(backups) if b.get("restorable", True)]
     if backup_type == "incremental":
         candidates = [b for b in backups if b["type"] in ("full", "incremental")]
     elif backup_type == "database":
@@ -44,32 +45,35 @@ def find_parent(backups: list, backup_type: str, chain_max: int = None):
 
 
 def resolve(backups: list, backup: dict) -> list:
-    """The chain from its root to ``backup``, oldest first; BackupError names the first missing link."""
-    by_name = {}
-    for candidate in backups:
-        by_name.setdefault(candidate["name"], candidate)
+    """The chain from its root to ``backup``, oldest first, each link found by the archive sha256 its child
+    recorded (by name only for backups made before that, and only when the name is unique); BackupError names
+    the first missing link."""
     chain = [backup]
-    while chain[0].get("parent"):
-        parent = by_name.get(chain[0]["parent"])
+    while chain[0].get("parent") or chain[0].get("parent_sha256"):
+        parent, missing = find_link(backups, chain[0])
         if parent is None:
-            raise BackupError("backup %s depends on %s, which is missing from %s; the chain is broken: restore an "
-                              "earlier backup or pull the missing one from the remote copy"
-                              % (chain[0]["name"], chain[0]["parent"], os.path.dirname(os.path.dirname(
-                                  chain[0]["archive"]))))
-        chain.insert(0, parent)
-        if len(chain) > 100000:
+            where = os.path.dirname(os.path.dirname(chain[0]["archive"]))
+            raise BackupError("backup %s depends on %s, which is %s; the chain is broken: restore an earlier backup or "
+                              "pull the missing one from the remote copy"
+                              % (chain[0]["name"], chain[0].get("parent"), missing.format(where=where)))
+        if any(link is parent for link in chain) or len(chain) > 100000:
             raise BackupError("the chain of %s loops; the catalog is damaged" % backup["name"])
+        chain.insert(0, parent)
     return chain
 
 
 def read_index(archive: str) -> dict:
     path = archive + INDEX_SUFFIX
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
+        index = json.loads(read_regular(path, INDEX_LIMIT, what="state index").decode("utf-8"))
+    except (OSError, ValueError, BackupError) as error:
         raise BackupError("the state index %s of the parent backup is missing or unreadable (%s); take a full "
                           "backup to start a new chain" % (path, error)) from error
+    if not isinstance(index, dict) or not isinstance(index.get("members"), dict) \
+            or not isinstance(index.get("databases", {}), dict):
+        raise BackupError("the state index %s of the parent backup has the wrong shape; take a full backup to start "
+                          "a new chain" % path)
+    return index
 
 
 def write_index(archive: str, index: dict) -> str:

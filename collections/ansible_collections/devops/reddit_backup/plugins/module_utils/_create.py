@@ -15,7 +15,7 @@ from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _sq
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
-from ._lock import DirectoryLock
+from ._lock import DirectoryLock, ensure_readers_file
 
 CREATABLE_TYPES = ("full", "incremental", "config", "database")
 CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
@@ -76,10 +76,12 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     _fs.ensure_private_dir(backup_dir)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
+        ensure_readers_file(backup_dir)
         backups = _catalog.list_backups(backup_dir)
         backup_type, parent, notes = _start_chain(request, backups)
-        folder = os.path.join(backup_dir, _catalog.NAMED_DIR if request.name else _catalog.TYPE_DIRS[backup_type])
-        _fs.ensure_private_dir(folder)
+        subdir = _catalog.NAMED_DIR if request.name else _catalog.TYPE_DIRS[backup_type]
+        folder = os.path.join(backup_dir, subdir)
+        _ensure_type_folder(backup_dir, subdir)
         archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
         _check_free_space(folder, selection, backups, backup_type)
         parent_index = _chain.read_index(parent["archive"]) if parent else None
@@ -91,6 +93,15 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
             job.remove_temps()
     return dict(_result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size,
                         sha256), encrypted=bool(recipients), wheelhouse=wheelhouse)
+
+
+def _ensure_type_folder(backup_dir: str, subdir: str) -> None:
+    """The type folder as a real 0700 directory, made and tightened through descriptors (never a planted link)."""
+    root = _fs.open_dir(backup_dir)
+    try:
+        _fs.ensure_private_dir(subdir, dir_fd=root)
+    finally:
+        os.close(root)
 
 
 def _start_chain(request: BackupRequest, backups: list) -> tuple:
@@ -205,6 +216,8 @@ class _ArchiveJob:
                                       self.app_root, self.parent["name"] if self.parent else None,
                                       self.request.compression)
         header["depth"] = (self.parent.get("depth") or 0) + 1 if self.parent else 0
+        if self.parent:  # names can be reused; the parent's archive checksum cannot
+            header["parent_sha256"] = self.parent["sha256"]
         if self.recipients:  # public keys only: the catalog can say who can read the backup
             header["encryption"] = {"tool": "age", "recipients": list(self.recipients)}
         manifest = dict(header, members=writer.members, databases=database_records,

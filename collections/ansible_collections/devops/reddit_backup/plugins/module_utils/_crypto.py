@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 
+from . import _fs
 from ._errors import BackupError
 
 AGE_SUFFIX = ".age"
@@ -169,10 +170,12 @@ def header_problem(path: str):
     """Why the start of ``path`` is not a sound age header, or None; with the number of recipient stanzas.
     Returns (problem, stanzas)."""
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(_fs.open_regular(path, what="archive"), "rb") as handle:
             head = handle.read(HEADER_LIMIT)
     except OSError as error:
         return "it cannot be read (%s)" % error.strerror, 0
+    except BackupError as error:
+        return str(error), 0
     if not head.startswith(AGE_MAGIC):
         return "it does not start with the age header (%s)" % AGE_MAGIC.decode().strip(), 0
     stanzas = 0

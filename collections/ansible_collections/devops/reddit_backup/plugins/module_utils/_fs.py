@@ -7,28 +7,163 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
+import stat
 
 from ._errors import BackupError, NoSpace
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 TEMP_PREFIX = ".tmp-"
+# Only names this tool makes with temp_path() are ever cleaned up as temp files.
+TEMP_NAME = re.compile(r"\A\.tmp-[A-Za-z0-9._-]+-[0-9a-f]{1,32}\Z")
+PULL_STAGING = re.compile(r"\A\.tmp-pull-[0-9a-f]{12}\Z")
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+MAX_LINK_HOPS = 40
 
 
-def ensure_private_dir(path: str) -> bool:
-    """Create ``path`` (and parents) as 0700, or tighten an existing one to 0700. Returns True if anything changed."""
-    changed = False
-    if not os.path.isdir(path):
-        if os.path.lexists(path):
-            raise BackupError("%s exists but is not a directory; move it away or choose another backup_dir" % path)
-        os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
-        changed = True
-    if os.stat(path).st_mode & 0o7777 != PRIVATE_DIR_MODE:
-        os.chmod(path, PRIVATE_DIR_MODE)
-        changed = True
+def _trusted_uid(uid: int) -> bool:
+    """A link or file made by root or by this run's user; anything else someone else could have planted."""
+    return uid in (0, os.geteuid())
+
+
+def _refuse_link(path: str) -> BackupError:
+    return BackupError("%s is a symbolic link (or not a directory) that this tool did not make, and it never follows "
+                       "such a link in the backup directory: someone replaced a folder with it. Check where it points, "
+                       "remove it (a real directory is made again) and run again" % path)
+
+
+def open_dir(path: str, create: bool = False, dir_fd: int = None) -> int:
+    """A descriptor of the directory ``path``. Relative to ``dir_fd`` (a folder of the backup directory): the
+    name must be a real directory, never a symlink. Absolute: walked component by component; a symlink on the
+    way is followed only if root or this user made it (an operator's link), never one another user planted.
+    With ``create``, missing components are made 0700."""
+    if dir_fd is not None:
+        return _open_component(dir_fd, path, create, os.path.join(_fd_path(dir_fd), path))
+    fd = os.open("/", DIR_FLAGS)
+    parts = [part for part in os.path.abspath(path).split("/") if part]
+    walked, hops = "", 0
+    try:
+        while parts:
+            part = parts.pop(0)
+            try:
+                following = _open_component(fd, part, create, walked + "/" + part, links_ok=True)
+            except _TrustedLink as link:
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise BackupError("%s: too many symbolic links on the way" % path) from None
+                parts[:0] = [item for item in link.target.split("/") if item]
+                if link.target.startswith("/"):
+                    os.close(fd)
+                    fd, walked = os.open("/", DIR_FLAGS), ""
+                continue
+            os.close(fd)
+            fd = following
+            walked = os.path.normpath(walked + "/" + part)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fd_path(dir_fd: int) -> str:
+    """Where a directory descriptor points, for messages only."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % dir_fd)
+    except OSError:
+        return "(an open folder)"
+
+
+class _TrustedLink(Exception):
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def _open_component(dir_fd: int, name: str, create: bool, shown: str, links_ok: bool = False) -> int:
+    try:
+        return os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+        try:
+            os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+        return _open_component(dir_fd, name, False, shown, links_ok)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise as_backup_error(error, shown) from error
+    if links_ok and name not in (".", ".."):
+        link = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:  # the link itself: who made it, and where it points, read from one descriptor (no swap between)
+            if stat.S_ISLNK(os.fstat(link).st_mode) and _trusted_uid(os.fstat(link).st_uid):
+                raise _TrustedLink(os.readlink("", dir_fd=link))
+        finally:
+            os.close(link)
+    if not stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+        raise BackupError("%s exists but is not a directory; move it away or choose another backup_dir" % shown)
+    raise _refuse_link(shown)
+
+
+def ensure_private_dir(path: str, dir_fd: int = None) -> bool:
+    """Create ``path`` (and parents) as 0700, or tighten an existing one to 0700, through its descriptor (never
+    through a link someone planted). Relative to ``dir_fd`` when given. Returns True if anything changed."""
+    existed = os.path.lexists(path) if dir_fd is None else _lexists_at(dir_fd, path)
+    fd = open_dir(path, create=True, dir_fd=dir_fd)
+    try:
+        changed = not existed
+        if os.fstat(fd).st_mode & 0o7777 != PRIVATE_DIR_MODE:
+            os.fchmod(fd, PRIVATE_DIR_MODE)
+            changed = True
+    finally:
+        os.close(fd)
     return changed
+
+
+def _lexists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def open_regular(path: str, dir_fd: int = None, limit: int = None, what: str = "file") -> int:
+    """A descriptor of the regular file ``path``, opened without following a final symlink and without blocking
+    (a FIFO or device planted in its place is refused, never waited on); ``limit`` caps its size."""
+    try:
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BackupError("%s %s is a symbolic link; this tool reads only regular files there: remove the link"
+                              % (what, path)) from None
+        raise
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file (a FIFO, device or directory); remove it"
+    elif limit is not None and info.st_size > limit:
+        problem = "is %d bytes, more than the %d such a file can hold; it is not one this tool wrote" % (
+            info.st_size, limit)
+    if problem:
+        os.close(fd)
+        raise BackupError("%s %s %s" % (what, path, problem))
+    return fd
+
+
+def read_regular(path: str, limit: int, dir_fd: int = None, what: str = "sidecar") -> bytes:
+    """The bytes of a small regular file (see open_regular); OSError when it cannot be opened."""
+    fd = open_regular(path, dir_fd, limit, what)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise BackupError("%s %s grew past %d bytes while it was read; it is not one this tool wrote"
+                          % (what, path, limit))
+    return data
 
 
 def fsync_dir(path: str) -> None:
@@ -94,9 +229,9 @@ def commit_no_clobber(tmp: str, final: str) -> None:
 
 
 def sha256_file(path: str) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    """The sha256 of a regular file's bytes (never through a final symlink, never a FIFO), in 1 MiB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path, what="archive"), "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -118,18 +253,37 @@ def remove_quietly(path: str) -> None:
         pass
 
 
-def remove_stale_temps(directory: str) -> list:
-    """Remove temp files a killed run left in ``directory``. Call only while holding the directory's lock."""
+def remove_stale_temps(directory: str, dir_fd: int = None) -> list:
+    """Remove temp files a killed run left in ``directory`` (listed through ``dir_fd`` when given): only regular
+    files named as temp_path() names them, and pull staging folders this user made. Nothing else, however it is
+    named, and never through a symlink. Call only while holding the directory's lock."""
     removed = []
     try:
-        names = os.listdir(directory)
+        fd = open_dir(directory) if dir_fd is None else os.dup(dir_fd)
     except FileNotFoundError:
         return removed
-    for name in names:
-        if name.startswith(TEMP_PREFIX):
-            remove_quietly(os.path.join(directory, name))
-            removed.append(os.path.join(directory, name))
+    try:
+        for name in os.listdir(fd):
+            if TEMP_NAME.match(name) and _remove_own_temp(fd, name):
+                removed.append(os.path.join(directory, name))
+    finally:
+        os.close(fd)
     return removed
+
+
+def _remove_own_temp(dir_fd: int, name: str) -> bool:
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISREG(info.st_mode):
+            os.unlink(name, dir_fd=dir_fd)
+            return True
+        if stat.S_ISDIR(info.st_mode) and PULL_STAGING.match(name) and info.st_uid == os.geteuid() \
+                and info.st_mode & 0o777 == PRIVATE_DIR_MODE:
+            shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: never leaves the folder through a link
+            return True
+    except FileNotFoundError:
+        pass
+    return False
 
 
 def as_backup_error(error: OSError, path: str) -> BackupError:

@@ -20,10 +20,10 @@ import tarfile
 import threading
 
 from . import _crypto, _manifest
-from ._catalog import META_SUFFIX
+from ._catalog import META_LIMIT, META_SUFFIX
 from ._compress import read_stages, start_stages
 from ._errors import BackupError
-from ._fs import as_backup_error
+from ._fs import as_backup_error, open_regular, read_regular
 from ._tarsafe import GuardedTarFile, Layout, Refused, classify, pax_problem
 
 CHUNK = 1 << 20
@@ -186,7 +186,7 @@ class ArchiveReader:
             raise _crypto.key_needed_error(self.archive, _recipients(self.archive))
         stages = read_stages(self.archive, self.identity_file)
         try:
-            self._handle = open(self.archive, "rb")
+            self._handle = os.fdopen(open_regular(self.archive, what="archive"), "rb")
         except OSError as error:
             raise BackupError("cannot read archive %s: %s; check the path and its permissions"
                               % (self.archive, error.strerror)) from error
@@ -412,9 +412,8 @@ class ArchiveReader:
 def _recipients(archive: str):
     """The recipients an encrypted archive's catalog entry names (public keys), for messages; None if unknown."""
     try:
-        with open(archive + META_SUFFIX, encoding="utf-8") as handle:
-            encryption = json.load(handle).get("encryption") or {}
-    except (OSError, ValueError, AttributeError):
+        encryption = json.loads(read_regular(archive + META_SUFFIX, META_LIMIT).decode("utf-8")).get("encryption") or {}
+    except (OSError, ValueError, AttributeError, BackupError):
         return None
     recipients = encryption.get("recipients") if isinstance(encryption, dict) else None
     return recipients if isinstance(recipients, list) else None

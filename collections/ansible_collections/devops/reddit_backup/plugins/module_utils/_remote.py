@@ -31,6 +31,10 @@ from . import _catalog, _chain, _crypto, _fs, _retention
 from ._errors import BackupError
 from ._lock import DirectoryLock
 
+# A remote sidecar larger than these was not written by this tool: never fetched (a compromised store could send
+# gigabytes, or a FIFO's worth of waiting, in its place).
+SIDECAR_LIMITS = {_catalog.CHECKSUM_SUFFIX: _catalog.CHECKSUM_LIMIT, _catalog.META_SUFFIX: _catalog.META_LIMIT,
+                  _catalog.INDEX_SUFFIX: _catalog.INDEX_LIMIT}
 DIRECTIONS = ("push", "pull")
 SELECTS = ("all", "latest", "before")  # or the name of one backup
 SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+)(?::(?P<port>\d+))?"
@@ -110,11 +114,24 @@ class RemoteCatalog:
         self.backups: list = []
         self.incomplete: list = []
         archives = [path for path in self.files if _is_archive(path)]
+        oversized = {path + suffix for path in archives for suffix, limit in SIDECAR_LIMITS.items()
+                     if self.files.get(path + suffix, 0) > limit}
         wanted = [path + suffix for path in archives for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
-                  if path + suffix in self.files]
+                  if path + suffix in self.files and path + suffix not in oversized]
         store.fetch(wanted, self.shadow)
         for path in archives:
-            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path))
+            too_big = sorted(name for name in oversized if name.startswith(path + "."))
+            if too_big:
+                self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True, "reason": "damaged on "
+                                        "the remote: %s is larger than any sidecar this tool writes; it was not "
+                                        "fetched" % ", ".join(too_big)})
+                continue
+            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path),
+                                    sidecars_only=True)
+            if entry is not None and entry.get("damaged"):
+                self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True,
+                                        "reason": "damaged on the remote: %s" % entry["damaged"]})
+                continue
             if entry is None:
                 self.incomplete.append({"name": _stem(path), "archive": path, "reason": "incomplete on the remote: "
                                         "its .sha256 or .meta.json sidecar is missing or unreadable"})
@@ -138,8 +155,13 @@ class RemoteCatalog:
 
 
 def _is_archive(relative: str) -> bool:
+    """A remote path that can be a backup: <type folder>/<a name this tool makes><archive suffix>. Anything else a
+    compromised store lists (slashes, '..', newlines, hidden names) is never fetched or written here."""
     parts = relative.split("/")
-    return len(parts) == 2 and parts[0] in _catalog.SUBDIRS and _catalog.archive_suffix(parts[1]) is not None
+    if len(parts) != 2 or parts[0] not in _catalog.SUBDIRS:
+        return False
+    suffix = _catalog.archive_suffix(parts[1])
+    return suffix is not None and _catalog.is_valid_stem(parts[1][: -len(suffix)])
 
 
 def _stem(relative: str) -> str:
@@ -164,7 +186,7 @@ def select_backups(backups: list, select: str, before=None, backup_type=None, no
     """The backups ``select`` names, with every link they depend on, oldest first. ``latest`` and ``before``
     take the newest restorable backup (at or before ``before``) of ``backup_type``, or of each family when none
     is given, so that every scope can be restored from what was selected."""
-    candidates = [b for b in backups if backup_type is None or b["type"] == backup_type]
+    candidates = [b for b in _catalog.healthy(backups) if backup_type is None or b["type"] == backup_type]
     if select == "all":
         return candidates
     if select in ("latest", "before"):
@@ -194,7 +216,7 @@ def sync(request: SyncRequest, check_mode: bool = False) -> dict:
         raise BackupError("delete mirrors the source at the destination, so it needs select: all (with select: %s it "
                           "would remove every other backup there)" % request.select)
     if request.select not in SELECTS:
-        _catalog.check_name(request.select)
+        _catalog.check_backup_name(request.select)
     now = _catalog.parse_time(request.now) if request.now is not None else None
     backup_dir = os.path.abspath(request.backup_dir)
     store = open_store(request)
@@ -337,15 +359,17 @@ class _Sync:
                     "says %s); it was not kept. The remote copy is damaged (verify it there) or was being replaced"
                     % (relative, sha256, expected))
         _fs.fsync_file(landed)
-        folder = os.path.join(self.backup_dir, os.path.dirname(relative))
-        _fs.ensure_private_dir(folder)
+        root = _fs.open_dir(self.backup_dir)
+        try:
+            _fs.ensure_private_dir(os.path.dirname(relative), dir_fd=root)
+        finally:
+            os.close(root)
         written = []
         try:
             for path in sidecars:
                 source = os.path.join(staging, path) if path.endswith(_catalog.INDEX_SUFFIX) \
                     else self.remote.sidecar(path)
-                with open(source, "rb") as handle:
-                    data = handle.read()
+                data = _fs.read_regular(source, SIDECAR_LIMITS.get(path[len(relative):], _catalog.META_LIMIT))
                 written.append(os.path.join(self.backup_dir, path))
                 _fs.atomic_write_bytes(os.path.join(self.backup_dir, path), data)
             _fs.commit_no_clobber(landed, os.path.join(self.backup_dir, relative))  # the archive last: the commit
@@ -358,15 +382,17 @@ class _Sync:
     def _mirror(self, source: list, dest: list) -> None:
         """With delete: remove from the destination the complete backups the source does not have."""
         names = {backup["archive"] for backup in source}
-        extra = [b for b in dest if b["archive"] not in names
+        extra = [b for b in _catalog.healthy(dest) if b["archive"] not in names
                  and (self.request.type is None or b["type"] == self.request.type)]
         if self.request.direction == "push":
             self.deleted += remove_remote(self.store, extra, self.check_mode)
-        else:
-            for backup in reversed(extra):
-                if not self.check_mode:
+        elif extra and not self.check_mode:
+            with _retention.no_readers(self.backup_dir, self.request.lock_timeout, "backup_sync delete"):
+                for backup in reversed(extra):
                     _retention._remove_backup(backup["path"])
-                self.deleted.append(_deleted(backup))
+                    self.deleted.append(_deleted(backup))
+        else:
+            self.deleted += [_deleted(backup) for backup in reversed(extra)]
 
 
 def _deleted(backup: dict) -> dict:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _manifest, _procs, _sqlite, _swap, _verdict
+from . import _lock, _manifest, _procs, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
 from ._confined import Anchor
 from ._errors import BackupError, LockTimeout
@@ -101,6 +101,12 @@ def parse_scope(scope) -> _Scope:
 
 
 def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
+    """Restore, holding the backup directory's readers' lock: no prune deletes a link of the chain being read."""
+    with _lock.reading(request.backup_dir, request.archive, request.lock_timeout, "backup_restore"):
+        return _restore(request, check_mode, pause)
+
+
+def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
     """Restore one scope of one backup into ``request.dest``; returns what backup_restore reports. A backup that
     builds on others (incremental, database page deltas) is restored with its whole chain, root first.
 
@@ -194,7 +200,7 @@ class _RestoreJob:
             stager = Stager(tree, self.scope.wants, 0)
             stager.on_add = self.pause
         index: dict = {}
-        previous = None
+        previous, previous_sha256 = None, None
         rebuilt: list = []
         members = 0
         try:
@@ -212,13 +218,13 @@ class _RestoreJob:
                 verification = self._verification(archive, verifier, reader)
                 shutil.rmtree(copies, ignore_errors=True)
                 manifest = reader.manifest
-                check_link(previous, manifest)
+                check_link(previous, manifest, previous_sha256)
                 merge_state(index, manifest)
                 check_composed(index, manifest.get("name"))
                 if stager is not None:
                     rebuilt += apply_link(tree, manifest, self.scope.wants, stager)
                 members += len(verifier.observed)
-                previous = manifest
+                previous, previous_sha256 = manifest, reader.archive_sha256
         finally:
             if stager is not None:
                 stager.close()

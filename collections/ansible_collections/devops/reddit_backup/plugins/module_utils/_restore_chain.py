@@ -78,8 +78,9 @@ def merge_state(index: dict, manifest: dict) -> None:
                                    "mode": record["mode"], "mtime": record["mtime"], "sha256": database["sha256"]}
 
 
-def check_link(previous, manifest: dict) -> None:
-    """A link must build on the one before it, as its manifest says."""
+def check_link(previous, manifest: dict, previous_sha256: str = None) -> None:
+    """A link must build on the one before it, as its manifest says: by name, and by the archive checksum it
+    recorded (a backup of the same name is not the same backup)."""
     if previous is None:
         if manifest.get("parent"):
             raise BackupError("backup %s builds on %s, which is not part of this restore; restore it from its backup "
@@ -88,6 +89,11 @@ def check_link(previous, manifest: dict) -> None:
     if manifest.get("parent") != previous.get("name"):
         raise BackupError("backup %s builds on %s, not on %s; the chain is damaged (nothing was changed)"
                           % (manifest.get("name"), manifest.get("parent"), previous.get("name")))
+    wanted = manifest.get("parent_sha256")
+    if wanted and previous_sha256 and wanted != previous_sha256:
+        raise BackupError("backup %s builds on the archive with sha256 %s, and the %s found for it has sha256 %s: "
+                          "another backup took its name; the chain is refused (nothing was changed)"
+                          % (manifest.get("name"), wanted, previous.get("name"), previous_sha256))
 
 
 def check_composed(index: dict, name) -> None:

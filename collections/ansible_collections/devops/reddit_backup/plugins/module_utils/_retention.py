@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from . import _catalog, _fs
 from ._errors import BackupError
-from ._lock import DirectoryLock
+from ._lock import READERS_NAME, DirectoryLock
 
 CATEGORIES = ("full", "incremental", "config", "database", "manual")
 # The guide's retention table; manual (named) backups are kept until someone removes them on purpose.
@@ -56,6 +56,8 @@ def plan(backups: list, policy=None, now: datetime = None) -> dict:
     now = now or datetime.now(timezone.utc)
     policy = effective_policy(policy)
     reasons = {backup["archive"]: [] for backup in backups}
+    _keep_unclassified(backups, reasons)
+    backups = [b for b in backups if not b.get("damaged") and b["type"] in _catalog.TYPES]
     for name in CATEGORIES:
         rules = policy[name]
         members = [b for b in backups if category(b) == name]  # oldest first
@@ -77,6 +79,17 @@ def plan(backups: list, policy=None, now: datetime = None) -> dict:
     _protect_newest_full(backups, reasons)
     _protect_parents(backups, reasons)
     return reasons
+
+
+def _keep_unclassified(backups: list, reasons: dict) -> None:
+    """What retention cannot classify (a damaged sidecar, a type it does not know) it keeps, and says why."""
+    for backup in backups:
+        if backup.get("damaged"):
+            reasons[backup["archive"]].append("damaged, so retention cannot classify it: kept until removed by "
+                                              "hand (%s)" % backup["damaged"])
+        elif backup.get("type") not in _catalog.TYPES:
+            reasons[backup["archive"]].append("of type %r, which retention does not know: kept until removed by "
+                                              "hand" % (backup.get("type"),))
 
 
 def _keep_buckets(members: list, rule: str, count: int, bucket_format: str, reasons: dict) -> None:
@@ -101,11 +114,10 @@ def _protect_newest_full(backups: list, reasons: dict) -> None:
 
 def _protect_parents(backups: list, reasons: dict) -> None:
     """Every link a kept backup depends on is kept too, so no kept backup loses its chain."""
-    by_name = {backup["name"]: backup for backup in backups}
     for backup in reversed(backups):  # children before parents, so a protected parent protects its own parent
-        if not reasons[backup["archive"]] or not backup.get("parent"):
+        if not reasons[backup["archive"]] or not (backup.get("parent") or backup.get("parent_sha256")):
             continue
-        parent = by_name.get(backup["parent"])
+        parent, _missing = _catalog.find_link(backups, backup)
         if parent is not None and "a kept backup depends on it" not in reasons[parent["archive"]]:
             reasons[parent["archive"]].append("a kept backup depends on it")
 
@@ -119,7 +131,13 @@ def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock
         return _apply(backup_dir, policy, moment, delete=False)
     with DirectoryLock(backup_dir, lock_timeout, "backup_prune"):
         _catalog.remove_incomplete(backup_dir)
-        return _apply(backup_dir, policy, moment, delete=True)
+        with no_readers(backup_dir, lock_timeout, "backup_prune"):
+            return _apply(backup_dir, policy, moment, delete=True)
+
+
+def no_readers(backup_dir: str, timeout: float, purpose: str) -> DirectoryLock:
+    """Held while backups are deleted: waits (up to ``timeout``) until no restore or verify reads the directory."""
+    return DirectoryLock(backup_dir, timeout, purpose, name=READERS_NAME)
 
 
 def _apply(backup_dir: str, policy, now: datetime, delete: bool) -> dict:
@@ -139,8 +157,21 @@ def _apply(backup_dir: str, policy, now: datetime, delete: bool) -> dict:
 
 
 def _remove_backup(archive: str) -> None:
-    """The archive first (it is what makes a backup exist), then its sidecars."""
-    os.unlink(archive)
-    for suffix in _catalog.SIDECAR_SUFFIXES:
-        _fs.remove_quietly(archive + suffix)
-    _fs.fsync_dir(os.path.dirname(archive))
+    """The archive first (it is what makes a backup exist), then its sidecars: each a regular file unlinked
+    inside its folder's descriptor, never through a link (a linked folder is refused)."""
+    folder, filename = os.path.split(archive)
+    root = _fs.open_dir(os.path.dirname(folder))
+    try:
+        folder_fd = _fs.open_dir(os.path.basename(folder), dir_fd=root)
+    finally:
+        os.close(root)
+    try:
+        os.unlink(filename, dir_fd=folder_fd)
+        for suffix in _catalog.SIDECAR_SUFFIXES:
+            try:
+                os.unlink(filename + suffix, dir_fd=folder_fd)
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+        os.fsync(folder_fd)
+    finally:
+        os.close(folder_fd)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 
 from . import _fs
+from ._errors import BackupError
 
 VERDICT_SUFFIX = ".verify.json"
+VERDICT_LIMIT = 4 << 20  # a verdict names at most ERRORS_KEPT problems: anything larger was not written here
 ERRORS_KEPT = 20  # a verdict names the first problems; the task result has them all
 
 
@@ -39,9 +41,8 @@ def write_verdict(archive: str, result: dict) -> str:
 def read_verdict(archive: str):
     """The recorded verdict of ``archive``, or None when it was never verified (or the sidecar is unreadable)."""
     try:
-        with open(verdict_path(archive), encoding="utf-8") as handle:
-            verdict = json.load(handle)
-    except (OSError, ValueError):
+        verdict = json.loads(_fs.read_regular(verdict_path(archive), VERDICT_LIMIT, what="verdict").decode("utf-8"))
+    except (OSError, ValueError, BackupError):
         return None
     return verdict if isinstance(verdict, dict) else None
 
@@ -53,11 +54,13 @@ def summary(archive: str, archive_sha256=None):
     if verdict is None:
         return None
     verified = verdict.get("archive_sha256")
+    if not isinstance(verified, (str, type(None))):
+        return None
     return {
         "at": verdict.get("verified_at"),
         "level": verdict.get("level"),
         "status": verdict.get("status"),
-        "valid": verdict.get("valid"),
+        "valid": verdict.get("valid") is True,
         "reason": verdict.get("reason"),
         "current": archive_sha256 is None or verified is None or verified == archive_sha256,
     }

@@ -17,7 +17,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from . import _catalog, _config_checks, _crypto, _fs, _manifest, _pages, _sqlite, _verdict
+from . import _catalog, _chain, _config_checks, _crypto, _fs, _lock, _manifest, _pages, _sqlite, _verdict
 from ._errors import BackupError, NoSpace
 from ._manifest_checks import (DELTA_SUFFIX, catalog_check, catalog_says_known_format, check, compare_members,
                                manifest_problems)
@@ -307,9 +307,8 @@ def _database_problems(copy: str, database: dict) -> list:
 def read_meta(archive: str):
     """The archive's `.meta.json` catalog entry, or None. Only a plan: everything in it is checked again."""
     try:
-        with open(archive + _catalog.META_SUFFIX, encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError):
+        meta = json.loads(_fs.read_regular(archive + _catalog.META_SUFFIX, _catalog.META_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, BackupError):
         return None
     return meta if isinstance(meta, dict) else None
 
@@ -363,7 +362,35 @@ def judge(checks: list) -> tuple:
 def verify_archive(archive: str, level: str = "comprehensive", required=None, temp_dir: str = None,
                    record: bool = True, identity_file: str = None) -> dict:
     """Verify one archive; returns what backup_verify reports. ``record`` writes the verdict sidecar. An
-    encrypted archive needs ``identity_file`` for everything but a quick check of its ciphertext."""
+    encrypted archive needs ``identity_file`` for everything but a quick check of its ciphertext. Holds the
+    backup directory's readers' lock, so no prune deletes the archive while it is read."""
+    with _lock.reading(archive=archive, purpose="backup_verify"):
+        return _verify_archive(archive, level, required, temp_dir, record, identity_file)
+
+
+def chain_check(archive: str, header):
+    """A backup that builds on others is fit only with its whole chain present (each link by the checksum its
+    child recorded): the ``chain`` check, failed with status missing_dependency naming the missing link. None for
+    a backup that stands alone."""
+    if not isinstance(header, dict) or not (header.get("parent") or header.get("parent_sha256")):
+        return None
+    archive = os.path.abspath(archive)
+    folder = os.path.dirname(archive)
+    if os.path.basename(folder) not in _catalog.SUBDIRS:
+        return check("chain", False, "it builds on %s, and it is not in a backup directory where that backup could "
+                     "be found: it cannot be restored alone" % header.get("parent"), "missing_dependency")
+    try:
+        backups = _catalog.list_backups(os.path.dirname(folder))
+        listed = next((b for b in backups if b["archive"] == archive and not b.get("damaged")), None)
+        if listed is None:
+            raise BackupError("it is not a complete, undamaged backup of %s" % os.path.dirname(folder))
+        chain = _chain.resolve(backups, listed)
+    except BackupError as error:
+        return check("chain", False, str(error), "missing_dependency")
+    return check("chain", True, "every backup it builds on is present: %s" % ", ".join(b["name"] for b in chain[:-1]))
+
+
+def _verify_archive(archive: str, level: str, required, temp_dir, record: bool, identity_file) -> dict:
     started = time.monotonic()
     result = {"archive": archive, "level": level, "valid": False, "status": "unverifiable", "reason": None,
               "checks": [], "errors": [], "members": 0, "bytes": 0, "archive_sha256": None, "verdict": None,
@@ -400,7 +427,9 @@ def _verify_ciphertext_into(result: dict, archive: str) -> None:
     except OSError as error:
         result["reason"] = str(_fs.as_backup_error(error, archive))
         return
-    checks = _crypto.ciphertext_checks(archive, read_meta(archive), sidecar_sha256, sidecar_error, actual, check)
+    meta = read_meta(archive)
+    checks = _crypto.ciphertext_checks(archive, meta, sidecar_sha256, sidecar_error, actual, check)
+    checks += [item for item in [chain_check(archive, meta)] if item]
     result["status"], result["reason"], result["errors"] = judge(checks)
     result["checks"] = checks
     result["archive_sha256"] = actual
@@ -430,6 +459,7 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir, ide
                 stream_error = "%s is damaged: %s, but its catalog entry says format %s" % (
                     archive, error, _manifest.FORMAT_VERSION)
         checks = verifier.conclude(reader, stream_error, sidecar_sha256, sidecar_error)
+        checks += [item for item in [chain_check(archive, reader.manifest or meta)] if item]
     except BackupError as error:
         result["reason"] = str(error)
         return

@@ -98,6 +98,19 @@ backups:
       description: The backup this one builds on (incremental and database chains), or null.
       type: str
       sample: null
+    parent_sha256:
+      description:
+        - The archive sha256 of the backup this one builds on, by which its chain is resolved (names can be
+          reused; checksums cannot). Null for backups that stand alone, and for those made before it was recorded.
+      type: str
+      sample: null
+    damaged:
+      description:
+        - Null for a sound entry. Otherwise why its sidecars cannot be trusted (a C(.meta.json) of the wrong shape,
+          an unknown type, a FIFO or link planted as a sidecar), naming the path. A damaged backup is listed but
+          never selected, never in RV(latest), never built on, and kept by M(devops.reddit_backup.backup_prune).
+      type: str
+      sample: null
     depth:
       description: Links between this backup and the base of its chain (0 for a base or a standalone backup).
       type: int
@@ -146,7 +159,7 @@ recovery_points:
   elements: dict
   sample: [{"created": "2025-05-28T02:00:00Z", "name": "backup_20250528_020000", "type": "full"}]
 totals:
-  description: Count and bytes of all backups, and per type.
+  description: Count and bytes of all backups, and per type (damaged backups under C(damaged)).
   returned: always
   type: dict
   sample: {"count": 31, "bytes": 2275803620, "by_type": {"full": {"count": 30, "bytes": 2202390600}}}

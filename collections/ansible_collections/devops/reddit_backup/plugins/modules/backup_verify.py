@@ -143,7 +143,11 @@ valid:
   type: bool
   sample: true
 status:
-  description: V(valid), V(invalid) (a check failed) or V(unverifiable) (the checks could not run).
+  description:
+    - V(valid), V(invalid) (a check failed) or V(unverifiable) (the checks could not run).
+    - A backup that builds on others is V(invalid) when a link of its chain is missing from its backup directory
+      (found by the archive sha256 each child recorded), or when it lies outside any backup directory; its
+      C(chain) check then has status C(missing_dependency) and names the missing link.
   returned: always
   type: str
   sample: valid
