@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from ._compress import ARCHIVE_SUFFIXES
 from ._errors import BackupError
 from ._fs import TEMP_PREFIX, remove_quietly, remove_stale_temps
+from ._sshsig import SIGNATURE_SUFFIX, signature_summary
 from ._verdict import VERDICT_SUFFIX, summary as verdict_summary
 
 TYPES = ("full", "incremental", "config", "database")
@@ -22,7 +23,7 @@ SUBDIRS = tuple(TYPE_DIRS.values()) + (NAMED_DIR,)
 CHECKSUM_SUFFIX = ".sha256"
 META_SUFFIX = ".meta.json"
 INDEX_SUFFIX = ".index.json"  # the state a chain builds on (see _chain)
-SIDECAR_SUFFIXES = (CHECKSUM_SUFFIX, META_SUFFIX, INDEX_SUFFIX, VERDICT_SUFFIX)
+SIDECAR_SUFFIXES = (CHECKSUM_SUFFIX, META_SUFFIX, SIGNATURE_SUFFIX, INDEX_SUFFIX, VERDICT_SUFFIX)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 
@@ -128,6 +129,7 @@ def _entry(folder: str, filename: str):
         "databases": [{"path": db.get("path"), "integrity": db.get("integrity"), "sha256": db.get("sha256")}
                       for db in meta.get("databases", [])],
         "verified": verdict_summary(archive, meta.get("sha256")),
+        **signature_summary(archive),  # untrusted: which key the signature names, not whether it is good
     }
 
 
