@@ -19,6 +19,7 @@ its sidecars), so ``backup_info`` could read a copy of it as it is. The rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _crypto, _fs, _retention
+from . import _catalog, _chain, _crypto, _fs, _retention, _signing
 from ._errors import BackupError
 from ._lock import DirectoryLock
 
@@ -60,6 +61,8 @@ class SyncRequest:
     timeout: float = 30
     lock_timeout: float = 60.0
     now: datetime = None
+    allowed_signers: str = None  # a pull then takes only backups signed by a trusted key
+    trusted_signing_keys: list = None
 
 
 def parse_remote(remote: str) -> dict:
@@ -92,7 +95,7 @@ def open_store(request: SyncRequest):
 
 def travelling_sidecars(archive: str) -> tuple:
     """The sidecars that travel with ``archive``, in the order they are sent (the archive goes after them)."""
-    sidecars = (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+    sidecars = (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX, _catalog.SIGNATURE_SUFFIX)
     if not _crypto.is_encrypted(archive):
         sidecars += (_catalog.INDEX_SUFFIX,)
     return sidecars
@@ -110,7 +113,8 @@ class RemoteCatalog:
         self.backups: list = []
         self.incomplete: list = []
         archives = [path for path in self.files if _is_archive(path)]
-        wanted = [path + suffix for path in archives for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+        wanted = [path + suffix for path in archives
+                  for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX, _catalog.SIGNATURE_SUFFIX)
                   if path + suffix in self.files]
         store.fetch(wanted, self.shadow)
         for path in archives:
@@ -197,32 +201,60 @@ def sync(request: SyncRequest, check_mode: bool = False) -> dict:
         _catalog.check_name(request.select)
     now = _catalog.parse_time(request.now) if request.now is not None else None
     backup_dir = os.path.abspath(request.backup_dir)
+    trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
+    if trust is not None and request.direction != "pull":
+        raise BackupError("allowed_signers and trusted_signing_keys check what a pull takes; a push sends this host's "
+                          "own backups (with their signatures): leave them out for direction: push")
     store = open_store(request)
     work_dir = tempfile.mkdtemp(prefix="reddit-backup-sync-")
     try:
-        if check_mode:
-            return _Sync(request, store, backup_dir, work_dir, now, check_mode=True).run(started)
-        _fs.ensure_private_dir(backup_dir)
-        with DirectoryLock(backup_dir, request.lock_timeout, "backup_sync %s" % request.direction):
-            _catalog.remove_incomplete(backup_dir)
-            return _Sync(request, store, backup_dir, work_dir, now, check_mode=False).run(started)
+        with trust or contextlib.nullcontext():
+            if check_mode:
+                return _Sync(request, store, backup_dir, work_dir, now, check_mode=True, trust=trust).run(started)
+            _fs.ensure_private_dir(backup_dir)
+            with DirectoryLock(backup_dir, request.lock_timeout, "backup_sync %s" % request.direction):
+                _catalog.remove_incomplete(backup_dir)
+                return _Sync(request, store, backup_dir, work_dir, now, check_mode=False, trust=trust).run(started)
     finally:
         store.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
 class _Sync:
-    def __init__(self, request, store, backup_dir, work_dir, now, check_mode) -> None:
+    def __init__(self, request, store, backup_dir, work_dir, now, check_mode, trust=None) -> None:
         self.request = request
         self.store = store
         self.backup_dir = backup_dir
         self.check_mode = check_mode
         self.now = now
+        self.trust = trust
         self.remote = RemoteCatalog(store, work_dir)
         self.local = _local_backups(backup_dir)
         self.transferred: list = []
         self.skipped: list = []
         self.deleted: list = []
+        self.signed: dict = {}  # relative archive -> its authenticated catalog entry (with trust)
+        if trust is not None:
+            self._keep_authentic()
+
+    def _keep_authentic(self) -> None:
+        """With trusted keys, a pull sees only the remote backups whose catalog entry a trusted key signed (the
+        archive is matched with it once pulled); the others are skipped with the reason, before selection, so a
+        forgery planted as the newest backup cannot hide the newest genuine one."""
+        authentic = []
+        for backup in self.remote.backups:
+            relative = backup["archive"]
+            try:
+                self.signed[relative] = self.trust.authenticate(
+                    relative, self.remote.sidecar(relative + _catalog.META_SUFFIX),
+                    self.remote.sidecar(relative + _catalog.SIGNATURE_SUFFIX))
+            except _signing.Unauthentic as error:
+                self.skipped.append({"name": backup["name"], "archive": relative,
+                                     "reason": "not authentic, not pulled: %s" % error})
+                continue
+            authentic.append(backup)
+        self.remote.backups = authentic
+        _catalog._mark_restorable(authentic)
 
     def run(self, started: float) -> dict:
         push = self.request.direction == "push"
@@ -336,6 +368,10 @@ class _Sync:
             return ("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, the sidecar "
                     "says %s); it was not kept. The remote copy is damaged (verify it there) or was being replaced"
                     % (relative, sha256, expected))
+        if relative in self.signed:
+            problem = _signing.archive_problem(relative, self.signed[relative], sha256)
+            if problem:
+                return "%s; it was not kept" % problem
         _fs.fsync_file(landed)
         folder = os.path.join(self.backup_dir, os.path.dirname(relative))
         _fs.ensure_private_dir(folder)
