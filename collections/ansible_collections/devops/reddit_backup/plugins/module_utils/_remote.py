@@ -261,11 +261,15 @@ class _Sync:
         source, dest = (self.local, self.remote.backups) if push else (self.remote.backups, self.local)
         selected = select_backups(source, self.request.select, self.request.before, self.request.type, self.now)
         if not selected and self.request.select != "all":
-            raise BackupError("no complete backup at the %s matches select: %s%s%s; list them with backup_info (or, "
-                              "for the remote, backup_sync in check mode)"
-                              % ("source" if push else "remote", self.request.select,
+            refused = [item for item in self.skipped if item["reason"].startswith("not authentic")]
+            raise BackupError("no complete %sbackup at the %s matches select: %s%s%s; list them with backup_info (or, "
+                              "for the remote, backup_sync in check mode)%s"
+                              % ("authentic " if self.trust else "", "source" if push else "remote",
+                                 self.request.select,
                                  " (before %s)" % self.request.before if self.request.before else "",
-                                 " of type %s" % self.request.type if self.request.type else ""))
+                                 " of type %s" % self.request.type if self.request.type else "",
+                                 ". %d backups there are not authentic, such as %s: %s" % (
+                                     len(refused), refused[0]["name"], refused[0]["reason"]) if refused else ""))
         at_dest = {backup["archive"]: backup for backup in dest}
         if not push:
             self.skipped += self.remote.incomplete
