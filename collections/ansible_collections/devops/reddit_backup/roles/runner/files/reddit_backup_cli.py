@@ -654,6 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def runs_as_app_user(settings: Settings, command: str) -> bool:
+    """Commands that only touch backups drop root, unless backups are signed: the signing key is root's alone."""
+    return command in AS_APP_USER and not settings.runner.get("signing_key")
+
+
 def become_app_user(settings: Settings) -> None:
     """Run as the application's user when root calls a command that only touches backups."""
     user = settings.runner.get("user")
@@ -680,7 +685,7 @@ def main(argv=None) -> int:
             setattr(args, attribute, None)
     try:
         settings = Settings(args.config_dir, args.app)
-        if args.command in AS_APP_USER:
+        if runs_as_app_user(settings, args.command):
             become_app_user(settings)
         return args.handler(settings, args)
     except ConfigError as error:
