@@ -140,6 +140,8 @@ options:
       - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
       - Required for encrypted archives; without it, or with a key the archive was not encrypted to, the restore
         fails before anything changes, with a message that says which. Altered ciphertext is refused as damage.
+      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
+        are in C(.meta.json)): a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   temp_dir:
     description:

@@ -88,6 +88,8 @@ options:
         sidecar covers the ciphertext) and checks the checksum, the age header and the catalog entry. At
         O(level=comprehensive) it is V(unverifiable) with a message that says the key is needed; a key the archive
         was not encrypted to is V(unverifiable) with a message that says so; altered ciphertext is V(invalid).
+      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
+        are in C(.meta.json)): a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   fail_on_invalid:
     description: Fail the task when the verdict is not V(valid). With V(false), read RV(valid) and RV(status).
