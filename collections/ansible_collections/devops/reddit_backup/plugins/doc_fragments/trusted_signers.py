@@ -20,7 +20,8 @@ options:
         the signed entry is refused, with the reason. Signatures are checked with C(ssh-keygen -Y verify).
       - Take the trusted keys from the inventory (or another place the backup store cannot write), never from the
         backup store itself.
-      - Without either option, authenticity is not checked and the result says so (RV(authenticated=false)).
+      - Without either option, authenticity is not checked, and M(devops.reddit_backup.backup_verify) and
+        M(devops.reddit_backup.backup_restore) say so (C(authenticated=false)).
     type: path
   trusted_signing_keys:
     description:

@@ -239,12 +239,12 @@ def chain_problem(links: list) -> str:
         wanted = link.meta.get("parent_sha256")
         if wanted != previous.meta.get("sha256") or link.meta.get("parent") != previous.meta.get("name"):
             return ("backup %s builds on %s with archive sha256 %s, but the chain found %s with sha256 %s; the chain "
-                    "was altered (or the parent was replaced)" % (link.meta.get("name"), link.meta.get("parent"),
-                                                                 wanted, previous.meta.get("name"),
-                                                                 previous.meta.get("sha256")))
+                    "was altered (or the parent was replaced)"
+                    % (link.meta.get("name"), link.meta.get("parent"), wanted, previous.meta.get("name"),
+                       previous.meta.get("sha256")))
     if links and links[0].meta.get("parent"):
-        return "backup %s builds on %s, which is not part of the chain" % (links[0].meta.get("name"),
-                                                                            links[0].meta.get("parent"))
+        return "backup %s builds on %s, which is not part of the chain" % (
+            links[0].meta.get("name"), links[0].meta.get("parent"))
     return None
 
 

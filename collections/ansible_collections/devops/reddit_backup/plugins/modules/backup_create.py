@@ -134,7 +134,7 @@ options:
         the signature pins every byte of the backup, its name, type, time, host and parent (by the parent's sha256).
       - It must be a regular file (not a symlink), owned by root or the user running the backup, readable by its
         owner alone (C(0600)); anything else is refused, naming the path. Only ssh-keygen reads it; its content
-        never enters a result or a log. Keep it root's: a key the application user can read proves nothing.
+        never enters a result or a log. Keep it root's, since a key the application user can read proves nothing.
       - M(devops.reddit_backup.backup_verify), M(devops.reddit_backup.backup_restore) and
         M(devops.reddit_backup.backup_sync) (pull) check the signature against the public keys they are given
         (O(devops.reddit_backup.backup_verify#module:trusted_signing_keys)).

@@ -141,7 +141,7 @@ options:
       - Required for encrypted archives; without it, or with a key the archive was not encrypted to, the restore
         fails before anything changes, with a message that says which. Altered ciphertext is refused as damage.
       - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
-        are in C(.meta.json)): a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
+        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   temp_dir:
     description:
@@ -206,7 +206,7 @@ RETURN = r"""
 authenticated:
   description:
     - Whether a trusted key's signature was checked for every link restored, and each archive read was the one its
-      signed catalog entry names. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given: then
+      signed catalog entry names. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given; then
       nothing says who made the backup.
   returned: always
   type: bool

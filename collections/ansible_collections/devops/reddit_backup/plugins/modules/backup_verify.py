@@ -89,7 +89,7 @@ options:
         O(level=comprehensive) it is V(unverifiable) with a message that says the key is needed; a key the archive
         was not encrypted to is V(unverifiable) with a message that says so; altered ciphertext is V(invalid).
       - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
-        are in C(.meta.json)): a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
+        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   fail_on_invalid:
     description: Fail the task when the verdict is not V(valid). With V(false), read RV(valid) and RV(status).
@@ -144,7 +144,7 @@ RETURN = r"""
 authenticated:
   description:
     - Whether a trusted key's signature was checked and the archive (and every link of its chain) is the one it
-      signed. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given: then nothing says who made
+      signed. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given; then nothing says who made
       the backup (anyone who can write the backup store can make one whose checksums agree).
   returned: always
   type: bool
