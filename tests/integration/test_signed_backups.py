@@ -48,8 +48,8 @@ def _new_server_settings(tmp_path, server, identity, root: str, trusted: list) -
             "reddit_backup_trusted_signing_keys": trusted}
 
 
-def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(backup_server, sample_app, tmp_path,
-                                                                               play):  # noqa: F811
+def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(
+        backup_server, sample_app, tmp_path, play):  # noqa: F811
     shutil.rmtree(backup_server.folder, ignore_errors=True)
     os.makedirs(backup_server.folder, 0o700)
     identity, recipient = _age_key(tmp_path)
@@ -72,8 +72,8 @@ def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(bac
     assert listed["signed"] and listed["signature_key"] == backup["signature_key"]
     genuine_env = (sample_app / "config" / "production.env").read_text()
 
-    inventory = _inventory(tmp_path / "inventory", _new_server_settings(tmp_path, backup_server, identity,
-                                                                        "new-server", [public_key]))
+    settings = _new_server_settings(tmp_path, backup_server, identity, "new-server", [public_key])
+    inventory = _inventory(tmp_path / "inventory", settings)
     result = run_playbook(tmp_path, os.path.join(REPO, "playbooks", "disaster_recovery.yml"), inventory=inventory)
     assert not result.failed, result.stderr + str(result.data)[-3000:]
     assert result.result(DR_PULL)["transferred"]
@@ -86,8 +86,8 @@ def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(bac
     planted = {"archive": os.path.join(backup_server.folder, relative), "name": backup["name"],
                "created": backup["created"]}
     forge(tmp_path, sample_app, planted, recipients=[recipient])
-    inventory = _inventory(tmp_path / "inventory-2", _new_server_settings(tmp_path, backup_server, identity,
-                                                                          "second-server", [public_key]))
+    settings = _new_server_settings(tmp_path, backup_server, identity, "second-server", [public_key])
+    inventory = _inventory(tmp_path / "inventory-2", settings)
     refused = run_playbook(tmp_path, os.path.join(REPO, "playbooks", "disaster_recovery.yml"), inventory=inventory)
     assert refused.failed
     assert "not authentic" in str(refused.data) and "does not match the catalog entry" in str(refused.data)

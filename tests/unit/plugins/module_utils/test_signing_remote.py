@@ -27,7 +27,7 @@ def server_folder(backup_server):  # noqa: F811
 
 
 def test_a_signed_encrypted_backup_pushed_and_pulled_over_ssh_verifies_and_restores(
-        server_folder, app, tmp_path, signer, age_key):
+        server_folder, app, tmp_path, signer, age_key):  # noqa: F811
     identity, recipient = age_key
     made = backup(app, tmp_path / "backups", signer["host"][0], [recipient])
     pushed = sync(SyncRequest(backup_dir=str(tmp_path / "backups"), **server_folder.options()))
@@ -47,8 +47,8 @@ def test_a_signed_encrypted_backup_pushed_and_pulled_over_ssh_verifies_and_resto
         (app / "config" / "production.env").read_text()
 
 
-def test_a_pull_with_trusted_keys_skips_a_forgery_planted_as_the_newest_backup(server_folder, app, tmp_path,
-                                                                                 signer, age_key):
+def test_a_pull_with_trusted_keys_skips_a_forgery_planted_as_the_newest_backup(
+        server_folder, app, tmp_path, signer, age_key):  # noqa: F811
     _identity, recipient = age_key
     genuine = backup(app, tmp_path / "backups", signer["host"][0], [recipient])
     newer = backup(app, tmp_path / "backups", signer["host"][0], [recipient], now=MOMENT + timedelta(days=1))
@@ -71,7 +71,7 @@ def test_a_pull_with_trusted_keys_skips_a_forgery_planted_as_the_newest_backup(s
     assert [b["sha256"] for b in list_backups(str(tmp_path / "careful"))] == [genuine["sha256"]]
 
 
-def test_a_pulled_archive_that_is_not_the_signed_one_is_not_kept(server_folder, app, tmp_path, signer):
+def test_a_pulled_archive_that_is_not_the_signed_one_is_not_kept(server_folder, app, tmp_path, signer):  # noqa: F811
     made = backup(app, tmp_path / "backups", signer["host"][0])
     sync(SyncRequest(backup_dir=str(tmp_path / "backups"), **server_folder.options()))
     relative = os.path.relpath(made["archive"], str(tmp_path / "backups"))
@@ -101,7 +101,7 @@ def test_the_signature_travels_through_s3(s3_server, app, tmp_path, signer):  # 
     assert verify(list_backups(str(tmp_path / "new-server"))[0]["archive"], [signer["host"][1]])["authenticated"]
 
 
-def test_trusted_keys_are_refused_for_a_push(server_folder, app, tmp_path, signer):
+def test_trusted_keys_are_refused_for_a_push(server_folder, app, tmp_path, signer):  # noqa: F811
     backup(app, tmp_path / "backups", signer["host"][0])
     with pytest.raises(BackupError, match="for direction: push"):
         sync(SyncRequest(backup_dir=str(tmp_path / "backups"), trusted_signing_keys=[signer["host"][1]],

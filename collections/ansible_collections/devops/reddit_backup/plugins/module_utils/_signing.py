@@ -61,7 +61,8 @@ def check_signing_key(path: str) -> str:
         raise BackupError("signing_key %s belongs to uid %d; it must belong to root (or the user running the backup): "
                           "chown root:root %s" % (path, info.st_uid, path))
     if info.st_mode & 0o077:
-        raise BackupError("signing_key %s has mode %04o; a private key must be readable by its owner alone: chmod 600 %s"
+        raise BackupError("signing_key %s has mode %04o; a private key must be readable by its owner alone: "
+                          "chmod 600 %s"
                           % (path, info.st_mode & 0o7777, path))
     return path
 
@@ -177,7 +178,8 @@ class Trust:
         found = _run(["-Y", "find-principals", "-s", signature_path, "-f", self.path, "-n", NAMESPACE])
         principals = found.stdout.decode("utf-8", "replace").split()
         if found.returncode != 0 or not principals:
-            raise Unauthentic("%s was made with key %s, which is not a trusted signing key" % (what, facts["fingerprint"]))
+            raise Unauthentic("%s was made with key %s, which is not a trusted signing key"
+                              % (what, facts["fingerprint"]))
         checked = _run(["-Y", "verify", "-f", self.path, "-I", principals[0], "-n", NAMESPACE, "-s", signature_path],
                        data)
         if checked.returncode != 0:
@@ -268,7 +270,8 @@ def authenticate_chain(trust: Trust, archive: str, backups: list) -> list:
         wanted = child.get("parent_sha256")
         if not wanted:
             raise Unauthentic("backup %s names its parent %s by name only (no parent_sha256 in its signed entry); "
-                              "it cannot be authenticated as part of a chain" % (child.get("name"), child.get("parent")))
+                              "it cannot be authenticated as part of a chain"
+                              % (child.get("name"), child.get("parent")))
         parent = next((b for b in backups if b.get("sha256") == wanted), None)
         if parent is None:
             raise Unauthentic("backup %s builds on %s (archive sha256 %s), which is not in the catalog: the chain is "
