@@ -86,3 +86,12 @@ def test_usage_errors_exit_2_and_help_exits_0(cli, capsys):
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
     assert cli.main(["--help"]) == cli.EXIT_OK
     assert "Exit codes: 0 success" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_with_a_signing_key_the_commands_stay_root(cli):
+    """The signing key is root's alone: a create that dropped to the application's user could not sign."""
+    plain, signing = FakeSettings("cayir"), FakeSettings("cayir")
+    signing.runner["signing_key"] = "/etc/reddit-backup/signing_key"
+    assert cli.runs_as_app_user(plain, "create") and cli.runs_as_app_user(plain, "cleanup")
+    assert not cli.runs_as_app_user(plain, "restore")
+    assert not any(cli.runs_as_app_user(signing, command) for command in cli.AS_APP_USER)

@@ -14,6 +14,7 @@ from . import _fs
 from ._compress import ARCHIVE_SUFFIXES
 from ._errors import BackupError
 from ._fs import TEMP_PREFIX
+from ._sshsig import SIGNATURE_SUFFIX, signature_summary
 from ._verdict import VERDICT_SUFFIX, summary as verdict_summary
 
 TYPES = ("full", "incremental", "config", "database")
@@ -24,7 +25,7 @@ SUBDIRS = tuple(TYPE_DIRS.values()) + (NAMED_DIR,)
 CHECKSUM_SUFFIX = ".sha256"
 META_SUFFIX = ".meta.json"
 INDEX_SUFFIX = ".index.json"  # the state a chain builds on (see _chain)
-SIDECAR_SUFFIXES = (CHECKSUM_SUFFIX, META_SUFFIX, INDEX_SUFFIX, VERDICT_SUFFIX)
+SIDECAR_SUFFIXES = (CHECKSUM_SUFFIX, META_SUFFIX, SIGNATURE_SUFFIX, INDEX_SUFFIX, VERDICT_SUFFIX)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch: no trailing newline
 AUTOMATIC_NAME = re.compile(r"(backup|incremental|config|database)_\d{8}_\d{6}(-\d+)?")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
@@ -245,6 +246,7 @@ def _entry(folder: str, filename: str, dir_fd: int = None, sidecars_only: bool =
                       for db in meta.get("databases") or []],
         "verified": verdict_summary(archive, meta.get("sha256")),
         "damaged": None,
+        **signature_summary(archive),  # untrusted: which key the signature names, not whether it is good
     }
 
 
@@ -253,7 +255,7 @@ def _damaged_entry(archive: str, folder: str, stem: str, info, problem: str) -> 
     return {"archive": archive, "type": None, "name": stem, "created": created, "size": info.st_size,
             "sha256": None, "parent": None, "parent_sha256": None, "depth": 0, "host": None, "files": None,
             "bytes": None, "compression": None, "named": os.path.basename(folder) == NAMED_DIR, "databases": [],
-            "verified": None, "restorable": False,
+            "verified": None, "restorable": False, "signed": False, "signature_key": None,
             "damaged": "%s: %s; it is listed but never chosen, built on or pruned: inspect it, then restore its "
                        "sidecars from a remote copy or remove it by hand" % (archive, problem)}
 

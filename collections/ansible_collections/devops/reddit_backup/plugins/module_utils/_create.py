@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _sqlite, _wheelhouse
+from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _signing, _sqlite, _wheelhouse
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
@@ -40,6 +40,7 @@ class BackupRequest:
     encryption_recipients: list = None  # age public keys; the archive is encrypted to each of them
     encryption_recipients_file: str = None  # a file of age public keys, one a line
     wheelhouse: str = None  # a folder of wheels a full backup carries under wheelhouse/ (see _wheelhouse)
+    signing_key: str = None  # an OpenSSH private key (root's, 0600): the catalog entry is signed with it
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -58,6 +59,9 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
                           % (", ".join(_sqlite.INTEGRITY_LEVELS), request.integrity))
     if request.name:
         _catalog.check_name(request.name)
+    signing_key = _signing.check_signing_key(request.signing_key) if request.signing_key is not None else None
+    if signing_key:
+        _signing.require_tool()
     app_root = os.path.abspath(request.app_root)
     backup_dir = os.path.abspath(request.backup_dir)
     selection = _selection.select(app_root, "full" if request.type == "incremental" else request.type,
@@ -72,7 +76,8 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
         backup_type, parent, notes = _start_chain(request, _catalog.list_backups(backup_dir))
         archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
         return dict(_result(archive, name, backup_type, request, selection, started, parent, notes),
-                    encrypted=bool(recipients), wheelhouse=wheelhouse)
+                    encrypted=bool(recipients), wheelhouse=wheelhouse, signed=bool(signing_key), signature=None,
+                    signature_key=None)
     _fs.ensure_private_dir(backup_dir)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
@@ -87,12 +92,14 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
         parent_index = _chain.read_index(parent["archive"]) if parent else None
         job = _ArchiveJob(folder, archive, name, backup_type, request, selection, app_root, parent, parent_index)
         job.recipients = recipients
+        job.signing_key = signing_key
         try:
             manifest, size, sha256 = job.run()
         finally:
             job.remove_temps()
     return dict(_result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size,
-                        sha256), encrypted=bool(recipients), wheelhouse=wheelhouse)
+                        sha256), encrypted=bool(recipients), wheelhouse=wheelhouse, signed=bool(signing_key),
+                **job.signature)
 
 
 def _ensure_type_folder(backup_dir: str, subdir: str) -> None:
@@ -129,6 +136,8 @@ class _ArchiveJob:
         self.temps: list = []
         self.committed = False
         self.recipients: list = []
+        self.signing_key = None
+        self.signature = {"signature": None, "signature_key": None}
 
     def _temp(self, stem: str) -> str:
         path = _fs.temp_path(self.folder, stem)
@@ -164,8 +173,12 @@ class _ArchiveJob:
         if index:
             _chain.write_index(self.archive, index)
         _fs.atomic_write_bytes(checksum_path, _catalog.checksum_line(sha256, self.archive))
-        meta = _manifest.catalog_entry(manifest, writer_stream.size, sha256)
-        _fs.atomic_write_bytes(meta_path, _manifest.encode(meta))
+        meta_bytes = _manifest.encode(_manifest.catalog_entry(manifest, writer_stream.size, sha256))
+        _fs.atomic_write_bytes(meta_path, meta_bytes)
+        if self.signing_key:  # before the commit: a committed signed backup always has its signature
+            self.temps.append(self.archive + _catalog.SIGNATURE_SUFFIX)
+            self.signature = _signing.write_signature(self.archive, self.signing_key, meta_bytes,
+                                                      _fs.atomic_write_bytes)
         _fs.commit_no_clobber(tmp_archive, self.archive)
         self.committed = True
         return manifest, writer_stream.size, sha256
@@ -216,7 +229,7 @@ class _ArchiveJob:
                                       self.app_root, self.parent["name"] if self.parent else None,
                                       self.request.compression)
         header["depth"] = (self.parent.get("depth") or 0) + 1 if self.parent else 0
-        if self.parent:  # names can be reused; the parent's archive checksum cannot
+        if self.parent:  # the parent by its bytes, not its name (names can be reused): a signed entry pins the chain
             header["parent_sha256"] = self.parent["sha256"]
         if self.recipients:  # public keys only: the catalog can say who can read the backup
             header["encryption"] = {"tool": "age", "recipients": list(self.recipients)}

@@ -19,6 +19,7 @@ its sidecars), so ``backup_info`` could read a copy of it as it is. The rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -27,14 +28,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _crypto, _fs, _retention
+from . import _catalog, _chain, _crypto, _fs, _retention, _signing
 from ._errors import BackupError
 from ._lock import DirectoryLock
 
 # A remote sidecar larger than these was not written by this tool: never fetched (a compromised store could send
 # gigabytes, or a FIFO's worth of waiting, in its place).
 SIDECAR_LIMITS = {_catalog.CHECKSUM_SUFFIX: _catalog.CHECKSUM_LIMIT, _catalog.META_SUFFIX: _catalog.META_LIMIT,
-                  _catalog.INDEX_SUFFIX: _catalog.INDEX_LIMIT}
+                  _catalog.INDEX_SUFFIX: _catalog.INDEX_LIMIT, _catalog.SIGNATURE_SUFFIX: _signing.SIGNATURE_LIMIT}
 DIRECTIONS = ("push", "pull")
 SELECTS = ("all", "latest", "before")  # or the name of one backup
 SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+)(?::(?P<port>\d+))?"
@@ -64,6 +65,8 @@ class SyncRequest:
     timeout: float = 30
     lock_timeout: float = 60.0
     now: datetime = None
+    allowed_signers: str = None  # a pull then takes only backups signed by a trusted key
+    trusted_signing_keys: list = None
 
 
 def parse_remote(remote: str) -> dict:
@@ -96,7 +99,7 @@ def open_store(request: SyncRequest):
 
 def travelling_sidecars(archive: str) -> tuple:
     """The sidecars that travel with ``archive``, in the order they are sent (the archive goes after them)."""
-    sidecars = (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+    sidecars = (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX, _catalog.SIGNATURE_SUFFIX)
     if not _crypto.is_encrypted(archive):
         sidecars += (_catalog.INDEX_SUFFIX,)
     return sidecars
@@ -116,7 +119,8 @@ class RemoteCatalog:
         archives = [path for path in self.files if _is_archive(path)]
         oversized = {path + suffix for path in archives for suffix, limit in SIDECAR_LIMITS.items()
                      if self.files.get(path + suffix, 0) > limit}
-        wanted = [path + suffix for path in archives for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX)
+        wanted = [path + suffix for path in archives
+                  for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX, _catalog.SIGNATURE_SUFFIX)
                   if path + suffix in self.files and path + suffix not in oversized]
         store.fetch(wanted, self.shadow)
         for path in archives:
@@ -219,43 +223,75 @@ def sync(request: SyncRequest, check_mode: bool = False) -> dict:
         _catalog.check_backup_name(request.select)
     now = _catalog.parse_time(request.now) if request.now is not None else None
     backup_dir = os.path.abspath(request.backup_dir)
+    trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
+    if trust is not None and request.direction != "pull":
+        raise BackupError("allowed_signers and trusted_signing_keys check what a pull takes; a push sends this host's "
+                          "own backups (with their signatures): leave them out for direction: push")
     store = open_store(request)
     work_dir = tempfile.mkdtemp(prefix="reddit-backup-sync-")
     try:
-        if check_mode:
-            return _Sync(request, store, backup_dir, work_dir, now, check_mode=True).run(started)
-        _fs.ensure_private_dir(backup_dir)
-        with DirectoryLock(backup_dir, request.lock_timeout, "backup_sync %s" % request.direction):
-            _catalog.remove_incomplete(backup_dir)
-            return _Sync(request, store, backup_dir, work_dir, now, check_mode=False).run(started)
+        with trust or contextlib.nullcontext():
+            if check_mode:
+                return _Sync(request, store, backup_dir, work_dir, now, check_mode=True, trust=trust).run(started)
+            _fs.ensure_private_dir(backup_dir)
+            with DirectoryLock(backup_dir, request.lock_timeout, "backup_sync %s" % request.direction):
+                _catalog.remove_incomplete(backup_dir)
+                return _Sync(request, store, backup_dir, work_dir, now, check_mode=False, trust=trust).run(started)
     finally:
         store.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
 class _Sync:
-    def __init__(self, request, store, backup_dir, work_dir, now, check_mode) -> None:
+    def __init__(self, request, store, backup_dir, work_dir, now, check_mode, trust=None) -> None:
         self.request = request
         self.store = store
         self.backup_dir = backup_dir
         self.check_mode = check_mode
         self.now = now
+        self.trust = trust
         self.remote = RemoteCatalog(store, work_dir)
         self.local = _local_backups(backup_dir)
         self.transferred: list = []
         self.skipped: list = []
         self.deleted: list = []
+        self.signed: dict = {}  # relative archive -> its authenticated catalog entry (with trust)
+        if trust is not None:
+            self._keep_authentic()
+
+    def _keep_authentic(self) -> None:
+        """With trusted keys, a pull sees only the remote backups whose catalog entry a trusted key signed (the
+        archive is matched with it once pulled); the others are skipped with the reason, before selection, so a
+        forgery planted as the newest backup cannot hide the newest genuine one."""
+        authentic = []
+        for backup in self.remote.backups:
+            relative = backup["archive"]
+            try:
+                self.signed[relative] = self.trust.authenticate(
+                    relative, self.remote.sidecar(relative + _catalog.META_SUFFIX),
+                    self.remote.sidecar(relative + _catalog.SIGNATURE_SUFFIX))
+            except _signing.Unauthentic as error:
+                self.skipped.append({"name": backup["name"], "archive": relative,
+                                     "reason": "not authentic, not pulled: %s" % error})
+                continue
+            authentic.append(backup)
+        self.remote.backups = authentic
+        _catalog._mark_restorable(authentic)
 
     def run(self, started: float) -> dict:
         push = self.request.direction == "push"
         source, dest = (self.local, self.remote.backups) if push else (self.remote.backups, self.local)
         selected = select_backups(source, self.request.select, self.request.before, self.request.type, self.now)
         if not selected and self.request.select != "all":
-            raise BackupError("no complete backup at the %s matches select: %s%s%s; list them with backup_info (or, "
-                              "for the remote, backup_sync in check mode)"
-                              % ("source" if push else "remote", self.request.select,
+            refused = [item for item in self.skipped if item["reason"].startswith("not authentic")]
+            raise BackupError("no complete %sbackup at the %s matches select: %s%s%s; list them with backup_info (or, "
+                              "for the remote, backup_sync in check mode)%s"
+                              % ("authentic " if self.trust else "", "source" if push else "remote",
+                                 self.request.select,
                                  " (before %s)" % self.request.before if self.request.before else "",
-                                 " of type %s" % self.request.type if self.request.type else ""))
+                                 " of type %s" % self.request.type if self.request.type else "",
+                                 ". %d backups there are not authentic, such as %s: %s" % (
+                                     len(refused), refused[0]["name"], refused[0]["reason"]) if refused else ""))
         at_dest = {backup["archive"]: backup for backup in dest}
         if not push:
             self.skipped += self.remote.incomplete
@@ -358,6 +394,10 @@ class _Sync:
             return ("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, the sidecar "
                     "says %s); it was not kept. The remote copy is damaged (verify it there) or was being replaced"
                     % (relative, sha256, expected))
+        if relative in self.signed:
+            problem = _signing.archive_problem(relative, self.signed[relative], sha256)
+            if problem:
+                return "%s; it was not kept" % problem
         _fs.fsync_file(landed)
         root = _fs.open_dir(self.backup_dir)
         try:

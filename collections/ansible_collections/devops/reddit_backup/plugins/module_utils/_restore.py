@@ -21,18 +21,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _lock, _manifest, _procs, _sqlite, _swap, _verdict
+from . import _lock, _manifest, _procs, _signing, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
 from ._confined import Anchor
 from ._errors import BackupError, LockTimeout
-from ._manifest_checks import DELTA_SUFFIX, catalog_says_known_format, check
+from ._manifest_checks import DELTA_SUFFIX, catalog_check, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
 from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
 from ._restore_plan import STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES
 from ._staging import Stager
 from ._tarsafe import check_path
-from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass
+from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check
 
 SCOPES = ("full", "database", "config", "systemd")
 # The backup types that hold each scope, for picking "the newest backup" when no archive is named.
@@ -63,6 +63,8 @@ class RestoreRequest:
     keep: list = field(default_factory=lambda: list(DEFAULT_KEEP))
     required: list = None
     identity_file: str = None  # the age private key file encrypted archives need (only age reads it)
+    allowed_signers: str = None  # an OpenSSH allowed_signers file: every link must be signed by a key in it
+    trusted_signing_keys: list = None  # public key lines, trusted like allowed_signers
     temp_dir: str = None
     lock_timeout: float = 60.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -124,7 +126,24 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
     owner = _owner_ids(request.owner, request.group)
-    metas = [read_meta(archive) for archive in chain]
+    trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
+    if trust is None:
+        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, None)
+    with trust:
+        try:
+            links = [trust.authenticate(archive) for archive in chain]
+            problem = _signing.chain_problem(links)
+        except _signing.Unauthentic as error:
+            problem = str(error)
+        if problem:
+            raise BackupError("refusing to restore: %s. Nothing in %s was changed; restore a backup signed by a "
+                              "trusted key" % (problem, dest))
+        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, links)
+
+
+def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, signed) -> dict:
+    """The restore of ``chain`` (its links' signed catalog entries in ``signed``, or None when not checked)."""
+    metas = [link.meta for link in signed] if signed else [read_meta(archive) for archive in chain]
     if scope.name == "full" and metas[0] and metas[0].get("type") not in (None, "full"):
         raise BackupError("scope full needs a full backup (or an incremental one, which builds on a full backup), "
                           "and %s is a %s backup; restore scope %s from it, or pick a full backup"
@@ -135,7 +154,13 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
         scope = _Scope("database", tuple(planned_databases))
     # Fail fast, before reading the archive; checked again from the manifest just before the swap.
     _check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
-    result = _RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause).run()
+    job = _RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause)
+    job.signed = signed
+    result = job.run()
+    result.update(authenticated=bool(signed), signed_by=signed[-1].describe() if signed else None,
+                  authenticity=("checked: every link signed by a trusted key (%s)"
+                                % ", ".join(sorted({link.fingerprint for link in signed}))) if signed
+                  else _signing.NOT_CHECKED)
     result["duration"] = round(time.monotonic() - started, 3)
     return result
 
@@ -157,6 +182,7 @@ class _RestoreJob:
         self.recovered: list = []
         self.root_only: set = set()  # staged paths the archive keeps from everyone but root
         self._root_type = None  # the type of the chain's first backup, once read
+        self.signed = None  # each link's signed catalog entry, when trusted keys were given
 
     def run(self) -> dict:
         if self.check_mode:
@@ -215,7 +241,7 @@ class _RestoreJob:
                                     extras=self.request.verify_first)
                 verifier.meta = meta
                 reader = self._read(archive, meta, verifier, stager)
-                verification = self._verification(archive, verifier, reader)
+                verification = self._verification(archive, verifier, reader, position)
                 shutil.rmtree(copies, ignore_errors=True)
                 manifest = reader.manifest
                 check_link(previous, manifest, previous_sha256)
@@ -301,7 +327,7 @@ class _RestoreJob:
         self.pause("swapped")
         return result
 
-    def _verification(self, archive: str, verifier: Verifier, reader) -> dict:
+    def _verification(self, archive: str, verifier: Verifier, reader, position: int) -> dict:
         sidecar_sha256, sidecar_error = None, None
         if self.request.verify_first:
             try:
@@ -309,6 +335,11 @@ class _RestoreJob:
             except BackupError as error:
                 sidecar_error = "%s (set verify_first: false to restore an archive without its sidecars)" % error
         checks = verifier.conclude(reader, None, sidecar_sha256, sidecar_error)
+        if self.signed:  # never skipped: the bytes read must be those signed, the manifest the one described
+            link = self.signed[position]
+            checks.append(signature_check(archive, link, reader.archive_sha256))
+            if not self.request.verify_first and reader.manifest is not None:
+                checks.append(catalog_check(reader.manifest, link.meta))
         status, reason, errors = judge(checks)
         verification = {"level": "comprehensive" if self.request.verify_first else "members", "status": status,
                         "valid": status == "valid", "reason": reason, "checks": checks, "errors": errors,

@@ -17,7 +17,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _config_checks, _crypto, _fs, _lock, _manifest, _pages, _sqlite, _verdict
+from . import _catalog, _chain, _config_checks, _crypto, _fs, _lock, _manifest, _pages, _signing, _sqlite, _verdict
 from ._errors import BackupError, NoSpace
 from ._manifest_checks import (DELTA_SUFFIX, catalog_check, catalog_says_known_format, check, compare_members,
                                manifest_problems)
@@ -360,12 +360,13 @@ def judge(checks: list) -> tuple:
 
 
 def verify_archive(archive: str, level: str = "comprehensive", required=None, temp_dir: str = None,
-                   record: bool = True, identity_file: str = None) -> dict:
+                   record: bool = True, identity_file: str = None, trust=None) -> dict:
     """Verify one archive; returns what backup_verify reports. ``record`` writes the verdict sidecar. An
-    encrypted archive needs ``identity_file`` for everything but a quick check of its ciphertext. Holds the
+    encrypted archive needs ``identity_file`` for everything but a quick check of its ciphertext. With ``trust``
+    (an entered _signing.Trust), the archive and every link of its chain must be signed by a trusted key. Holds the
     backup directory's readers' lock, so no prune deletes the archive while it is read."""
     with _lock.reading(archive=archive, purpose="backup_verify"):
-        return _verify_archive(archive, level, required, temp_dir, record, identity_file)
+        return _verify_archive(archive, level, required, temp_dir, record, identity_file, trust)
 
 
 def chain_check(archive: str, header):
@@ -390,7 +391,7 @@ def chain_check(archive: str, header):
     return check("chain", True, "every backup it builds on is present: %s" % ", ".join(b["name"] for b in chain[:-1]))
 
 
-def _verify_archive(archive: str, level: str, required, temp_dir, record: bool, identity_file) -> dict:
+def _verify_archive(archive: str, level: str, required, temp_dir, record: bool, identity_file, trust) -> dict:
     started = time.monotonic()
     result = {"archive": archive, "level": level, "valid": False, "status": "unverifiable", "reason": None,
               "checks": [], "errors": [], "members": 0, "bytes": 0, "archive_sha256": None, "verdict": None,
@@ -401,10 +402,17 @@ def _verify_archive(archive: str, level: str, required, temp_dir, record: bool, 
     if not os.path.isfile(archive):
         raise BackupError("archive %s does not exist or is not a file; check the path, or use backup_dir to pick "
                           "a backup" % archive)
-    if _crypto.is_encrypted(archive) and not identity_file and level == "quick":
-        _verify_ciphertext_into(result, archive)
-    else:
-        _verify_into(result, archive, level, required, temp_dir, identity_file)
+    signed = _authenticate_into(result, archive, trust)
+    if trust is None or signed is not None:  # else refused before reading: anyone may have made it
+        if _crypto.is_encrypted(archive) and not identity_file and level == "quick":
+            _verify_ciphertext_into(result, archive, signed)
+        else:
+            _verify_into(result, archive, level, required, temp_dir, identity_file, signed)
+    result["authenticated"] = signed is not None and any(
+        item["name"] == "signature" and item["ok"] for item in result["checks"])
+    if signed is not None and not result["authenticated"]:
+        result["authenticity"] = "refused: the signed catalog entry verified, but the archive read is not the one it " \
+                                 "names (%s)" % result["reason"]
     result["valid"] = result["status"] == "valid"
     result["duration"] = round(time.monotonic() - started, 3)
     if record:
@@ -415,7 +423,36 @@ def _verify_archive(archive: str, level: str, required, temp_dir, record: bool, 
     return result
 
 
-def _verify_ciphertext_into(result: dict, archive: str) -> None:
+def _authenticate_into(result: dict, archive: str, trust):
+    """The archive's signed catalog entry (every link of its chain checked), or None; an archive that fails is
+    judged invalid here, with the reason."""
+    result.update(authenticated=False, signed_by=None, authenticity=_signing.NOT_CHECKED)
+    if trust is None:
+        return None
+    try:
+        links = _signing.authenticate_chain(trust, archive, _catalog.list_backups(
+            os.path.dirname(os.path.dirname(archive))))
+    except _signing.Unauthentic as error:
+        failed = check("signature", False, str(error))
+        result.update(status="invalid", reason="signature: %s" % error, checks=[failed],
+                      errors=["signature: %s" % error], authenticity="refused: %s" % error)
+        return None
+    result.update(signed_by=links[-1].describe(), authenticity="checked: signed by trusted key %s%s" % (
+        links[-1].fingerprint, " (and every link of its chain)" if len(links) > 1 else ""))
+    return links[-1]
+
+
+def signature_check(archive: str, signed, actual_sha256) -> dict:
+    """The archive read is the one its signed catalog entry names (its whole sha256)."""
+    if actual_sha256 is None:
+        return check("signature", False, "the archive could not be read to its end, so it cannot be matched with its "
+                     "signed catalog entry")
+    problem = _signing.archive_problem(archive, signed, actual_sha256)
+    return check("signature", problem is None, problem or "signed by trusted key %s (%s); the archive's sha256 is "
+                 "the one the signed catalog entry names" % (signed.fingerprint, signed.principal))
+
+
+def _verify_ciphertext_into(result: dict, archive: str, signed=None) -> None:
     """A quick verification of an encrypted archive without its key: the `.sha256` sidecar covers the ciphertext."""
     sidecar_sha256, sidecar_error = None, None
     try:
@@ -427,15 +464,17 @@ def _verify_ciphertext_into(result: dict, archive: str) -> None:
     except OSError as error:
         result["reason"] = str(_fs.as_backup_error(error, archive))
         return
-    meta = read_meta(archive)
+    meta = signed.meta if signed else read_meta(archive)
     checks = _crypto.ciphertext_checks(archive, meta, sidecar_sha256, sidecar_error, actual, check)
     checks += [item for item in [chain_check(archive, meta)] if item]
+    if signed is not None:
+        checks.append(signature_check(archive, signed, actual))
     result["status"], result["reason"], result["errors"] = judge(checks)
     result["checks"] = checks
     result["archive_sha256"] = actual
 
 
-def _verify_into(result: dict, archive: str, level: str, required, temp_dir, identity_file=None) -> None:
+def _verify_into(result: dict, archive: str, level: str, required, temp_dir, identity_file=None, signed=None) -> None:
     sidecar_sha256, sidecar_error = None, None
     try:
         sidecar_sha256 = _catalog.read_checksum(archive)
@@ -444,7 +483,7 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir, ide
     work_dir = None
     try:
         work_dir = tempfile.mkdtemp(prefix="reddit-backup-verify-", dir=temp_dir)
-        meta = read_meta(archive)
+        meta = signed.meta if signed else read_meta(archive)
         verifier = Verifier(level, work_dir, required, meta_database_paths(meta))
         verifier.meta = meta
         stream_error = None
@@ -460,6 +499,8 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir, ide
                     archive, error, _manifest.FORMAT_VERSION)
         checks = verifier.conclude(reader, stream_error, sidecar_sha256, sidecar_error)
         checks += [item for item in [chain_check(archive, reader.manifest or meta)] if item]
+        if signed is not None:
+            checks.append(signature_check(archive, signed, reader.archive_sha256))
     except BackupError as error:
         result["reason"] = str(error)
         return

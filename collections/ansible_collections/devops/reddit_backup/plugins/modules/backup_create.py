@@ -125,6 +125,20 @@ options:
       - The wheels are not part of the application's state, so incremental backups built on this one neither store
         them again nor delete them on restore. Only for O(type=full).
     type: path
+  signing_key:
+    description:
+      - An OpenSSH private key on the host (ed25519, no passphrase, such as C(ssh-keygen -t ed25519 -N '' -f
+        /etc/reddit-backup/signing_key) or the runner role with C(reddit_backup_signing) makes), with which the
+        backup's C(.meta.json) catalog entry is signed (C(ssh-keygen -Y sign), namespace C(reddit-backup@devops))
+        into C(<archive>.meta.json.sig), before the archive is committed. The entry names the archive's sha256, so
+        the signature pins every byte of the backup, its name, type, time, host and parent (by the parent's sha256).
+      - It must be a regular file (not a symlink), owned by root or the user running the backup, readable by its
+        owner alone (C(0600)); anything else is refused, naming the path. Only ssh-keygen reads it; its content
+        never enters a result or a log. Keep it root's, since a key the application user can read proves nothing.
+      - M(devops.reddit_backup.backup_verify), M(devops.reddit_backup.backup_restore) and
+        M(devops.reddit_backup.backup_sync) (pull) check the signature against the public keys they are given
+        (O(devops.reddit_backup.backup_verify#module:trusted_signing_keys)).
+    type: path
   chain_max:
     description:
       - The longest chain a new backup may extend (the base counts as one). Defaults to 24 for V(database)
@@ -172,6 +186,12 @@ EXAMPLES = r"""
       - age1uc39w0zxetnzjr6h95r45ws462zx9acfu34ds0e56eqj2d6kqclsd2mtds
     wheelhouse: /var/cache/reddit_backup/wheelhouse
 
+- name: A signed full backup (the key only root can read)
+  devops.reddit_backup.backup_create:
+    app_root: /home/cayir/cicd_project
+    backup_dir: /home/cayir/cicd_project/backups
+    signing_key: /etc/reddit-backup/signing_key
+
 - name: The hourly database backup with a full integrity check
   devops.reddit_backup.backup_create:
     app_root: /home/cayir/cicd_project
@@ -181,6 +201,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+signed:
+  description: Whether the backup was (in check mode, would be) signed with O(signing_key).
+  returned: always
+  type: bool
+  sample: true
+signature:
+  description: The signature file, C(<archive>.meta.json.sig); null when not signed or in check mode.
+  returned: always
+  type: str
+  sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst.meta.json.sig
+signature_key:
+  description: The fingerprint of the key that signed it (put its public key in the verifiers' trusted keys).
+  returned: always
+  type: str
+  sample: SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc
 archive:
   description: The archive (in check mode, the archive that would be written).
   returned: always
@@ -298,6 +333,7 @@ def main():
             encryption_recipients=dict(type="list", elements="str"),
             encryption_recipients_file=dict(type="path"),
             wheelhouse=dict(type="path"),
+            signing_key=dict(type="path", no_log=False),
         ),
         supports_check_mode=True,
     )
@@ -308,7 +344,7 @@ def main():
                             integrity=params["integrity"], lock_timeout=params["lock_timeout"],
                             chain_max=params["chain_max"], encryption_recipients=params["encryption_recipients"],
                             encryption_recipients_file=params["encryption_recipients_file"],
-                            wheelhouse=params["wheelhouse"])
+                            wheelhouse=params["wheelhouse"], signing_key=params["signing_key"])
     try:
         result = create_backup(request, check_mode=module.check_mode)
     except BackupError as error:

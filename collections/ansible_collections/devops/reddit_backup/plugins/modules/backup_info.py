@@ -131,6 +131,16 @@ backups:
       description: Whether it is a named backup in C(manual/).
       type: bool
       sample: false
+    signed:
+      description: Whether a signature of its catalog entry (C(<archive>.meta.json.sig)) lies beside it.
+      type: bool
+      sample: true
+    signature_key:
+      description:
+        - The fingerprint of the key the signature names, read from the signature file without checking it (anyone
+          can sign with a key of their own); M(devops.reddit_backup.backup_verify) with trusted keys checks it.
+      type: str
+      sample: SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc
     verified:
       description:
         - The last verification recorded beside the archive (C(<archive>.verify.json), written by

@@ -35,6 +35,8 @@ description:
     missing link is never picked.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.trusted_signers
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -138,6 +140,8 @@ options:
       - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
       - Required for encrypted archives; without it, or with a key the archive was not encrypted to, the restore
         fails before anything changes, with a message that says which. Altered ciphertext is refused as damage.
+      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
+        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   temp_dir:
     description:
@@ -182,6 +186,13 @@ EXAMPLES = r"""
     dest: /home/cayir/cicd_project
     scope: full
 
+- name: Restore only a backup this host's key signed (the public key comes from the inventory, never the store)
+  devops.reddit_backup.backup_restore:
+    backup_dir: /home/cayir/cicd_project/backups
+    dest: /home/cayir/cicd_project
+    identity_file: /root/keys/operator.key
+    trusted_signing_keys: "{{ reddit_backup_trusted_signing_keys }}"
+
 - name: Restore two files only
   devops.reddit_backup.backup_restore:
     backup_dir: /home/cayir/cicd_project/backups
@@ -192,6 +203,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+authenticated:
+  description:
+    - Whether a trusted key's signature was checked for every link restored, and each archive read was the one its
+      signed catalog entry names. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given; then
+      nothing says who made the backup.
+  returned: always
+  type: bool
+  sample: true
+signed_by:
+  description: The trusted key that signed the backup restored, as C(principal) and C(key) (its fingerprint); null when not checked.
+  returned: always
+  type: dict
+  sample: {"principal": "trusted-1", "key": "SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc"}
+authenticity:
+  description: In words, whether authenticity was checked and by which keys.
+  returned: always
+  type: str
+  sample: "checked: every link signed by a trusted key (SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc)"
 archive:
   description: The archive restored from.
   returned: always
@@ -294,6 +323,8 @@ def main():
             identity_file=dict(type="path"),
             temp_dir=dict(type="path"),
             lock_timeout=dict(type="float", default=60),
+            allowed_signers=dict(type="path"),
+            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
         ),
         mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
         required_one_of=[("archive", "backup_dir")],
@@ -305,7 +336,9 @@ def main():
                              verify_first=params["verify_first"], safety_copy=params["safety_copy"],
                              owner=params["owner"], group=params["group"], force=params["force"],
                              keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
-                             lock_timeout=params["lock_timeout"], identity_file=params["identity_file"])
+                             lock_timeout=params["lock_timeout"], identity_file=params["identity_file"],
+                             allowed_signers=params["allowed_signers"],
+                             trusted_signing_keys=params["trusted_signing_keys"])
     try:
         result = restore(request, check_mode=module.check_mode)
     except BackupError as error:

@@ -22,12 +22,18 @@ description:
     the same name is skipped with that reason.
   - Encrypted backups travel without their C(.index.json) (per-file hashes), so the remote holds only ciphertext
     and metadata that names no file contents. Verdicts (C(.verify.json)) stay with the copy that was verified.
+  - A signed backup's signature (C(<archive>.meta.json.sig)) travels with it, among the sidecars, before the archive.
+    With O(allowed_signers) or O(trusted_signing_keys), a V(pull) takes only backups whose catalog entry a trusted
+    key signed (the others are listed in RV(skipped_backups), before O(select) picks the newest, so a forgery
+    planted on the remote cannot stand in for the newest genuine backup), and keeps a pulled archive only when its
+    sha256 is the one the signed entry names. Those options are for V(pull) only.
   - Retention on the remote runs with M(devops.reddit_backup.backup_prune) and its O(devops.reddit_backup.backup_prune#module:remote) option.
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.backup_dir
   - devops.reddit_backup.remote
+  - devops.reddit_backup.trusted_signers
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -110,6 +116,14 @@ EXAMPLES = r"""
     ssh_key: /root/.ssh/backup_ed25519
     known_hosts: /root/.ssh/known_hosts_backup
 
+- name: On a new server, fetch only backups signed by the app host's key (the key from the inventory)
+  devops.reddit_backup.backup_sync:
+    backup_dir: /home/cayir/cicd_project/backups
+    remote: ssh://backup@backup.example.internal/srv/backups/app1
+    direction: pull
+    select: latest
+    trusted_signing_keys: "{{ reddit_backup_trusted_signing_keys }}"
+
 - name: Fetch the newest full backup made before the incident
   devops.reddit_backup.backup_sync:
     backup_dir: /home/cayir/cicd_project/backups
@@ -135,7 +149,7 @@ skipped_backups:
   description:
     - Each selected backup not copied, with its C(name), C(archive) and the C(reason) (already there with the same
       sha256, a different backup of that name there, incomplete on the remote, a pulled archive that did not match
-      its sidecar).
+      its sidecar, not authentic when trusted keys were given).
     - Not called C(skipped), which Ansible reserves for a skipped task.
   returned: always
   type: list
@@ -194,6 +208,8 @@ def main():
             type=dict(type="str", choices=["full", "incremental", "config", "database"]),
             delete=dict(type="bool", default=False),
             now=dict(type="str"),
+            allowed_signers=dict(type="path"),
+            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
         ),
         required_if=[("select", "before", ["before"])],
         supports_check_mode=True,
@@ -201,7 +217,8 @@ def main():
     params = module.params
     request = request_from_params(params, direction=params["direction"], select=params["select"],
                                   before=params["before"], type=params["type"], delete=params["delete"],
-                                  now=params["now"])
+                                  now=params["now"], allowed_signers=params["allowed_signers"],
+                                  trusted_signing_keys=params["trusted_signing_keys"])
     try:
         result = sync(request, check_mode=module.check_mode)
     except BackupError as error:

@@ -31,6 +31,8 @@ description:
     M(devops.reddit_backup.backup_info) shows when each backup was last verified and with what result.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.trusted_signers
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -86,6 +88,8 @@ options:
         sidecar covers the ciphertext) and checks the checksum, the age header and the catalog entry. At
         O(level=comprehensive) it is V(unverifiable) with a message that says the key is needed; a key the archive
         was not encrypted to is V(unverifiable) with a message that says so; altered ciphertext is V(invalid).
+      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
+        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
     type: path
   fail_on_invalid:
     description: Fail the task when the verdict is not V(valid). With V(false), read RV(valid) and RV(status).
@@ -126,12 +130,35 @@ EXAMPLES = r"""
     fail_on_invalid: false
   register: verdict
 
+- name: Verify the newest backup and check that this host's key signed it (the key from the inventory)
+  devops.reddit_backup.backup_verify:
+    backup_dir: /home/cayir/cicd_project/backups
+    trusted_signing_keys: "{{ reddit_backup_trusted_signing_keys }}"
+
 - name: Show the verdict
   ansible.builtin.debug:
     msg: "{{ verdict.status }}: {{ verdict.reason }}"
 """
 
 RETURN = r"""
+authenticated:
+  description:
+    - Whether a trusted key's signature was checked and the archive (and every link of its chain) is the one it
+      signed. V(false) when no O(allowed_signers) or O(trusted_signing_keys) were given; then nothing says who made
+      the backup (anyone who can write the backup store can make one whose checksums agree).
+  returned: always
+  type: bool
+  sample: true
+signed_by:
+  description: The trusted key that signed the backup, as C(principal) (from the allowed signers) and C(key) (its fingerprint); null when not checked.
+  returned: always
+  type: dict
+  sample: {"principal": "trusted-1", "key": "SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc"}
+authenticity:
+  description: In words, whether authenticity was checked and what was found.
+  returned: always
+  type: str
+  sample: "checked: signed by trusted key SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc"
 archive:
   description: The archive verified.
   returned: always
@@ -207,8 +234,11 @@ duration:
   sample: 2.4
 """
 
+from contextlib import nullcontext
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._signing import trust_from
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import pick_archive, verify_archive
 
 
@@ -226,6 +256,8 @@ def main():
             fail_on_invalid=dict(type="bool", default=True),
             record=dict(type="bool", default=True),
             temp_dir=dict(type="path"),
+            allowed_signers=dict(type="path"),
+            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
         ),
         mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
         required_one_of=[("archive", "backup_dir")],
@@ -235,9 +267,11 @@ def main():
     try:
         types = [params["type"]] if params["type"] else None
         archive = pick_archive(params["archive"], params["backup_dir"], params["before"], params["name"], types)
-        result = verify_archive(archive, params["level"], params["required"], params["temp_dir"],
-                                record=params["record"] and not module.check_mode,
-                                identity_file=params["identity_file"])
+        trust = trust_from(params["allowed_signers"], params["trusted_signing_keys"])
+        with trust or nullcontext():
+            result = verify_archive(archive, params["level"], params["required"], params["temp_dir"],
+                                    record=params["record"] and not module.check_mode,
+                                    identity_file=params["identity_file"], trust=trust)
     except BackupError as error:
         module.fail_json(msg=str(error))
     for warning in result.pop("warnings"):

@@ -491,7 +491,10 @@ def command_verify(settings: Settings, args) -> int:
     output.line("==== %s reddit-backup %s (%s, pid %d) ====" % (utc_now(), what, settings.app, os.getpid()),
                 to_terminal=False)
     started = time.time()
-    arguments = {"level": "comprehensive" if args.comprehensive else "quick", "fail_on_invalid": False}
+    arguments = {"level": "comprehensive" if args.comprehensive else "quick", "fail_on_invalid": False,
+                 # the trusted signing keys of the runner's inventory, when the operator set them there
+                 "allowed_signers": "{{ reddit_backup_allowed_signers | default(omit, true) }}",
+                 "trusted_signing_keys": "{{ reddit_backup_trusted_signing_keys | default(omit, true) }}"}
     if args.archive:
         chosen = archive_or_name(args.archive)
         arguments.update(chosen if "archive" in chosen else {"backup_dir": settings.backup_dir, **chosen})
@@ -508,6 +511,8 @@ def command_verify(settings: Settings, args) -> int:
     valid = rc == 0 and result.get("valid") is True
     if "status" in result:
         output.line("%s: %s (%s)" % (result.get("archive"), result["status"].upper(), result.get("reason", "")))
+        if result.get("authenticity"):
+            output.line("  authenticity: %s" % result["authenticity"])
         checks = result.get("checks", [])
         width = min(40, max([len(str(check.get("name", "?"))) for check in checks] or [0]))
         for check in checks:
@@ -654,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def runs_as_app_user(settings: Settings, command: str) -> bool:
+    """Commands that only touch backups drop root, unless backups are signed: the signing key is root's alone."""
+    return command in AS_APP_USER and not settings.runner.get("signing_key")
+
+
 def become_app_user(settings: Settings) -> None:
     """Run as the application's user when root calls a command that only touches backups."""
     user = settings.runner.get("user")
@@ -680,7 +690,7 @@ def main(argv=None) -> int:
             setattr(args, attribute, None)
     try:
         settings = Settings(args.config_dir, args.app)
-        if args.command in AS_APP_USER:
+        if runs_as_app_user(settings, args.command):
             become_app_user(settings)
         return args.handler(settings, args)
     except ConfigError as error:
