@@ -221,9 +221,17 @@ def _is_real_dir(app_root: str, relative: str) -> bool:
     return info is not None and stat.S_ISDIR(info.st_mode)
 
 
+def _still_there(entry: Entry) -> bool:
+    """False for a file moved or replaced since its selection: reading leaves it out (with a warning) then."""
+    try:
+        return _nofollow.same_file(os.lstat(entry.source), entry.stat)
+    except OSError:
+        return False
+
+
 def _check_readable(selection: Selection) -> None:
     unreadable = [entry.path for entry in selection.entries
-                  if entry.kind == "file" and not os.access(entry.source, os.R_OK)]
+                  if entry.kind == "file" and not os.access(entry.source, os.R_OK) and _still_there(entry)]
     if unreadable:
         raise BackupError("cannot read %s under the app root (permission denied); fix their modes, run as their "
                           "owner, or exclude them" % ", ".join(unreadable[:10]))

@@ -52,7 +52,8 @@ def selected_database(src: str) -> os.stat_result:
     try:
         info = os.lstat(src)
     except OSError as error:
-        raise BackupError("cannot open database %s: %s; check that it exists" % (src, error.strerror)) from None
+        raise BackupError("%s is not a SQLite database this run can read (%s); check the path"
+                          % (src, error.strerror)) from None
     if stat.S_ISLNK(info.st_mode):
         raise BackupError("database %s is a symlink; give the database's own path (a backup never follows a link "
                           "someone else may have planted)" % src)
