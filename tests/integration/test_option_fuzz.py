@@ -144,7 +144,7 @@ def test_every_option_of_every_module_fails_clearly_and_writes_nothing(sandbox, 
                 if base.get("backup_dir") == "OUT/backups":  # prune and sync act on a copy of their own
                     shutil.copytree(str(sandbox / "backups"), os.path.join(out, "backups"))
                 params = substitute(dict(base, **{option: value}), out)
-                tasks.append({"name": "t%d" % number, "ignore_errors": True,
+                tasks.append({"name": "t%d" % number, "ignore_errors": True, "timeout": 60,
                               "devops.reddit_backup.%s" % module: params})
                 cases.append((module, option, value, out, tree(out)))
     result = run_tasks(tmp_path, tasks, timeout=1800)
@@ -153,6 +153,8 @@ def test_every_option_of_every_module_fails_clearly_and_writes_nothing(sandbox, 
         outcome = result.result("t%d" % number)
         text = json.dumps(outcome)
         where = "%s %s=%r" % (module, option, value)
+        if "timed out" in str(outcome.get("msg")) and "task" in str(outcome.get("msg")):
+            problems.append("%s: the module hung (the task timed out)" % where)
         if TOKEN in text:
             problems.append("%s: the token leaked: %s" % (where, text[:300]))
         messages = [outcome.get("msg") or "", outcome.get("reason") or "", outcome.get("exception") or ""]
