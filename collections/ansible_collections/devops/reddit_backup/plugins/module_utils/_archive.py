@@ -13,6 +13,7 @@ import tarfile
 import time
 
 from ._errors import BackupError
+from ._nofollow import open_regular
 from ._manifest import MANIFEST_NAME
 from ._pages import page_digests
 
@@ -104,11 +105,13 @@ class ArchiveWriter:
         self._tar.addfile(member)
         return self._record(path, "symlink", info, target=target)
 
-    def add_file(self, path: str, source: str, info: os.stat_result = None, page_size: int = 0) -> dict:
+    def add_file(self, path: str, source: str, info: os.stat_result = None, page_size: int = 0,
+                 expected: os.stat_result = None) -> dict:
         """Stream ``source`` into the archive as ``path``; the size is taken from one stat, before reading.
-        With ``page_size``, the record also carries ``page_digests``: the hash of every page, from the same read."""
+        With ``page_size``, the record also carries ``page_digests``: the hash of every page, from the same read.
+        ``source`` is never read through a symlink, and with ``expected`` it must be that inode (else Replaced)."""
         try:
-            handle = open(source, "rb")
+            handle = open_regular(source, expected)
         except OSError as error:
             raise BackupError("cannot read %s: %s; fix its mode or exclude it" % (source, error.strerror)) \
                 from error

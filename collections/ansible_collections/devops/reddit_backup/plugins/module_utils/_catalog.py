@@ -333,6 +333,14 @@ def parse_time(text, now: datetime = None) -> datetime:
     or `N minutes|hours|days|weeks ago`."""
     now = now or datetime.now(timezone.utc)
     value = str(text).strip()
+    try:
+        return _parse_moment(value, now)
+    except (OverflowError, OSError, ValueError):  # a date past year 9999 or before year 1
+        raise BackupError("the time %r is out of range (years 1 to 9999); give a real moment such as "
+                          "2025-05-28T14:00:00Z or '6 hours ago'" % value) from None
+
+
+def _parse_moment(value: str, now: datetime) -> datetime:
     relative = re.match(r"^(\d+)\s*(second|minute|hour|day|week)s?\s+ago$", value, re.IGNORECASE)
     if relative:
         return now - timedelta(**{relative.group(2).lower() + "s": int(relative.group(1))})
@@ -349,8 +357,9 @@ def parse_time(text, now: datetime = None) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
         raise BackupError("cannot read the time %r; use ISO-8601 (2025-05-28T14:00:00Z), YYYYmmdd_HHMMSS, epoch "
-                          "seconds or a phrase such as '6 hours ago'" % text) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+                          "seconds or a phrase such as '6 hours ago'" % value) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)  # raises OverflowError at the ends of the calendar, here, not later
 
 
 def choose(backups: list, before=None, name=None, backup_type=None, now: datetime = None):

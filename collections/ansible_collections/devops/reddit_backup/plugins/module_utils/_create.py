@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _catalog, _chain, _crypto, _fs, _manifest, _pages, _selection, _signing, _sqlite, _wheelhouse
+from . import _catalog, _chain, _crypto, _fs, _manifest, _nofollow, _pages, _selection, _signing, _sqlite, _wheelhouse
 from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
@@ -188,7 +188,11 @@ class _ArchiveJob:
         for entry in self.selection.databases:
             path = self._temp("snapshot-%s" % os.path.basename(entry.path))
             try:
-                facts = _sqlite.snapshot(entry.source, path)
+                facts = _sqlite.snapshot(entry.source, path, expected=entry.stat)
+            except _nofollow.Replaced as error:
+                raise BackupError("%s; the backup was not kept (a backup without its database is no backup of "
+                                  "the service). Find out what replaces it and run the backup again" % error) \
+                    from None
             except OSError as error:
                 raise _fs.as_backup_error(error, path) from error
             facts.pop("snapshot_seconds", None)
@@ -206,15 +210,15 @@ class _ArchiveJob:
                 states[entry.path] = {"type": "file", "database": True}
                 continue
             previous = parent_members.get(entry.path)
-            if previous is not None and entry.kind != "dir" and _unchanged(entry, previous):
+            if previous is not None and entry.kind != "dir" and _unchanged(entry, previous, self.app_root):
                 states[entry.path] = dict(previous, mtime=int(entry.stat.st_mtime))
                 continue
-            if entry.kind == "dir":
-                record = writer.add_dir(entry.path, entry.stat)
-            elif entry.kind == "symlink":
-                record = writer.add_symlink(entry.path, entry.stat, os.readlink(entry.source))
-            else:
-                record = writer.add_file(entry.path, entry.source)
+            try:
+                record = self._add_member(writer, entry)
+            except _nofollow.Replaced as error:
+                writer.warnings.append("%s left out of this backup: %s (the next backup takes it as it is then)"
+                                       % (entry.path, error))
+                continue
             if not _wheelhouse.carried(entry.path):  # the wheels ride along: not the application's state
                 states[entry.path] = _chain.member_state(record)
         results = checks.wait()
@@ -249,6 +253,14 @@ class _ArchiveJob:
             index = {"members": states, "databases": databases}
         return manifest, index
 
+    def _add_member(self, writer: ArchiveWriter, entry) -> dict:
+        if entry.kind == "dir":
+            return writer.add_dir(entry.path, entry.stat)
+        if entry.kind == "symlink":
+            return writer.add_symlink(entry.path, entry.stat, _nofollow.read_link(self.app_root, entry.path,
+                                                                                  entry.stat))
+        return writer.add_file(entry.path, entry.source, expected=entry.stat)
+
     def _add_database(self, writer: ArchiveWriter, entry, snapshot: tuple) -> dict:
         """The whole snapshot, or (with a parent that knows this database) only the pages that changed. Page
         hashes, for the next delta, come from the read that streams or diffs the snapshot."""
@@ -275,17 +287,25 @@ class _ArchiveJob:
             _fs.remove_quietly(path)
 
 
-def _unchanged(entry, previous: dict) -> bool:
+def _unchanged(entry, previous: dict, app_root: str) -> bool:
     """Size and mtime first; when only the mtime moved, the sha256 decides (content that did not change is not
-    stored again)."""
+    stored again). What was replaced since its selection counts as changed (and is then left out)."""
+    try:
+        return _same_as_before(entry, previous, app_root)
+    except _nofollow.Replaced:
+        return False
+
+
+def _same_as_before(entry, previous: dict, app_root: str) -> bool:
     if entry.kind == "symlink":
-        return previous.get("type") == "symlink" and previous.get("target") == os.readlink(entry.source)
+        return previous.get("type") == "symlink" \
+            and previous.get("target") == _nofollow.read_link(app_root, entry.path, entry.stat)
     if previous.get("type") != "file" or previous.get("size") != entry.stat.st_size \
             or previous.get("mode") != "%04o" % (entry.stat.st_mode & 0o7777):
         return False
     if previous.get("mtime") == int(entry.stat.st_mtime):
         return True
-    return _fs.sha256_file(entry.source) == previous.get("sha256")
+    return _nofollow.sha256_selected(entry.source, entry.stat) == previous.get("sha256")
 
 
 class _IntegrityChecks:

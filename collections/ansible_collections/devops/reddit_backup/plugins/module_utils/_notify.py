@@ -10,6 +10,7 @@ of attempts, and every problem is reported as ``delivered: False`` with the reas
 from __future__ import annotations
 
 import json
+import math
 import smtplib
 import socket
 import time
@@ -19,10 +20,14 @@ import urllib.request
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
+from ._redact import header_problem, redact_url, scrub, secrets_of_url, url_problem
+
 SOURCE = "devops.reddit_backup"
 STATUSES = ("failed", "succeeded", "recovered", "warning")
 RETRY_PAUSE = 1.0
 USER_AGENT = "devops.reddit_backup-notify/1"
+MAX_ATTEMPTS = 10
+MAX_TIMEOUT = 3600
 
 
 def build_event(app: str, operation: str, status: str, message: str = "", backup_type=None, host=None,
@@ -48,15 +53,28 @@ def build_event(app: str, operation: str, status: str, message: str = "", backup
     }
 
 
-def redact_url(url: str) -> str:
-    """scheme://host:port/… — enough to say where, never the path or query that may carry a token."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or "?"
-    port = ":%d" % parts.port if parts.port else ""
-    return "%s://%s%s/…" % (parts.scheme or "?", host, port)
+def _cause(error: BaseException) -> str:
+    """Why a request failed, from the error's kind and errno only: never its text, which may quote the URL or a
+    header (http.client puts the whole URL in InvalidURL, and a header's value in its ValueError)."""
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    if isinstance(reason, str) and isinstance(error, urllib.error.URLError):
+        return reason
+    return "the request could not be sent"
+
+
+def settings_problem(timeout, attempts, smtp_port=25) -> str:
+    """None when the bounds every channel relies on are sane, else what is wrong."""
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+        return "timeout must be a number of seconds above 0 and at most %d, not %r" % (MAX_TIMEOUT, timeout)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= MAX_ATTEMPTS:
+        return "attempts must be a whole number from 1 to %d, not %r" % (MAX_ATTEMPTS, attempts)
+    if isinstance(smtp_port, bool) or not isinstance(smtp_port, int) or not 1 <= smtp_port <= 65535:
+        return "smtp_port must be a port number from 1 to 65535, not %r" % (smtp_port,)
+    return None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -69,9 +87,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def post_webhook(url: str, event: dict, headers=None, timeout: float = 10.0, attempts: int = 2) -> dict:
     """POST ``event`` as JSON to ``url``; 2xx is a delivery. Connection problems and 5xx are retried once."""
     where = redact_url(url or "")
-    scheme = urllib.parse.urlsplit(url or "").scheme
-    if scheme not in ("http", "https"):
-        return {"delivered": False, "reason": "webhook URL %s is not http(s)" % where, "attempts": 0}
+    problem = url_problem(url or "", "webhook URL") or header_problem(headers, "webhook headers")
+    if problem:
+        return {"delivered": False, "reason": problem, "attempts": 0}
+    secrets = secrets_of_url(url) + [str(value) for value in (headers or {}).values()]
     body = json.dumps(event, sort_keys=True).encode()
     request_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     request_headers.update({str(key): str(value) for key, value in (headers or {}).items()})
@@ -95,11 +114,10 @@ def post_webhook(url: str, event: dict, headers=None, timeout: float = 10.0, att
                 reason += " (redirect to %s; configure the final URL)" % redact_url(location or "")
             retry = error.code >= 500 or error.code == 429
         except (urllib.error.URLError, OSError, ValueError) as error:
-            cause = getattr(error, "reason", error)
-            reason = "cannot reach %s: %s" % (where, cause)
+            reason = "cannot reach %s: %s" % (where, _cause(error))
             retry = True
         if not retry or attempt == attempts:
-            return {"delivered": False, "reason": reason, "attempts": attempt}
+            return {"delivered": False, "reason": scrub(reason, secrets), "attempts": attempt}
         time.sleep(RETRY_PAUSE)
     return {"delivered": False, "reason": reason, "attempts": attempts}
 
@@ -120,10 +138,22 @@ def send_mail(event: dict, mail_to, mail_from: str = None, smtp_host: str = "loc
         with smtplib.SMTP(smtp_host, int(smtp_port), timeout=timeout) as client:
             refused = client.send_message(message)
     except (smtplib.SMTPException, OSError, ValueError) as error:
-        return {"delivered": False, "reason": "mail through %s:%s failed: %s" % (smtp_host, smtp_port, error)}
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else _mail_cause(error)
+        return {"delivered": False, "reason": "mail through %s:%s failed: %s" % (smtp_host, smtp_port, cause)}
     if refused:
         return {"delivered": False, "reason": "the MTA refused %s" % ", ".join(sorted(refused))}
     return {"delivered": True, "reason": "accepted by %s:%s for %s" % (smtp_host, smtp_port, ", ".join(recipients))}
+
+
+def _mail_cause(error: BaseException) -> str:
+    """The MTA's answer (code and text) when it gave one; a mail carries no secret of ours (no SMTP login)."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return "%s %s" % (error.smtp_code, error.smtp_error.decode("utf-8", "replace"))
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "the MTA refused %s" % ", ".join(sorted(error.recipients))
+    if isinstance(error, smtplib.SMTPException):
+        return str(error)
+    return "an address or a header of the mail is malformed"
 
 
 def notify(event: dict, webhook_url: str = None, webhook_headers=None, mail_to=None, mail_from: str = None,
@@ -131,13 +161,19 @@ def notify(event: dict, webhook_url: str = None, webhook_headers=None, mail_to=N
     """Send ``event`` on every configured channel. ``delivered`` is True when every configured channel
     delivered; ``channels`` says how each one did. Never raises."""
     channels = {}
+    problem = settings_problem(timeout, attempts, smtp_port)
+    if problem:
+        return {"delivered": False, "reason": problem, "channels": {}}
     try:
         if webhook_url:
             channels["webhook"] = post_webhook(webhook_url, event, webhook_headers, timeout, attempts)
         if mail_to:
             channels["mail"] = send_mail(event, mail_to, mail_from, smtp_host, smtp_port, timeout)
     except Exception as error:  # pylint: disable=broad-except  # a notification never fails its caller
-        channels["error"] = {"delivered": False, "reason": "unexpected %s: %s" % (type(error).__name__, error)}
+        secrets = secrets_of_url(webhook_url or "") + [str(value) for value in (webhook_headers or {}).values()]
+        channels["error"] = {"delivered": False, "reason": scrub(
+            "unexpected %s: %s (a bug in devops.reddit_backup; please report it)" % (type(error).__name__, error),
+            secrets)}
     if not channels:
         return {"delivered": False, "reason": "no channel configured (give a webhook URL or mail recipients)",
                 "channels": {}}

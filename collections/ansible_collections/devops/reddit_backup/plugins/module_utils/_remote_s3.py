@@ -17,6 +17,7 @@ import os
 import time
 
 from ._errors import BackupError
+from ._redact import redact_url, scrub, secrets_of_url, url_problem
 
 PART_SIZE = 64 << 20  # multipart above this; 10000 parts of 64 MiB allow archives up to 625 GiB
 MIN_PART_SIZE = 5 << 20  # S3's smallest part: a smaller file was never sent in parts
@@ -39,16 +40,26 @@ class S3Store:
                               "python3-boto3)") from None
         if bool(access_key) != bool(secret_key):
             raise BackupError("give both s3_access_key and s3_secret_key, or neither (to use the AWS environment)")
+        problem = url_problem(endpoint_url, "s3_endpoint_url") if endpoint_url else None
+        if problem:
+            raise BackupError(problem)
         self.errors = (BotoCoreError, ClientError)
         self.client_error = ClientError
+        self.secrets = [access_key, secret_key, session_token] + (secrets_of_url(endpoint_url) if endpoint_url else [])
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.description = "s3://%s/%s" % (bucket, self.prefix)
-        session = boto3.session.Session(aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
-                                        aws_session_token=session_token or None, region_name=region or None)
-        config = Config(connect_timeout=timeout, read_timeout=max(timeout, 60), retries={"max_attempts": 5},
-                        s3={"addressing_style": "path"} if endpoint_url else {})
-        self.client = session.client("s3", endpoint_url=endpoint_url or None, config=config)
+        try:
+            session = boto3.session.Session(aws_access_key_id=access_key or None,
+                                            aws_secret_access_key=secret_key or None,
+                                            aws_session_token=session_token or None, region_name=region or None)
+            config = Config(connect_timeout=timeout, read_timeout=max(timeout, 60), retries={"max_attempts": 5},
+                            s3={"addressing_style": "path"} if endpoint_url else {})
+            self.client = session.client("s3", endpoint_url=endpoint_url or None, config=config)
+        except (BotoCoreError, ValueError) as error:  # their texts may quote the endpoint or a region
+            raise BackupError("cannot set up the S3 client for %s (endpoint %s, region %s): %s; check s3_endpoint_url "
+                              "and s3_region" % (self.description, redact_url(endpoint_url) if endpoint_url else
+                                                 "AWS", region or "default", scrub(error, self.secrets))) from None
         self.transfer = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
                                        max_concurrency=4)
 
@@ -64,7 +75,7 @@ class S3Store:
             hint = "; check the credentials (s3_access_key/s3_secret_key or the AWS environment) and the policy"
         elif code == "NoSuchBucket":
             hint = "; create the bucket first, or check its name"
-        return BackupError("S3 %s failed %s: %s%s" % (self.description, what, error, hint))
+        return BackupError(scrub("S3 %s failed %s: %s%s" % (self.description, what, error, hint), self.secrets))
 
     def list(self) -> dict:
         """{relative path: size} of the objects under the prefix (hidden names left out)."""

@@ -18,6 +18,7 @@ DEFAULT_POLICY = {"full": {"keep_within": "30d"}, "incremental": {"keep_within":
                   "config": {"keep_within": "90d"}, "database": {"keep_within": "24h"}, "manual": {}}
 RULES = ("keep_within", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
+MAX_DURATION_SECONDS = 1000 * 365 * 86400  # keep_within beyond this reaches before year 1
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 # The buckets of the grandfather-father-son rules: the newest backup in each bucket is kept.
 BUCKETS = {"keep_hourly": "%Y-%m-%d %H", "keep_daily": "%Y-%m-%d", "keep_weekly": "%G-W%V", "keep_monthly": "%Y-%m"}
@@ -27,7 +28,19 @@ def parse_duration(text) -> timedelta:
     match = DURATION.match(str(text))
     if not match:
         raise BackupError("cannot read the duration %r; use a number and a unit: 30d, 24h, 90m, 2w, 1y" % text)
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise BackupError("the duration %r is longer than 1000 years; to keep every backup of a type, give it no "
+                          "rule (policy: {TYPE: {}})" % str(text).strip())
+    return timedelta(seconds=seconds)
+
+
+def _count(category_name: str, rule: str, value) -> int:
+    """A keep_* count as a whole number of 0 or more, or a clear error naming the rule."""
+    if isinstance(value, bool) or not re.match(r"^\s*\d+\s*$", str(value)):
+        raise BackupError("policy.%s.%s must be a whole number of backups (0 or more), not %r"
+                          % (category_name, rule, value))
+    return int(value)
 
 
 def effective_policy(policy) -> dict:
@@ -36,14 +49,20 @@ def effective_policy(policy) -> dict:
     for category, rules in (policy or {}).items():
         if category not in CATEGORIES:
             raise BackupError("policy has an unknown backup type %r; use %s" % (category, ", ".join(CATEGORIES)))
+        if rules is not None and not isinstance(rules, dict):
+            raise BackupError("policy.%s must be a mapping of rules (keep_within: 30d, keep_last: 3), not %r"
+                              % (category, rules))
         unknown = set(rules or {}) - set(RULES)
         if unknown:
             raise BackupError("policy for %s has unknown rules %s; use %s"
                               % (category, ", ".join(sorted(unknown)), ", ".join(RULES)))
         merged[category] = dict(rules or {})
-    for rules in merged.values():
+    for category_name, rules in merged.items():
         if rules.get("keep_within") is not None:
             parse_duration(rules["keep_within"])
+        for rule in RULES[1:]:
+            if rules.get(rule) is not None:
+                rules[rule] = _count(category_name, rule, rules[rule])
     return merged
 
 
@@ -66,7 +85,7 @@ def plan(backups: list, policy=None, now: datetime = None) -> dict:
                 reasons[backup["archive"]].append("no retention rule for %s backups: kept until removed" % name)
             continue
         if rules.get("keep_within") is not None:
-            limit = now - parse_duration(rules["keep_within"])
+            limit = _window_start(now, parse_duration(rules["keep_within"]))
             for backup in members:
                 if _catalog.parse_time(backup["created"]) >= limit:
                     reasons[backup["archive"]].append("keep_within %s" % rules["keep_within"])
@@ -90,6 +109,14 @@ def _keep_unclassified(backups: list, reasons: dict) -> None:
         elif backup.get("type") not in _catalog.TYPES:
             reasons[backup["archive"]].append("of type %r, which retention does not know: kept until removed by "
                                               "hand" % (backup.get("type"),))
+
+
+def _window_start(now: datetime, within: timedelta) -> datetime:
+    """``now - within``, or the first moment of the calendar when that reaches before year 1."""
+    try:
+        return now - within
+    except OverflowError:
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _keep_buckets(members: list, rule: str, count: int, bucket_format: str, reasons: dict) -> None:

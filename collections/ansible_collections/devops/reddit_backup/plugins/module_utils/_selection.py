@@ -9,6 +9,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from . import _nofollow
 from ._errors import BackupError
 from ._sqlite import SIDE_FILE_SUFFIXES, is_sqlite_file
 
@@ -73,9 +74,9 @@ def _relative(app_root: str, path: str) -> str:
     return "." if relative == os.curdir else relative
 
 
-def _entry(app_root: str, relative: str) -> Entry:
+def _entry(app_root: str, relative: str, info: os.stat_result = None) -> Entry:
     source = os.path.join(app_root, relative)
-    info = os.lstat(source)
+    info = info or _nofollow.lstat_in(app_root, relative)
     if stat.S_ISLNK(info.st_mode):
         kind = "symlink"
     elif stat.S_ISDIR(info.st_mode):
@@ -88,12 +89,12 @@ def _entry(app_root: str, relative: str) -> Entry:
 
 
 def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) -> None:
-    stack = [start]
+    stack = [(start, None)]
     while stack:
-        relative = stack.pop()
+        relative, info = stack.pop()
         if relative in seen:
             continue
-        entry = _entry(app_root, relative)
+        entry = _entry(app_root, relative, info)
         if relative != "." and is_excluded(entry.path, excludes):
             continue
         seen.add(relative)
@@ -106,11 +107,31 @@ def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) 
             selection.entries.append(entry)
         if entry.kind == "dir":
             try:
-                names = sorted(os.listdir(entry.source), reverse=True)
-            except PermissionError:
-                raise BackupError("cannot list %s: permission denied; fix its mode or exclude it" % entry.source) \
-                    from None
-            stack.extend(os.path.normpath(os.path.join(relative, name)) for name in names)
+                children = _list_dir(app_root, entry)
+            except _nofollow.Replaced as error:
+                selection.warnings.append("%s: its contents were left out of this backup" % error)
+                continue
+            stack.extend((os.path.normpath(os.path.join(relative, name)), child) for name, child in children)
+
+
+def _list_dir(app_root: str, entry: Entry) -> list:
+    """[(name, lstat)] of the selected directory ``entry``, read through a descriptor reached without following a
+    symlink and checked to be the selected directory, so a directory swapped for a link cannot pull a tree in."""
+    try:
+        fd = _nofollow.open_dir(app_root, entry.path, entry.stat)
+    except PermissionError:
+        raise BackupError("cannot list %s: permission denied; fix its mode or exclude it" % entry.source) from None
+    try:
+        names = sorted(os.listdir(fd), reverse=True)
+        children = []
+        for name in names:
+            try:
+                children.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+            except FileNotFoundError:
+                continue  # removed since the listing: nothing to back up
+        return children
+    finally:
+        os.close(fd)
 
 
 def select(app_root: str, backup_type: str, include=None, exclude=None, databases=None,
@@ -132,9 +153,12 @@ def select(app_root: str, backup_type: str, include=None, exclude=None, database
         if not os.path.lexists(os.path.join(app_root, relative)):
             selection.missing.append(path)
             continue
-        if relative != ".":
-            _add_parents(app_root, relative, selection, seen)
-        _walk(app_root, relative, excludes, selection, seen)
+        try:
+            if relative != ".":
+                _add_parents(app_root, relative, selection, seen)
+            _walk(app_root, relative, excludes, selection, seen)
+        except _nofollow.Replaced as error:
+            selection.warnings.append("%s skipped: %s" % (path, error))
     if backup_type in TYPES_WITH_DATABASES:
         _mark_databases(app_root, selection, databases, seen)
     _check_readable(selection)
@@ -155,28 +179,28 @@ def _mark_databases(app_root: str, selection: Selection, databases, seen: set) -
     if databases is None:
         found = [entry for entry in selection.entries
                  if entry.kind == "file" and (entry.path + "/").startswith(DATABASE_DIR + "/")
-                 and is_sqlite_file(entry.source)]
-        data_dir = os.path.join(app_root, DATABASE_DIR)
-        if not found and os.path.isdir(data_dir) and not any(e.path == DATABASE_DIR for e in selection.entries):
+                 and is_sqlite_file(entry.source, entry.stat)]
+        if not found and _is_real_dir(app_root, DATABASE_DIR) \
+                and not any(e.path == DATABASE_DIR for e in selection.entries):
             # database backups take only the databases: find them under data/ without taking the rest.
-            for dirpath, _dirs, names in os.walk(data_dir):
-                for name in sorted(names):
-                    source = os.path.join(dirpath, name)
-                    if is_sqlite_file(source) and os.path.isfile(source) and not os.path.islink(source):
-                        found.append(_entry(app_root, os.path.relpath(source, app_root)))
+            under_data = Selection()
+            _walk(app_root, DATABASE_DIR, (), under_data, set())
+            found = [entry for entry in under_data.entries
+                     if entry.kind == "file" and is_sqlite_file(entry.source, entry.stat)]
         wanted = found
     else:
         wanted = []
         for path in databases:
             relative = _relative(app_root, path)
             source = os.path.join(app_root, relative)
-            if not os.path.isfile(source) or os.path.islink(source):
-                raise BackupError("database %s does not exist under app_root %s; fix the databases option"
-                                  % (path, app_root))
-            if not is_sqlite_file(source):
+            info = _lstat_or_none(app_root, relative)
+            if info is None or not stat.S_ISREG(info.st_mode):
+                raise BackupError("database %s does not exist under app_root %s as a regular file reached without "
+                                  "symlinks; fix the databases option" % (path, app_root))
+            if not is_sqlite_file(source, info):
                 raise BackupError("%s is not a SQLite database (no SQLite header); remove it from databases"
                                   % path)
-            wanted.append(by_path.get(relative.replace(os.sep, "/")) or _entry(app_root, relative))
+            wanted.append(by_path.get(relative.replace(os.sep, "/")) or _entry(app_root, relative, info))
     for entry in wanted:
         entry.database = True
         if entry.path not in by_path:
@@ -185,9 +209,29 @@ def _mark_databases(app_root: str, selection: Selection, databases, seen: set) -
             by_path[entry.path] = entry
 
 
+def _lstat_or_none(app_root: str, relative: str):
+    try:
+        return _nofollow.lstat_in(app_root, relative)
+    except _nofollow.Replaced:
+        return None
+
+
+def _is_real_dir(app_root: str, relative: str) -> bool:
+    info = _lstat_or_none(app_root, relative)
+    return info is not None and stat.S_ISDIR(info.st_mode)
+
+
+def _still_there(entry: Entry) -> bool:
+    """False for a file moved or replaced since its selection: reading leaves it out (with a warning) then."""
+    try:
+        return _nofollow.same_file(os.lstat(entry.source), entry.stat)
+    except OSError:
+        return False
+
+
 def _check_readable(selection: Selection) -> None:
     unreadable = [entry.path for entry in selection.entries
-                  if entry.kind == "file" and not os.access(entry.source, os.R_OK)]
+                  if entry.kind == "file" and not os.access(entry.source, os.R_OK) and _still_there(entry)]
     if unreadable:
         raise BackupError("cannot read %s under the app root (permission denied); fix their modes, run as their "
                           "owner, or exclude them" % ", ".join(unreadable[:10]))

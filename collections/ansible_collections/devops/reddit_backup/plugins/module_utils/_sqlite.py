@@ -6,23 +6,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from urllib.parse import quote
 
 from ._errors import BackupError
-from . import _fs
+from . import _fs, _nofollow
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
 INTEGRITY_LEVELS = ("none", "quick", "full")
 
 
-def is_sqlite_file(path: str) -> bool:
-    """True when ``path`` is a regular file that starts with SQLite's 16-byte header."""
+def is_sqlite_file(path: str, expected: os.stat_result = None) -> bool:
+    """True when ``path`` is a regular file (not a symlink, FIFO or device; with ``expected``, that inode) that
+    starts with SQLite's 16-byte header."""
     try:
-        with open(path, "rb") as handle:
+        with _nofollow.open_regular(path, expected) as handle:
             return handle.read(16) == SQLITE_HEADER
-    except OSError:
+    except (OSError, BackupError):
         return False
 
 
@@ -34,23 +36,91 @@ def _uri(path: str, **params: str) -> str:
 def _open_source(src: str, busy_timeout: float) -> sqlite3.Connection:
     # Read-only first, so a backup never writes the live database; a WAL database whose -shm cannot be
     # created read-only falls back to an ordinary connection (what `sqlite3 .backup` uses).
+    conn = None
     try:
         conn = sqlite3.connect(_uri(src, mode="ro"), uri=True, timeout=busy_timeout)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except sqlite3.Error:
+        if conn is not None:
+            conn.close()  # a descriptor left open would confuse the check of what SQLite opened
         return sqlite3.connect(src, timeout=busy_timeout)
 
 
-def snapshot(src: str, dest: str, busy_timeout: float = 30.0) -> dict:
+def selected_database(src: str) -> os.stat_result:
+    """The lstat of the database file ``src`` as given: a symlink is refused, never followed."""
+    try:
+        info = os.lstat(src)
+    except OSError as error:
+        raise BackupError("%s is not a SQLite database this run can read (%s); check the path"
+                          % (src, error.strerror)) from None
+    if stat.S_ISLNK(info.st_mode):
+        raise BackupError("database %s is a symlink; give the database's own path (a backup never follows a link "
+                          "someone else may have planted)" % src)
+    return info
+
+
+def _open_descriptors() -> set:
+    """The descriptors open in this process now (None without /proc); the one listing /proc is left out."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    open_now = set()
+    for name in names:
+        try:
+            os.fstat(int(name))
+            open_now.add(int(name))
+        except OSError:
+            continue
+    return open_now
+
+
+def _check_opened(src: str, expected: os.stat_result, before) -> None:
+    """Refuse a snapshot unless SQLite read the selected inode: a path swapped for a symlink between our check
+    and SQLite's open() would otherwise put another (root-only) database in the backup."""
+    after = _open_descriptors()
+    if before is None or after is None:  # no /proc: the path must still be the selected file
+        if not _nofollow.same_file(os.lstat(src), expected):
+            raise _nofollow.Replaced("database %s was replaced while it was snapshotted" % src)
+        return
+    real = os.path.realpath(src)
+    siblings = {real + suffix for suffix in SIDE_FILE_SUFFIXES}
+    found = False
+    for fd in sorted(after - before):
+        try:
+            info = os.fstat(fd)
+            target = os.readlink("/proc/self/fd/%d" % fd)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        if _nofollow.same_file(info, expected):
+            found = True
+        elif target not in siblings:
+            raise _nofollow.Replaced("database %s was swapped while it was snapshotted: SQLite opened %s" % (src, target))
+    if not found:
+        raise _nofollow.Replaced("database %s was replaced while it was snapshotted" % src)
+
+
+def snapshot(src: str, dest: str, busy_timeout: float = 30.0, expected: os.stat_result = None) -> dict:
     """Copy the live database ``src`` to the new file ``dest`` as one consistent point in time.
 
     All pages are copied in one backup step, so the copy is one read transaction: in WAL mode writers go on
-    committing meanwhile, and their commits cannot restart the copy.
+    committing meanwhile, and their commits cannot restart the copy. ``expected`` is the lstat taken when the
+    database was selected: the snapshot is of that inode or it fails (never of a symlink's target).
     """
-    if not is_sqlite_file(src):
+    expected = expected or selected_database(src)
+    try:
+        with _nofollow.open_regular(src, expected) as handle:  # Replaced when it is no longer what was selected
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise BackupError("cannot open database %s: %s; check that it is readable" % (src, error.strerror)) \
+            from None
+    if header != SQLITE_HEADER:
         raise BackupError("%s is not a SQLite database (no SQLite header); remove it from databases" % src)
     started = time.monotonic()
+    before = _open_descriptors()
     try:
         source = _open_source(src, busy_timeout)
     except sqlite3.Error as error:
@@ -64,6 +134,7 @@ def snapshot(src: str, dest: str, busy_timeout: float = 30.0) -> dict:
             source.backup(target, pages=-1)
         finally:
             target.close()
+        _check_opened(src, expected, before)
     except sqlite3.Error as error:
         raise BackupError("snapshot of %s failed: %s; check that the database is readable and not locked "
                           "by a long exclusive transaction" % (src, error)) from error

@@ -17,6 +17,7 @@ import re
 import zipfile
 
 from ._errors import BackupError
+from ._nofollow import open_regular
 from ._selection import Entry
 
 ARCHIVE_DIR = "wheelhouse"
@@ -25,6 +26,7 @@ REQUIREMENTS = "apps/collector/requirements.txt"
 WHEEL_NAME = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(-\d[A-Za-z0-9_.]*)?"
                         r"-(?P<python>[A-Za-z0-9_.]+)-(?P<abi>[A-Za-z0-9_.]+)-(?P<platform>[A-Za-z0-9_.]+)\.whl$")
 REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+REQUIREMENTS_MAX_BYTES = 1 << 20
 
 
 def carried(path: str) -> bool:
@@ -67,10 +69,10 @@ def read_wheels(folder: str) -> tuple:
 def missing_requirements(requirements_path: str, wheel_names) -> list:
     """The projects named in the requirements file that no wheel provides (only the top-level names: their own
     dependencies are pip's to resolve)."""
-    try:
-        with open(requirements_path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError):
+    try:  # an app file: never through a symlink (it could point at a root-only file), never a FIFO
+        with open_regular(requirements_path) as handle:
+            lines = handle.read(REQUIREMENTS_MAX_BYTES).decode("utf-8").splitlines()
+    except (OSError, BackupError, UnicodeDecodeError):
         return []
     provided = {normalize(WHEEL_NAME.match(name).group("name")) for name in wheel_names}
     missing = []
@@ -95,7 +97,7 @@ def add_to_selection(selection, folder: str, app_root: str) -> dict:
     selection.entries.append(Entry(ARCHIVE_DIR, folder, "dir", os.stat(folder)))
     total = 0
     for name, path in wheels:
-        info = os.stat(path)
+        info = os.lstat(path)
         total += info.st_size
         selection.entries.append(Entry("%s/%s" % (ARCHIVE_DIR, name), path, "file", info))
     missing = missing_requirements(os.path.join(app_root, REQUIREMENTS), [name for name, _path in wheels])
