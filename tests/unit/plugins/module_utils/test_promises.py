@@ -333,3 +333,45 @@ def test_a_backup_killed_between_its_sidecars_and_its_commit_is_never_listed(app
             owner = next((a for a in archives if path == a or path.startswith(a + ".")), None)
             assert owner is not None, "%s belongs to no listed backup" % path
     assert rows(str(app / DB)) == 500
+
+
+def test_a_deletion_through_a_symlink_inside_dest_removes_nothing(app, tmp_path):
+    """A rewritten incremental's deletion list names current/dir, where current -> shared is a symlink that stays
+    inside dest (so the composed chain is sound): the deletion must not follow it, and shared/dir, which the
+    composed state still holds, is restored."""
+    from tests.unit.plugins.module_utils.test_restore_hostile_fs import rewrite
+    (app / "config" / "logging.conf").write_bytes(open(os.path.join(
+        REPO, "examples", "sample_app", "skeleton", "config", "logging.conf"), "rb").read())
+    (app / "shared" / "dir").mkdir(parents=True)
+    (app / "shared" / "dir" / "precious.txt").write_text("kept\n")
+    os.symlink("shared", str(app / "current"))
+    backups = str(tmp_path / "backups")
+    create_backup(BackupRequest(app_root=str(app), backup_dir=backups, compression="none"))
+    (app / "config" / "production.env").write_text("DATABASE_PATH=data/reddit_sentiment.db\nLOG_LEVEL=DEBUG\n")
+    incremental = create_backup(BackupRequest(app_root=str(app), backup_dir=backups, type="incremental",
+                                              compression="none"))
+    rewrite(incremental["archive"], deleted=["current/dir"])
+    dest = tmp_path / "restored"
+    restore(RestoreRequest(dest=str(dest), archive=incremental["archive"]))
+    assert os.readlink(str(dest / "current")) == "shared"
+    assert (dest / "shared" / "dir" / "precious.txt").read_text() == "kept\n"
+
+
+@pytest.mark.needs_root
+def test_a_planted_staging_folder_is_refused_for_its_owner_first(tmp_path):
+    """The first reason a folder the app user planted is refused is its owner, and the message says so (the
+    marker and journal checks behind it are a second line, not the only one)."""
+    from tests.unit.plugins.module_utils.test_restore_hostile_fs import PLANT_STAGING, as_nobody, backup, \
+        hostile_world
+    world_maker = hostile_world()
+    world = next(world_maker)
+    try:
+        app, outside = world / "home" / "app", world / "outside"
+        made = backup(app, world / "backups")
+        planted = app.parent / ".reddit-restore-app-0000"
+        as_nobody(PLANT_STAGING, planted, outside, app)
+        with pytest.raises(BackupError, match=r"refusing to recover %s .*it is owned by uid %d, not by uid 0"
+                                              % (planted, os.stat(str(planted)).st_uid)):
+            restore(RestoreRequest(dest=str(app), archive=made["archive"]))
+    finally:
+        next(world_maker, None)
