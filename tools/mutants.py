@@ -181,8 +181,9 @@ def run_all(entries: list, workers: int) -> list:
         tests = sorted({test for entry in entries for test in entry["tests"]})
         started = time.monotonic()
         status, tail = run_tests(copies[0], tests)
-        print("baseline: %d test ids, unmutated: %s in %.0f s" % (len(tests), "pass" if status == 0 else "FAIL",
-                                                                    time.monotonic() - started), flush=True)
+        verdict = "pass" if status == 0 else "FAIL"
+        print("baseline: %d test ids, unmutated: %s in %.0f s" % (len(tests), verdict, time.monotonic() - started),
+              flush=True)
         if status != 0:
             print(tail)
             return [{"id": "(baseline)", "outcome": "ERROR (the tests fail without any mutation)",

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -172,8 +171,8 @@ def backup(app, tmp_path):
 
 
 @pytest.mark.parametrize("scope, kill_at, item", [("database", "moved-0", "data"), ("full", "moved-2", "data")])
-def test_without_rename_exchange_the_old_item_is_put_back_right_after_a_kill(app, backup, tmp_path, scope,
-                                                                               kill_at, item):
+def test_without_rename_exchange_the_old_item_is_put_back_right_after_a_kill(
+        app, backup, tmp_path, scope, kill_at, item):
     """Killed between the two renames of the fallback swap, the item is missing; the recovery the next run starts
     with puts the old item back where it was, observed before any restore runs again."""
     damage(app)
