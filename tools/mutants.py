@@ -91,13 +91,14 @@ def problems(entry: dict, root: str = ROOT) -> list:
 
 
 def doc_line(entry: dict, root: str = ROOT):
-    """The line number of the claim's first words in its doc, for the report."""
-    words = entry["claim"].split()[:4]
+    """The line of its doc where the claim starts (whitespace-insensitive), for the report."""
+    text, starts = "", []
     with open(os.path.join(root, expand(entry["doc"])), encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if " ".join(words[:2]) in " ".join(line.split()):
-                return number
-    return None
+        for line in handle:
+            starts.append(len(text))
+            text += " ".join(line.split()) + " "
+    found = text.find(" ".join(entry["claim"].split()))
+    return None if found < 0 else sum(1 for start in starts if start <= found)
 
 
 def render_docs(entries: list) -> str:
