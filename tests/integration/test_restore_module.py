@@ -124,11 +124,38 @@ def _stopped_pid(marker) -> int:
     pid = int(marker.read_text().split()[0])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with open("/proc/%d/stat" % pid) as handle:
-            if handle.read().rpartition(")")[2].split()[0] == "T":
-                return pid
+        if _state(pid) == "T":
+            return pid
         time.sleep(0.01)
     raise AssertionError("process %d never stopped at its kill point" % pid)
+
+
+def _descendants(pid: int) -> list:
+    """Every process below ``pid`` (children of every thread, recursively)."""
+    found = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as handle:
+            for child in map(int, handle.read().split()):
+                found += [child] + _descendants(child)
+    return found
+
+
+def _wait_gone(pids: list) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if os.path.exists("/proc/%d" % pid) and _state(pid) != "Z"]
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError("processes %s outlived their SIGKILL" % alive)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
 
 
 @pytest.mark.slow
@@ -159,11 +186,14 @@ def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path, kill_
         time.sleep(0.05)
     assert marker.exists(), "the restore never reached %s (exit %s)" % (kill_at, process.poll())
     module_pid = _stopped_pid(marker)
-    # The module runs in a session of its own (Ansible's local connection), so killing ansible-playbook's process
-    # group alone would leave it running: kill both at once.
-    os.kill(module_pid, signal.SIGKILL)
-    os.killpg(process.pid, signal.SIGKILL)
+    # Ansible's worker runs the module in a session of its own, so killing ansible-playbook's process group alone
+    # would leave the restore running: kill every process of the tree, the stopped module among them.
+    family = _descendants(process.pid)
+    assert module_pid in family
+    for pid in [process.pid] + family:
+        os.kill(pid, signal.SIGKILL)
     process.wait()
+    _wait_gone(family)
     assert marker.read_text().endswith(kill_at)
     stagings = [n for n in os.listdir(str(tmp_path)) if n.startswith(".reddit-restore-app-")]
     assert len(stagings) == 1 and (tmp_path / stagings[0] / "journal.json").exists(), \
