@@ -29,7 +29,7 @@ TEST_SUMMARY := $(BUILD_DIR)/test-summary.txt
 # `make test` runs setup once, then each step with SKIP_SETUP=1.
 SKIP_SETUP ?= 0
 
-.PHONY: help setup lock unit integration sanity lint importer changelog-lint test molecule demo bench clean distclean
+.PHONY: help setup lock unit integration sanity lint importer changelog-lint test molecule mutants demo bench clean distclean
 
 help:
 	@echo "make test            everything below, in order: $(TEST_STEPS)"
@@ -41,6 +41,7 @@ help:
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
 	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
+	@echo "make mutants         break each safety promise on purpose (tests/mutants.yml); its tests must fail"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py"
 	@echo "make lock            refresh requirements-lock.txt from requirements-dev.txt"
@@ -92,6 +93,10 @@ test: setup
 
 molecule: setup
 	"$(ROOT)/tools/molecule.sh"
+
+# Each mutation of tests/mutants.yml on a scratch copy, its tests must fail; MUTANTS_WORKERS=2 by default.
+mutants: setup
+	cd "$(ROOT)" && python tools/mutants.py
 
 demo: setup
 	cd "$(ROOT)" && ansible-playbook playbooks/demo.yml

@@ -5,7 +5,6 @@ outside the destination changes."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -14,7 +13,7 @@ from tests.unit.plugins.module_utils.test_restore import tree
 from tests.unit.plugins.module_utils.test_restore_hostile_fs import (
     PLANT_STAGING, _make_chain, as_nobody, backup, hostile_world, rewrite)
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacker steps run as nobody, started by root")
+pytestmark = pytest.mark.needs_root  # the attacker steps run as nobody, started by root
 
 
 @pytest.fixture

@@ -93,8 +93,76 @@ def _playbook(tmp_path, archive, dest) -> str:
     return str(path)
 
 
+# Loaded by every Python the test starts (PYTHONPATH), so also by the module ansible-playbook runs: an audit hook
+# that stops the process at a named step of the swap and says so in a marker file. The test then kills the whole
+# process group, so the kill lands exactly there, whatever the machine's speed.
+KILL_HOOK = """
+import os, signal, sys
+_kill_at, _marker = os.environ.get("RB_KILL_AT"), os.environ.get("RB_KILL_MARKER")
+_state = {"armed": False, "renames": 0, "stop_next": False}
+def _stop(step):
+    with open(_marker, "w") as handle:
+        handle.write("%d %s" % (os.getpid(), step))
+    os.kill(os.getpid(), signal.SIGSTOP)
+def _hook(event, args):
+    if _state["stop_next"]:
+        _state["stop_next"] = False
+        _stop(_kill_at)
+    elif event == "os.rename" and str(args[1]).endswith("journal.json"):
+        _state["armed"] = True  # the journal is renamed into place now: the swap starts after it
+        _state["stop_next"] = _kill_at == "journal"
+    elif event == "os.rename" and _state["armed"]:
+        _state["renames"] += 1  # a replaced item moved to its safety copy: that unit is swapped
+        _state["stop_next"] = _kill_at == "retired-%d" % _state["renames"]
+if _kill_at and _marker:
+    sys.addaudithook(_hook)
+"""
+
+
+def _stopped_pid(marker) -> int:
+    """The PID the marker names, once that process has stopped itself (state T in /proc)."""
+    pid = int(marker.read_text().split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _state(pid) == "T":
+            return pid
+        time.sleep(0.01)
+    raise AssertionError("process %d never stopped at its kill point" % pid)
+
+
+def _descendants(pid: int) -> list:
+    """Every process below ``pid`` (children of every thread, recursively)."""
+    found = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as handle:
+            for child in map(int, handle.read().split()):
+                found += [child] + _descendants(child)
+    return found
+
+
+def _wait_gone(pids: list) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if os.path.exists("/proc/%d" % pid) and _state(pid) != "Z"]
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError("processes %s outlived their SIGKILL" % alive)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
+
+
 @pytest.mark.slow
-def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path):
+@pytest.mark.parametrize("kill_at", ["journal", "retired-1"])
+def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path, kill_at):
+    """ansible-playbook and its module are killed at once, at a named step of the swap (stopped there by an audit
+    hook, then SIGKILLed): each item is old or new, the killed run's journal is there, and the next run finishes."""
     app = tmp_path / "app"
     seed_app(app, db_size_mb=24)
     made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups")))
@@ -104,22 +172,45 @@ def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path):
                    env=ansible_env(tmp_path), cwd=REPO, capture_output=True)
     new = {name: tree(reference / name) for name in os.listdir(str(reference))}
     playbook = _playbook(tmp_path, made["archive"], app)
-    for delay in (1.5, 3.0):
-        damage(app)
-        old = {name: tree(app / name) for name in new}
-        process = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook],
-                                   env=ansible_env(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay)
-        os.killpg(process.pid, signal.SIGKILL)  # ansible-playbook and the module it runs, at once
-        process.wait()
-        time.sleep(0.2)
-        for name in new:
-            assert tree(app / name) in (old[name], new[name]), "%s is neither old nor new after %s s" % (name, delay)
+    hook_dir, marker = tmp_path / "hook", tmp_path / "killed-at"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(KILL_HOOK)
+    env = dict(ansible_env(tmp_path), RB_KILL_AT=kill_at, RB_KILL_MARKER=str(marker), PYTHONPATH=str(hook_dir))
+    damage(app)
+    old = {name: tree(app / name) for name in new}
+    process = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook], env=env,
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the restore never reached %s (exit %s)" % (kill_at, process.poll())
+    module_pid = _stopped_pid(marker)
+    # Ansible's worker runs the module in a session of its own, so killing ansible-playbook's process group alone
+    # would leave the restore running: kill every process of the tree, the stopped module among them.
+    family = _descendants(process.pid)
+    assert module_pid in family
+    for pid in [process.pid] + family:
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+    _wait_gone(family)
+    assert marker.read_text().endswith(kill_at)
+    stagings = [n for n in os.listdir(str(tmp_path)) if n.startswith(".reddit-restore-app-")]
+    assert len(stagings) == 1 and (tmp_path / stagings[0] / "journal.json").exists(), \
+        "the kill did not land during the swap"
+    states = {name: "old" if tree(app / name) == old[name] else "new" if tree(app / name) == new[name] else None
+              for name in new}
+    assert None not in states.values(), "neither old nor new: %s" % states
+    changed = {name for name in new if old[name] != new[name]}
+    swapped = {name for name in changed if states[name] == "new"}
+    if kill_at == "journal":
+        assert not swapped, "killed before the first swap, yet %s changed" % swapped
+    else:
+        assert swapped and swapped != changed, "killed mid-swap, yet %s of %s swapped" % (swapped, changed)
     completed = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook],
                                env=ansible_env(tmp_path), cwd=REPO, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout
     assert {name: tree(app / name) for name in new} == new
-    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".tmp-restore-")]
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith((".tmp-restore-", ".reddit-restore-"))]
     digest = hashlib.sha256(open(str(app / DB), "rb").read()).hexdigest()
     assert digest == next(d["sha256"] for d in made["databases"] if d["path"] == DB)

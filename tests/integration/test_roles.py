@@ -249,7 +249,7 @@ def throwaway_user():
     subprocess.run(["groupdel", name], capture_output=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="creates a user: needs root")
+@pytest.mark.needs_root  # creates a user
 def test_new_server_creates_the_user_and_folders_twice_without_change(tmp_path, throwaway_user):
     variables = {"new_server_user": throwaway_user, "new_server_home": str(tmp_path / "home"),
                  "new_server_app_root": str(tmp_path / "home" / "cicd_project")}

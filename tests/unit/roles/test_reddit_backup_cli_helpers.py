@@ -27,7 +27,7 @@ class FakeSettings:
         self.runner = {"user": user}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+@pytest.mark.needs_root  # drops privileges
 def test_root_becomes_the_application_user(cli):
     nobody = pwd.getpwnam("nobody")
     read, write = os.pipe()

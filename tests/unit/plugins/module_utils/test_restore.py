@@ -290,7 +290,7 @@ def test_check_mode_reads_and_predicts_but_writes_nothing(app, backup, tmp_path)
     assert tree(app) == before and sorted(os.listdir(str(tmp_path))) == around
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+@pytest.mark.needs_root  # changes owners
 def test_owner_and_group(backup, tmp_path):
     dest = tmp_path / "owned"
     restore(RestoreRequest(dest=str(dest), archive=backup["archive"], owner="nobody", group="65534"))

@@ -25,7 +25,7 @@ from tests.unit.plugins.module_utils.apptree import make_db, write
 from tests.unit.plugins.module_utils.test_reader import resign
 from tests.unit.plugins.module_utils.test_restore import REPO, tree
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacker steps run as nobody, started by root")
+pytestmark = pytest.mark.needs_root  # the attacker steps run as nobody, started by root
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 

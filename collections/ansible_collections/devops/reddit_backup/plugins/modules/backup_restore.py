@@ -23,6 +23,8 @@ description:
     C(RENAME_EXCHANGE)), and what it replaced moved aside as C(<path>.pre-restore-<UTC stamp>) (for O(scope=full),
     one folder C(<dest>.pre-restore-<UTC stamp>) beside O(dest) holds everything replaced). A kill at any moment
     leaves each item either as it was or as restored; the next restore finishes the killed one's bookkeeping first.
+    Where C(RENAME_EXCHANGE) is unavailable (some network and FUSE filesystems) an item is swapped with two renames,
+    and one killed between them is missing until the next restore puts the old item back.
   - A database is restored by swapping its folder (the other files in it are carried over as hard links), so its
     old C(-wal), C(-shm) and C(-journal) files leave together with the old database, and SQLite can never replay
     a stale WAL onto the restored one. The replaced database and its WAL stay together in the safety copy.
