@@ -23,7 +23,7 @@ export GALAXY_IMPORTER_ANSIBLE_LOCAL_TMP := $(ROOT)/.ansible/tmp
 export PYTHONDONTWRITEBYTECODE := 1
 
 # The checks `make test` runs, in order.
-TEST_STEPS := unit integration sanity lint importer changelog-lint molecule
+TEST_STEPS := unit mutants integration sanity lint importer changelog-lint molecule
 TEST_SUMMARY := $(BUILD_DIR)/test-summary.txt
 
 # `make test` runs setup once, then each step with SKIP_SETUP=1.
