@@ -169,6 +169,37 @@ def test_prune_waits_for_a_reader_and_never_deletes_what_it_reads(app, tmp_path)
     assert [d["archive"] for d in result["deleted"]] == [old["archive"]]
 
 
+def test_a_running_verify_holds_off_a_prune_until_it_has_read_the_backup(app, tmp_path, monkeypatch):
+    """The verify itself takes the readers' lock: held mid-read (at a gate), a prune times out and deletes nothing;
+    once the verify has finished (valid), the same prune deletes the old backup."""
+    from ansible_collections.devops.reddit_backup.plugins.module_utils import _verify
+    backups = tmp_path / "b"
+    old = backup(app, backups, 0, type="config")
+    backup(app, backups, 24 * 200, type="config")
+    reading, release, results = threading.Event(), threading.Event(), []
+    original = _verify._verify_archive
+
+    def gated(*args, **kwargs):
+        reading.set()
+        assert release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_verify, "_verify_archive", gated)
+    reader = threading.Thread(target=lambda: results.append(verify_archive(old["archive"], level="quick")))
+    reader.start()
+    try:
+        assert reading.wait(60)
+        with pytest.raises(LockTimeout, match="being read by a restore or verify"):
+            _retention.prune(str(backups), now=T0 + timedelta(days=250), lock_timeout=0.5)
+        assert os.path.exists(old["archive"])
+    finally:
+        release.set()
+        reader.join()
+    assert results and results[0]["valid"], results[0]["errors"] if results else results
+    result = _retention.prune(str(backups), now=T0 + timedelta(days=250), lock_timeout=30)
+    assert [d["archive"] for d in result["deleted"]] == [old["archive"]]
+
+
 def test_temp_cleanup_takes_only_this_tools_regular_temp_files(app, tmp_path):
     backups = tmp_path / "b"
     backup(app, backups, 0)
