@@ -14,7 +14,9 @@ import yaml
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
+from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
 from tests.notifyservers import webhook  # noqa: F401  (a fixture)
+from tests.sampleapp import seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
 
 SECRET = "POSTGRES_PASSWORD"  # a line of the sample app's config/production.env
@@ -151,3 +153,40 @@ def test_a_wrong_setting_fails_before_anything_is_written(sample_app, tmp_path, 
     result = run(tmp_path, "backup", where(sample_app, tmp_path, **settings))
     assert result.failed and named in failure(result), failure(result)
     assert not (tmp_path / "backups").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
+def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F811
+    """A second application on the shared host, its runner applied from an inventory whose group_vars say gzip and
+    encryption: the `reddit-backup create` its timer runs writes an encrypted gzip archive."""
+    app = tmp_path / "sealed-app"
+    seed_app(str(app))
+    identity = tmp_path / "operator.agekey"
+    settings = where(app, tmp_path, reddit_backup_compression="gzip", reddit_backup_encryption=True,
+                     reddit_backup_encryption_recipients=[age_key(identity)],
+                     # the runner role's own variables, as an operator keeps them beside the settings
+                     runner_root=apphost.root, runner_app_name="sealed", runner_user="root", runner_group="root",
+                     runner_scheduler="none", runner_wheelhouse=wheelhouse(),
+                     runner_playbook_vars={"reddit_backup_manage_services": False})
+    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
+                "roles": [{"role": "devops.reddit_backup.runner"}]}]
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump(install))
+    inventory = operator_inventory(tmp_path, settings)
+    try:
+        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
+        assert not installed.failed, installed.stderr + failure(installed)
+        made = apphost.run("--app", "sealed", "create")
+    finally:  # the shared host has one application again, as the other tests expect
+        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
+        assert not removed.failed, removed.stderr + failure(removed)
+    assert made.returncode == 0, made.stdout + made.stderr
+    archives = [os.path.join(root, name) for root, _dirs, files in os.walk(str(tmp_path / "backups"))
+                for name in files if name.endswith(".age")]
+    assert len(archives) == 1 and archives[0].endswith(".tar.gz.age"), archives
+    with open(archives[0], "rb") as handle:
+        data = handle.read()
+    assert SECRET.encode() not in data
+    decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
+    assert "config/production.env" in members(decrypted, "gzip", "-dc")
