@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the collection's docs/variables.md from the settings role's argument spec and defaults, the one place
-the reddit_backup_* variables are declared (tests/unit/roles/test_settings_surface.py checks it is current).
+"""Writes the collection's docs/variables.md from the argument spec and defaults of the settings role,
+devops.reddit_backup.reddit_backup: the one place the reddit_backup_* variables are declared
+(tests/unit/roles/test_settings_surface.py checks that the file is current).
 
     python tools/render_variables.py          # rewrite docs/variables.md
 """
@@ -15,17 +16,17 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTION = os.path.join(ROOT, "collections", "ansible_collections", "devops", "reddit_backup")
-ROLE = os.path.join(COLLECTION, "roles", "settings")
+ROLE = os.path.join(COLLECTION, "roles", "reddit_backup")
 TARGET = os.path.join(COLLECTION, "docs", "variables.md")
 READ_BY = "Read by: "
 
 HEADER = """# Variables
 
 Every `reddit_backup_*` variable the collection's playbooks and roles read, declared once by the
-`devops.reddit_backup.settings` role (`roles/settings/defaults/main.yml` holds each default,
-`roles/settings/meta/argument_specs.yml` its type and text: `ansible-doc -t role devops.reddit_backup.settings`).
+`devops.reddit_backup.reddit_backup` role (`roles/reddit_backup/defaults/main.yml` holds each default,
+`roles/reddit_backup/meta/argument_specs.yml` its type and text: `ansible-doc -t role devops.reddit_backup.reddit_backup`).
 Set them where an operator sets them: the inventory's `group_vars` or `host_vars` (AWX: the inventory or a survey).
-Every playbook starts with the settings role, so a wrong type or value, a misspelt or undeclared `reddit_backup_*`
+Every playbook starts with that role, so a wrong type or value, a misspelt or undeclared `reddit_backup_*`
 name, and `reddit_backup_encryption: true` without recipients fail before anything runs, naming the variable. The
 scheduled `reddit-backup` runs get the same settings (the runner role writes them into their inventory).
 

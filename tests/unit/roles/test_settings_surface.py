@@ -1,5 +1,5 @@
 """The operator's contract, statically: every reddit_backup_* variable the collection's playbooks, roles, site
-playbooks and example inventories use is declared once by the settings role (defaults/main.yml and
+playbooks and example inventories use is declared once by the devops.reddit_backup.reddit_backup role (defaults/main.yml and
 meta/argument_specs.yml agree), no collection play shadows the inventory with play vars, and docs/variables.md
 is what tools/render_variables.py makes of the declaration."""
 
@@ -15,7 +15,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COLLECTION = os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup")
-ROLE = os.path.join(COLLECTION, "roles", "settings")
+ROLE = os.path.join(COLLECTION, "roles", "reddit_backup")
 NAME = re.compile(r"\breddit_backup_[a-z0-9_]+\b")
 # Prometheus series and file names that merely start the same way (the monitoring role's output, not variables).
 NOT_VARIABLES = re.compile(r"reddit_backup_(cli|[a-z_]+_(seconds|bytes|ratio|success|backups)|backups|\{\{)")
@@ -79,7 +79,7 @@ def test_every_option_says_what_reads_it():
 @pytest.mark.parametrize("path", yaml_files(), ids=lambda path: os.path.relpath(path, REPO))
 def test_every_reddit_backup_variable_used_is_declared(path):
     unknown = names_used(path) - set(declared()) - set(results())
-    assert not unknown, "%s uses undeclared %s: declare them in roles/settings" % (path, sorted(unknown))
+    assert not unknown, "%s uses undeclared %s: declare them in roles/reddit_backup" % (path, sorted(unknown))
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(COLLECTION, "playbooks", "*.yml"))),
@@ -89,7 +89,7 @@ def test_collection_plays_start_with_the_settings_role_and_never_shadow_the_inve
         if any(key.endswith("import_playbook") for key in play):
             assert not any(NAME.match(key) for key in play.get("vars", {})), path
             continue
-        assert play["roles"][0]["role"] == "devops.reddit_backup.settings", path
+        assert play["roles"][0]["role"] == "devops.reddit_backup.reddit_backup", path
         assert not any(NAME.match(key) for key in play.get("vars", {})), "%s: play vars shadow the inventory" % path
 
 
