@@ -18,16 +18,15 @@ description:
     back as RV(delivered=false) with the RV(reason). The task itself does not fail.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is sent; RV(delivered) is false and RV(reason) says so.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: none
     details: Every call sends a notification; C(changed) is true when one was delivered.
 options:
