@@ -285,16 +285,14 @@ def record_run(settings: Settings, output: Output, run: dict, started: float) ->
         output.warn("could not write the metrics: %s" % error)
         return
     previous = (recorded.get("previous") or {}).get("status")
-    notify_on = monitoring.get("notify_on") or ["failure", "recovery"]
-    if run["status"] == "failed" and "failure" in notify_on:
-        status = "failed"
-    elif run["status"] == "success" and previous == "failed" and "recovery" in notify_on:
-        status = "recovered"
-    elif run["status"] == "success" and "success" in notify_on:
-        status = "succeeded"
-    else:
+    try:  # the engine decides, as for the playbooks' backup_notify
+        status = settings.engine("_notify_policy").notification_for(
+            run["status"], previous, monitoring.get("notify_on") or ["failure", "recovery"])
+    except Exception as error:  # pylint: disable=broad-except  # a notification never fails a run
+        output.warn("could not decide on a notification: %s" % error)
         return
-    notify_run(settings, output, run, status)
+    if status:
+        notify_run(settings, output, run, status)
 
 
 def notify_run(settings: Settings, output: Output, run: dict, status: str) -> None:
