@@ -148,7 +148,8 @@ def test_notification_from_group_vars(tmp_path, webhook):  # noqa: F811
     ({"reddit_backup_compression": 7}, "reddit_backup_compression"),
     ({"reddit_backup_retention_days": "30"}, "reddit_backup_retention_days"),
     ({"reddit_backup_encryption": True}, "reddit_backup_encryption_recipients"),
-], ids=["misspelt", "wrong-value", "wrong-type", "encryption-without-recipients"])
+    ({"reddit_backup_remote_sync": True}, "reddit_backup_remote is empty"),
+], ids=["misspelt", "wrong-value", "wrong-type", "encryption-without-recipients", "sync-without-remote"])
 def test_a_wrong_setting_fails_before_anything_is_written(sample_app, tmp_path, settings, named):
     result = run(tmp_path, "backup", where(sample_app, tmp_path, **settings))
     assert result.failed and named in failure(result), failure(result)
