@@ -54,6 +54,7 @@ def failure(result) -> str:
 
 def age_key(path) -> str:
     subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    os.chmod(str(path), 0o600)  # backup_verify and backup_restore refuse an identity others can read
     return subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -82,6 +83,7 @@ def test_encryption_and_gzip_from_group_vars(sample_app, tmp_path):
     decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
     assert decrypted[:2] == b"\x1f\x8b"  # gzip inside
     assert "config/production.env" in members(decrypted, "gzip", "-dc")
+    assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
 
 
 def test_gzip_and_full_integrity_from_group_vars(sample_app, tmp_path):
@@ -159,13 +161,15 @@ def test_a_wrong_setting_fails_before_anything_is_written(sample_app, tmp_path, 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
 def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F811
-    """A second application on the shared host, its runner applied from an inventory whose group_vars say gzip and
-    encryption: the `reddit-backup create` its timer runs writes an encrypted gzip archive."""
+    """A second application on the shared host, its runner applied from an inventory whose group_vars say gzip,
+    encryption and the identity: the `reddit-backup create` its timer runs writes an encrypted gzip archive, and
+    `reddit-backup verify --comprehensive` decrypts it with the identity."""
     app = tmp_path / "sealed-app"
     seed_app(str(app))
     identity = tmp_path / "operator.agekey"
     settings = where(app, tmp_path, reddit_backup_compression="gzip", reddit_backup_encryption=True,
                      reddit_backup_encryption_recipients=[age_key(identity)],
+                     reddit_backup_identity_file=str(identity),
                      # the runner role's own variables, as an operator keeps them beside the settings
                      runner_root=apphost.root, runner_app_name="sealed", runner_user="root", runner_group="root",
                      runner_scheduler="none", runner_wheelhouse=wheelhouse(),
@@ -179,6 +183,7 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
         installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
         assert not installed.failed, installed.stderr + failure(installed)
         made = apphost.run("--app", "sealed", "create")
+        verified = apphost.run("--app", "sealed", "verify", "--comprehensive")
     finally:  # the shared host has one application again, as the other tests expect
         removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
         assert not removed.failed, removed.stderr + failure(removed)
@@ -191,3 +196,4 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
     assert SECRET.encode() not in data
     decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
     assert "config/production.env" in members(decrypted, "gzip", "-dc")
+    assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr

@@ -86,3 +86,15 @@ def test_usage_errors_exit_2_and_help_exits_0(cli, capsys):
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
     assert cli.main(["--help"]) == cli.EXIT_OK
     assert "Exit codes: 0 success" in capsys.readouterr().out.replace("\n", " ")
+
+
+class KeySettings:
+    def __init__(self, runner):
+        self.runner = runner
+
+
+def test_verify_gets_only_the_keys_the_inventory_sets(cli):
+    assert cli.verify_keys(KeySettings({})) == {}  # a runner.json written before the keys were passed on
+    keys = {"identity_file": "/etc/reddit_backup/age-identity.txt", "trusted_signing_keys": None,
+            "allowed_signers": ""}
+    assert cli.verify_keys(KeySettings({"verify_keys": keys})) == {"identity_file": "/etc/reddit_backup/age-identity.txt"}

@@ -482,6 +482,13 @@ def command_recovery_test(settings: Settings, args) -> int:
     return run_job(settings, args, "recovery-test", {})
 
 
+def verify_keys(settings: Settings) -> dict:
+    """The keys the inventory gives verifications (the age identity, the trusted signing keys), as the playbooks
+    pass them: only those that are set."""
+    keys = settings.runner.get("verify_keys") or {}
+    return {option: value for option, value in keys.items() if value}
+
+
 def command_verify(settings: Settings, args) -> int:
     """backup_verify on one archive (the newest backup when none is named); the verdict is recorded beside it."""
     what = describe(args)
@@ -490,6 +497,7 @@ def command_verify(settings: Settings, args) -> int:
                 to_terminal=False)
     started = time.time()
     arguments = {"level": "comprehensive" if args.comprehensive else "quick", "fail_on_invalid": False}
+    arguments.update(verify_keys(settings))
     if args.archive:
         chosen = archive_or_name(args.archive)
         arguments.update(chosen if "archive" in chosen else {"backup_dir": settings.backup_dir, **chosen})
