@@ -97,4 +97,5 @@ def test_verify_gets_only_the_keys_the_inventory_sets(cli):
     assert cli.verify_keys(KeySettings({})) == {}  # a runner.json written before the keys were passed on
     keys = {"identity_file": "/etc/reddit_backup/age-identity.txt", "trusted_signing_keys": None,
             "allowed_signers": ""}
-    assert cli.verify_keys(KeySettings({"verify_keys": keys})) == {"identity_file": "/etc/reddit_backup/age-identity.txt"}
+    assert cli.verify_keys(KeySettings({"verify_keys": keys})) == {
+        "identity_file": "/etc/reddit_backup/age-identity.txt"}
