@@ -24,7 +24,8 @@ HEADER = """# Variables
 
 Every `reddit_backup_*` variable the collection's playbooks and roles read, declared once by the
 `devops.reddit_backup.reddit_backup` role (`roles/reddit_backup/defaults/main.yml` holds each default,
-`roles/reddit_backup/meta/argument_specs.yml` its type and text: `ansible-doc -t role devops.reddit_backup.reddit_backup`).
+`roles/reddit_backup/meta/argument_specs.yml` its type and text:
+`ansible-doc -t role devops.reddit_backup.reddit_backup`).
 Set them where an operator sets them: the inventory's `group_vars` or `host_vars` (AWX: the inventory or a survey).
 Every playbook starts with that role, so a wrong type or value, a misspelt or undeclared `reddit_backup_*`
 name, and `reddit_backup_encryption: true` without recipients fail before anything runs, naming the variable. The

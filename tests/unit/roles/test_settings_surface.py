@@ -1,7 +1,7 @@
 """The operator's contract, statically: every reddit_backup_* variable the collection's playbooks, roles, site
-playbooks and example inventories use is declared once by the devops.reddit_backup.reddit_backup role (defaults/main.yml and
-meta/argument_specs.yml agree), no collection play shadows the inventory with play vars, and docs/variables.md
-is what tools/render_variables.py makes of the declaration."""
+playbooks and example inventories use is declared once by the devops.reddit_backup.reddit_backup role
+(defaults/main.yml and meta/argument_specs.yml agree), no collection play shadows the inventory with play vars, and
+docs/variables.md is what tools/render_variables.py makes of the declaration."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def results() -> list:
 
 
 def renderer():
-    spec = importlib.util.spec_from_file_location("render_variables", os.path.join(REPO, "tools", "render_variables.py"))
+    path = os.path.join(REPO, "tools", "render_variables.py")
+    spec = importlib.util.spec_from_file_location("render_variables", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
