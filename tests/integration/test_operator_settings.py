@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 import yaml
@@ -84,6 +86,7 @@ def test_encryption_and_gzip_from_group_vars(sample_app, tmp_path):
     assert decrypted[:2] == b"\x1f\x8b"  # gzip inside
     assert "config/production.env" in members(decrypted, "gzip", "-dc")
     assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
+    assert re.search(r"^OnCalendar=.*01:30:00$", timer, re.M), timer  # reddit_backup_schedule from group_vars
 
 
 def test_gzip_and_full_integrity_from_group_vars(sample_app, tmp_path):
@@ -95,6 +98,21 @@ def test_gzip_and_full_integrity_from_group_vars(sample_app, tmp_path):
     assert [database["integrity"] for database in made["databases"]] == ["ok"]
     with open(made["archive"], "rb") as handle:
         assert "MANIFEST.json" in members(handle.read(), "gzip", "-dc")
+
+
+def test_wheelhouse_from_group_vars(sample_app, tmp_path):
+    wheels = tmp_path / "controller-wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(str(wheels / "requests-2.32.3-py3-none-any.whl"), "w") as wheel:
+        wheel.writestr("requests/__init__.py", "")
+    dest = tmp_path / "host-wheelhouse"
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, reddit_backup_wheelhouse=str(wheels),
+                                           reddit_backup_wheelhouse_dest=str(dest)))
+    assert not result.failed, result.stderr + failure(result)
+    assert (dest / "requests-2.32.3-py3-none-any.whl").is_file()
+    assert created(result)["wheelhouse"]["wheels"] == 1
+    with open(created(result)["archive"], "rb") as handle:
+        assert "wheelhouse/requests-2.32.3-py3-none-any.whl" in members(handle.read(), "zstd", "-dc")
 
 
 def days_ago(days: int) -> datetime.datetime:
@@ -162,17 +180,18 @@ def test_a_wrong_setting_fails_before_anything_is_written(sample_app, tmp_path, 
 @pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
 def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F811
     """A second application on the shared host, its runner applied from an inventory whose group_vars say gzip,
-    encryption and the identity: the `reddit-backup create` its timer runs writes an encrypted gzip archive, and
-    `reddit-backup verify --comprehensive` decrypts it with the identity."""
+    encryption, the identity and the schedule: the full backup's timer fires at the schedule, the `reddit-backup
+    create` it runs writes an encrypted gzip archive, and `reddit-backup verify --comprehensive` decrypts it with
+    the identity."""
     app = tmp_path / "sealed-app"
     seed_app(str(app))
     identity = tmp_path / "operator.agekey"
     settings = where(app, tmp_path, reddit_backup_compression="gzip", reddit_backup_encryption=True,
                      reddit_backup_encryption_recipients=[age_key(identity)],
-                     reddit_backup_identity_file=str(identity),
+                     reddit_backup_identity_file=str(identity), reddit_backup_schedule="30 1 * * *",
                      # the runner role's own variables, as an operator keeps them beside the settings
                      runner_root=apphost.root, runner_app_name="sealed", runner_user="root", runner_group="root",
-                     runner_scheduler="none", runner_wheelhouse=wheelhouse(),
+                     runner_scheduler="systemd", runner_wheelhouse=wheelhouse(),
                      runner_playbook_vars={"reddit_backup_manage_services": False})
     install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
                 "roles": [{"role": "devops.reddit_backup.runner"}]}]
@@ -184,6 +203,8 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
         assert not installed.failed, installed.stderr + failure(installed)
         made = apphost.run("--app", "sealed", "create")
         verified = apphost.run("--app", "sealed", "verify", "--comprehensive")
+        with open(os.path.join(apphost.units, "reddit-backup-sealed-full.timer")) as handle:
+            timer = handle.read()
     finally:  # the shared host has one application again, as the other tests expect
         removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
         assert not removed.failed, removed.stderr + failure(removed)
@@ -197,3 +218,4 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
     decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
     assert "config/production.env" in members(decrypted, "gzip", "-dc")
     assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
+    assert re.search(r"^OnCalendar=.*01:30:00$", timer, re.M), timer  # reddit_backup_schedule from group_vars
