@@ -73,8 +73,8 @@ def check_database(app_root: str, relative: str) -> dict:
     path = os.path.join(app_root, relative)
     name = "database:%s" % relative
     if not _is_sqlite(path):
-        return {"name": name, "status": "failed", "detail": "%s is not a SQLite database (missing, not a regular "
-                                                             "file, or no SQLite header)" % path}
+        detail = "%s is not a SQLite database (missing, not a regular file, or no SQLite header)" % path
+        return {"name": name, "status": "failed", "detail": detail}
     verdict = integrity(path)
     return {"name": name, "status": "passed" if verdict == "ok" else "failed",
             "detail": "PRAGMA integrity_check: %s" % verdict}
