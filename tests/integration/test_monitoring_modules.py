@@ -71,3 +71,22 @@ def test_metrics_notify_and_schedule_modules(play, sample_app, tmp_path, webhook
     assert planned["diff"][0]["after_header"].endswith("reddit-backup-demo-full.service")
     assert result.result("schedule")["enable"] == ["reddit-backup-demo-full.timer"]
     assert result.result("schedule")["changed"] and not result.result("schedule again")["changed"]
+
+
+def test_notify_decides_from_the_run(play, webhook):  # noqa: F811
+    """run_status: the engine's decision (notify_on) picks whether and as what a run notifies."""
+    def notify(name, **options):
+        return {"name": name, "devops.reddit_backup.backup_notify": dict(
+            {"operation": "backup", "type": "full", "webhook_url": webhook.url("/hooks/run")}, **options)}
+    result = play([
+        notify("failed", run_status="failed"),
+        notify("recovered", run_status="success", previous_status="failed"),
+        notify("quiet success", run_status="success", previous_status="success"),
+        notify("asked success", run_status="success", notify_on=["success"]),
+        {**notify("both", run_status="failed", status="failed"), "ignore_errors": True},
+    ])
+    assert not result.failed, result.stderr
+    assert [body["status"] for _path, _headers, body in webhook.wait_for(3)] == ["failed", "recovered", "succeeded"]
+    quiet = result.result("quiet success")
+    assert quiet["notified"] is False and not quiet["delivered"] and "does not notify" in quiet["reason"]
+    assert "mutually exclusive" in result.result("both")["msg"]

@@ -14,6 +14,11 @@ def check(tmp_path, app):
         "-e", "reddit_backup_health_check=false"])
 
 
+def checked(result) -> dict:
+    return result.result("Check the databases (PRAGMA integrity_check, read-only) and the configuration (parsed, "
+                         "never executed)")
+
+
 def test_verify_restore(sample_app, tmp_path):
     sound = check(tmp_path, sample_app)
     assert not sound.failed, sound.stderr
@@ -24,8 +29,7 @@ def test_verify_restore(sample_app, tmp_path):
     env.write_text(original + "not a setting\n")
     broken = check(tmp_path, sample_app)
     assert broken.failed
-    assert "not a setting" in broken.result(
-        "Check the configuration parses (KEY=VALUE lines; logging.conf's sections, not executed)")["stderr"]
+    assert "config:config/production.env" in checked(broken)["msg"] and "not a setting" in checked(broken)["msg"]
 
     env.write_text(original)
     database = sample_app / "data" / "reddit_sentiment.db"
@@ -34,4 +38,5 @@ def test_verify_restore(sample_app, tmp_path):
         handle.write(b"\xff" * 8192)
     damaged = check(tmp_path, sample_app)
     assert damaged.failed
-    assert damaged.result("Check each database (PRAGMA integrity_check, read-only)")["failed"]
+    assert checked(damaged)["failed"] and "database:data/reddit_sentiment.db: PRAGMA integrity_check: " in \
+        checked(damaged)["msg"] and "PRAGMA integrity_check: ok" not in checked(damaged)["msg"]

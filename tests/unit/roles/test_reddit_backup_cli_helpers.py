@@ -95,3 +95,16 @@ def test_with_a_signing_key_the_commands_stay_root(cli):
     assert cli.runs_as_app_user(plain, "create") and cli.runs_as_app_user(plain, "cleanup")
     assert not cli.runs_as_app_user(plain, "restore")
     assert not any(cli.runs_as_app_user(signing, command) for command in cli.AS_APP_USER)
+
+
+class KeySettings:
+    def __init__(self, runner):
+        self.runner = runner
+
+
+def test_verify_gets_only_the_keys_the_inventory_sets(cli):
+    assert cli.verify_keys(KeySettings({})) == {}  # a runner.json written before the keys were passed on
+    keys = {"identity_file": "/etc/reddit_backup/age-identity.txt", "trusted_signing_keys": None,
+            "allowed_signers": ""}
+    assert cli.verify_keys(KeySettings({"verify_keys": keys})) == {
+        "identity_file": "/etc/reddit_backup/age-identity.txt"}

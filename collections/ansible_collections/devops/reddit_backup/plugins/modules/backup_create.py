@@ -22,17 +22,16 @@ description:
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode selects the files and reports the archive it would write; it writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: none
     details:
       - Every run makes a new backup. A named backup is made once; a second run with the same O(name) fails

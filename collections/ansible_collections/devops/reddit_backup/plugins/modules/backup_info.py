@@ -16,15 +16,15 @@ description:
   - With O(before) or O(name) it also returns RV(selected), the backup a restore would use.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
 options:
   backup_dir:

@@ -25,16 +25,16 @@ description:
   - The alerting rules shipped in the C(devops.reddit_backup.monitoring) role read these series.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode computes the metrics and reports whether the textfile would change; it writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: partial
     details:
       - Without O(run), the textfile changes only when the catalog, the state or the filesystem usage changed.

@@ -18,16 +18,15 @@ description:
     back as RV(delivered=false) with the RV(reason). The task itself does not fail.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is sent; RV(delivered) is false and RV(reason) says so.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: none
     details: Every call sends a notification; C(changed) is true when one was delivered.
 options:
@@ -43,10 +42,29 @@ options:
     description: The backup type concerned, or V(all).
     type: str
   status:
-    description: V(failed), V(succeeded), V(recovered) (the first success after a failure) or V(warning).
+    description:
+      - V(failed), V(succeeded), V(recovered) (the first success after a failure) or V(warning).
+      - V(failed) when neither this nor O(run_status) is given.
     type: str
     choices: [failed, succeeded, recovered, warning]
-    default: failed
+  run_status:
+    description:
+      - Instead of O(status), the status of the run being reported (V(success) or V(failed)); the module then
+        decides, with O(previous_status) and O(notify_on), whether the run notifies and as what (the decision the
+        C(reddit-backup) command makes too). A run that does not notify returns RV(notified=false).
+    type: str
+    choices: [success, failed]
+  previous_status:
+    description: With O(run_status), the status of the previous run of the same operation and type (from the metrics).
+    type: str
+  notify_on:
+    description:
+      - With O(run_status), which runs notify. V(failure) every failed run, V(recovery) the first success after a
+        failure, V(success) every success.
+    type: list
+    elements: str
+    choices: [failure, recovery, success]
+    default: [failure, recovery]
   summary:
     description: What happened, in a sentence a person can act on (sent as C(message)).
     type: str
@@ -119,6 +137,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+notified:
+  description: Whether the run notifies at all (with O(run_status), V(false) when O(notify_on) does not ask for it).
+  returned: always
+  type: bool
+  sample: true
 delivered:
   description: Whether every configured channel delivered the notification.
   returned: always
@@ -143,7 +166,9 @@ event:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._notify import build_event, notify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._notify_policy import notification_for
 
 
 def read_url_file(path: str):
@@ -164,7 +189,11 @@ def main():
             app=dict(type="str", default="reddit-sentiment"),
             operation=dict(type="str", required=True),
             type=dict(type="str"),
-            status=dict(type="str", default="failed", choices=["failed", "succeeded", "recovered", "warning"]),
+            status=dict(type="str", choices=["failed", "succeeded", "recovered", "warning"]),
+            run_status=dict(type="str", choices=["success", "failed"]),
+            previous_status=dict(type="str"),
+            notify_on=dict(type="list", elements="str", choices=["failure", "recovery", "success"],
+                           default=["failure", "recovery"]),
             summary=dict(type="str", default=""),
             details=dict(type="dict", default={}),
             webhook_url=dict(type="str", no_log=True),
@@ -177,23 +206,35 @@ def main():
             timeout=dict(type="float", default=10),
             attempts=dict(type="int", default=2),
         ),
-        mutually_exclusive=[("webhook_url", "webhook_url_file")],
+        mutually_exclusive=[("webhook_url", "webhook_url_file"), ("status", "run_status")],
         supports_check_mode=True,
     )
     params = module.params
-    event = build_event(params["app"], params["operation"], params["status"], params["summary"],
+    status = params["status"] or "failed"
+    if params["run_status"]:
+        try:
+            status = notification_for(params["run_status"], params["previous_status"], params["notify_on"])
+        except BackupError as error:
+            module.fail_json(msg=str(error))
+        if status is None:
+            module.exit_json(changed=False, notified=False, delivered=False, channels={},
+                             reason="a %s run after a %s one does not notify (notify_on: %s)" % (
+                                 params["run_status"], params["previous_status"] or "first",
+                                 ", ".join(params["notify_on"])))
+    event = build_event(params["app"], params["operation"], status, params["summary"],
                         backup_type=params["type"], details=params["details"])
     url, problem = params["webhook_url"], None
     if params["webhook_url_file"]:
         url, problem = read_url_file(params["webhook_url_file"])
     if problem:
-        module.exit_json(changed=False, delivered=False, reason=problem, channels={}, event=event)
+        module.exit_json(changed=False, notified=True, delivered=False, reason=problem, channels={}, event=event)
     if module.check_mode:
-        module.exit_json(changed=False, delivered=False, reason="check mode: nothing sent", channels={}, event=event)
+        module.exit_json(changed=False, notified=True, delivered=False, reason="check mode: nothing sent", channels={},
+                         event=event)
     result = notify(event, webhook_url=url, webhook_headers=params["webhook_headers"], mail_to=params["mail_to"],
                     mail_from=params["mail_from"], smtp_host=params["smtp_host"], smtp_port=params["smtp_port"],
                     timeout=params["timeout"], attempts=params["attempts"])
-    module.exit_json(changed=result["delivered"], event=event, **result)
+    module.exit_json(changed=result["delivered"], notified=True, event=event, **result)
 
 
 if __name__ == "__main__":

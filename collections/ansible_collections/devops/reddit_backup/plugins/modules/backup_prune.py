@@ -26,18 +26,17 @@ description:
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
   - devops.reddit_backup.remote
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode lists what would be removed and removes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
     details: With a fixed O(now), a second run finds nothing more to remove.
 options:

@@ -39,18 +39,17 @@ author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.trusted_signers
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The archive is read and verified the same way and the result says what would be restored; nothing is
         written beside or in O(dest) (databases are copied to O(temp_dir) for their integrity check).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
     details:
       - An item whose content, type, mode (and owner, when given) already match the backup is left alone; a

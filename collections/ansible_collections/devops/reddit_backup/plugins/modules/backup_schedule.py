@@ -22,15 +22,14 @@ description:
     a check-mode run), RV(enable) the timers and path unit to enable and start after a C(daemon-reload).
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
 options:
   app:

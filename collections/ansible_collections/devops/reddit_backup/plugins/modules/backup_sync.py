@@ -31,19 +31,18 @@ description:
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
   - devops.reddit_backup.remote
   - devops.reddit_backup.trusted_signers
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode lists the remote and says what would be copied, skipped and removed; it copies nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
     details: A second run finds every selected backup at the destination (same sha256) and copies nothing.
 options:

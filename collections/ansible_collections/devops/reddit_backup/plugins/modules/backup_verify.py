@@ -33,16 +33,15 @@ author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.trusted_signers
+  - devops.reddit_backup.attributes
+  - devops.reddit_backup.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Verification is read-only and runs in check mode too; only the verdict sidecar is not written then.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: full
     details: Never reports a change. The verdict sidecar is refreshed on every run.
 options:

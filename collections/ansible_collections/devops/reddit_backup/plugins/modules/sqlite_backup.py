@@ -17,15 +17,14 @@ description:
     C(0600). A snapshot that fails its integrity check is not kept.
 author:
   - devops.reddit_backup developers (@devops)
+extends_documentation_fragment:
+  - devops.reddit_backup.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: Whether running the module twice gives the same result and no change the second time.
     support: none
     details: Every run takes a new snapshot of a database that may have changed, so it always reports a change.
 options:

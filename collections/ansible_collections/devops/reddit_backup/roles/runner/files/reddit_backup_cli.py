@@ -285,16 +285,14 @@ def record_run(settings: Settings, output: Output, run: dict, started: float) ->
         output.warn("could not write the metrics: %s" % error)
         return
     previous = (recorded.get("previous") or {}).get("status")
-    notify_on = monitoring.get("notify_on") or ["failure", "recovery"]
-    if run["status"] == "failed" and "failure" in notify_on:
-        status = "failed"
-    elif run["status"] == "success" and previous == "failed" and "recovery" in notify_on:
-        status = "recovered"
-    elif run["status"] == "success" and "success" in notify_on:
-        status = "succeeded"
-    else:
+    try:  # the engine decides, as for the playbooks' backup_notify
+        status = settings.engine("_notify_policy").notification_for(
+            run["status"], previous, monitoring.get("notify_on") or ["failure", "recovery"])
+    except Exception as error:  # pylint: disable=broad-except  # a notification never fails a run
+        output.warn("could not decide on a notification: %s" % error)
         return
-    notify_run(settings, output, run, status)
+    if status:
+        notify_run(settings, output, run, status)
 
 
 def notify_run(settings: Settings, output: Output, run: dict, status: str) -> None:
@@ -484,6 +482,13 @@ def command_recovery_test(settings: Settings, args) -> int:
     return run_job(settings, args, "recovery-test", {})
 
 
+def verify_keys(settings: Settings) -> dict:
+    """The keys the inventory gives verifications (the age identity, the trusted signing keys), as the playbooks
+    pass them: only those that are set."""
+    keys = settings.runner.get("verify_keys") or {}
+    return {option: value for option, value in keys.items() if value}
+
+
 def command_verify(settings: Settings, args) -> int:
     """backup_verify on one archive (the newest backup when none is named); the verdict is recorded beside it."""
     what = describe(args)
@@ -491,10 +496,8 @@ def command_verify(settings: Settings, args) -> int:
     output.line("==== %s reddit-backup %s (%s, pid %d) ====" % (utc_now(), what, settings.app, os.getpid()),
                 to_terminal=False)
     started = time.time()
-    arguments = {"level": "comprehensive" if args.comprehensive else "quick", "fail_on_invalid": False,
-                 # the trusted signing keys of the runner's inventory, when the operator set them there
-                 "allowed_signers": "{{ reddit_backup_allowed_signers | default(omit, true) }}",
-                 "trusted_signing_keys": "{{ reddit_backup_trusted_signing_keys | default(omit, true) }}"}
+    arguments = {"level": "comprehensive" if args.comprehensive else "quick", "fail_on_invalid": False}
+    arguments.update(verify_keys(settings))
     if args.archive:
         chosen = archive_or_name(args.archive)
         arguments.update(chosen if "archive" in chosen else {"backup_dir": settings.backup_dir, **chosen})

@@ -1,0 +1,219 @@
+"""Every setting an operator writes, written where an operator writes it: an inventory's group_vars/all.yml
+(never -e), the top-level playbook run as an operator runs it, and the effect checked on disk."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+import yaml
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
+from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
+from tests.notifyservers import webhook  # noqa: F401  (a fixture)
+from tests.sampleapp import seed_app
+from tests.servers import backup_server  # noqa: F401  (a fixture)
+
+SECRET = "POSTGRES_PASSWORD"  # a line of the sample app's config/production.env
+
+
+def operator_inventory(tmp_path, settings: dict) -> str:
+    """An inventory as an operator keeps one: this machine in app_servers, the settings in group_vars/all.yml."""
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)  # an operator edits it between runs
+    hosts = {"all": {"children": {"app_servers": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON}}}}}}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return str(inventory)
+
+
+def run(tmp_path, playbook: str, settings: dict):
+    return run_playbook(tmp_path, os.path.join(REPO, "playbooks", playbook + ".yml"),
+                        inventory=operator_inventory(tmp_path, settings))
+
+
+def where(app, tmp_path, **settings) -> dict:
+    return {"reddit_backup_app_root": str(app), "reddit_backup_backup_dir": str(tmp_path / "backups"), **settings}
+
+
+def created(result) -> dict:
+    return result.result("Take the backup")
+
+
+def failure(result) -> str:
+    """Every message of the failed tasks, in one string."""
+    return json.dumps([host.get("msg") for play in result.data["plays"] for task in play["tasks"]
+                       for host in task["hosts"].values() if host.get("failed")])
+
+
+def age_key(path) -> str:
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    os.chmod(str(path), 0o600)  # backup_verify and backup_restore refuse an identity others can read
+    return subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def members(archive_bytes: bytes, *decompress: str) -> str:
+    """The tar listing of an archive, through the given decompressor."""
+    plain = subprocess.run(list(decompress), input=archive_bytes, capture_output=True, check=True).stdout
+    return subprocess.run(["tar", "-t"], input=plain, capture_output=True, check=True).stdout.decode()
+
+
+@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
+def test_encryption_and_gzip_from_group_vars(sample_app, tmp_path):
+    identity = tmp_path / "operator.agekey"
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text("# the operator's key\n%s\n" % age_key(identity))
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, reddit_backup_compression="gzip",
+                                           reddit_backup_encryption=True,
+                                           reddit_backup_encryption_recipients_file=str(recipients)))
+    assert not result.failed, result.stderr + failure(result)
+    archive = created(result)["archive"]
+    assert archive.endswith(".tar.gz.age") and created(result)["encrypted"]
+    with open(archive, "rb") as handle:
+        data = handle.read()
+    assert data.startswith(b"age-encryption.org/v1") and SECRET.encode() not in data
+    with pytest.raises(subprocess.CalledProcessError):  # not a gzip stream as it lies on disk
+        members(data, "gzip", "-dc")
+    decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
+    assert decrypted[:2] == b"\x1f\x8b"  # gzip inside
+    assert "config/production.env" in members(decrypted, "gzip", "-dc")
+
+
+def test_gzip_and_full_integrity_from_group_vars(sample_app, tmp_path):
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, reddit_backup_compression="gzip",
+                                           reddit_backup_integrity="full", reddit_backup_type="database"))
+    assert not result.failed, result.stderr + failure(result)
+    made = created(result)
+    assert made["type"] == "database" and made["archive"].endswith(".tar.gz") and not made["encrypted"]
+    assert [database["integrity"] for database in made["databases"]] == ["ok"]
+    with open(made["archive"], "rb") as handle:
+        assert "MANIFEST.json" in members(handle.read(), "gzip", "-dc")
+
+
+def test_wheelhouse_from_group_vars(sample_app, tmp_path):
+    wheels = tmp_path / "controller-wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(str(wheels / "requests-2.32.3-py3-none-any.whl"), "w") as wheel:
+        wheel.writestr("requests/__init__.py", "")
+    dest = tmp_path / "host-wheelhouse"
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, reddit_backup_wheelhouse=str(wheels),
+                                           reddit_backup_wheelhouse_dest=str(dest)))
+    assert not result.failed, result.stderr + failure(result)
+    assert (dest / "requests-2.32.3-py3-none-any.whl").is_file()
+    assert created(result)["wheelhouse"]["wheels"] == 1
+    with open(created(result)["archive"], "rb") as handle:
+        assert "wheelhouse/requests-2.32.3-py3-none-any.whl" in members(handle.read(), "zstd", "-dc")
+
+
+def days_ago(days: int) -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+
+
+@pytest.mark.parametrize("retention", [
+    {"reddit_backup_retention_days": {"full": 1, "incremental": 7, "config": 90, "database": 1}},
+    {"reddit_backup_retention_policy": {"full": {"keep_last": 1}}},
+], ids=["days", "policy"])
+def test_retention_from_group_vars(sample_app, tmp_path, retention):
+    backups = tmp_path / "backups"
+    older, newer = (create_backup(BackupRequest(app_root=str(sample_app), backup_dir=str(backups), now=days_ago(age)))
+                    for age in (3, 2))
+    untouched = run(tmp_path, "cleanup", where(sample_app, tmp_path))  # the guide's 30 days: nothing goes
+    assert not untouched.failed and untouched.result("Apply the retention policy")["deleted"] == []
+    result = run(tmp_path, "cleanup", where(sample_app, tmp_path, **retention))
+    assert not result.failed, result.stderr + failure(result)
+    assert [gone["name"] for gone in result.result("Apply the retention policy")["deleted"]] == [older["name"]]
+    assert not os.path.exists(older["archive"]) and os.path.exists(newer["archive"])
+
+
+def test_remote_push_from_group_vars(sample_app, tmp_path, backup_server):  # noqa: F811
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, reddit_backup_remote_sync=True,
+                                           reddit_backup_remote=backup_server.remote,
+                                           reddit_backup_remote_ssh_key=backup_server.ssh_key,
+                                           reddit_backup_remote_known_hosts=backup_server.known_hosts))
+    assert not result.failed, result.stderr + failure(result)
+    name = os.path.basename(created(result)["archive"])
+    pushed = result.result("Push the new backup to the remote copy")
+    assert [item["name"] for item in pushed["transferred"]] == [created(result)["name"]]
+    on_server = [files for _root, _dirs, files in os.walk(backup_server.folder)]
+    assert any(name in files and name + ".sha256" in files for files in on_server)
+
+
+def test_notification_from_group_vars(tmp_path, webhook):  # noqa: F811
+    missing = tmp_path / "no-such-app"  # the backup fails: the webhook hears of it
+    result = run(tmp_path, "backup", where(missing, tmp_path, reddit_backup_notification=True,
+                                           reddit_backup_notification_webhook_url=webhook.url("/hooks/t0ken")))
+    assert result.failed
+    requests = webhook.wait_for(1)
+    assert len(requests) == 1
+    path, _headers, body = requests[0]
+    assert path == "/hooks/t0ken" and body["status"] == "failed" and body["operation"] == "backup"
+    assert str(missing) in json.dumps(body)
+    quiet = run(tmp_path, "backup", where(missing, tmp_path, reddit_backup_notification=False,
+                                          reddit_backup_notification_webhook_url=webhook.url("/hooks/t0ken")))
+    assert quiet.failed and len(webhook.wait_for(2, timeout=2)) == 1  # notification off: nothing sent
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"reddit_backup_restore_nmae": "daily"}, "reddit_backup_restore_nmae"),
+    ({"reddit_backup_compression": 7}, "reddit_backup_compression"),
+    ({"reddit_backup_retention_days": "30"}, "reddit_backup_retention_days"),
+    ({"reddit_backup_encryption": True}, "reddit_backup_encryption_recipients"),
+    ({"reddit_backup_remote_sync": True}, "reddit_backup_remote is empty"),
+], ids=["misspelt", "wrong-value", "wrong-type", "encryption-without-recipients", "sync-without-remote"])
+def test_a_wrong_setting_fails_before_anything_is_written(sample_app, tmp_path, settings, named):
+    result = run(tmp_path, "backup", where(sample_app, tmp_path, **settings))
+    assert result.failed and named in failure(result), failure(result)
+    assert not (tmp_path / "backups").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
+def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F811
+    """A second application on the shared host, its runner applied from an inventory whose group_vars say gzip,
+    encryption, the identity and the schedule: the full backup's timer fires at the schedule, the `reddit-backup
+    create` it runs writes an encrypted gzip archive, and `reddit-backup verify --comprehensive` decrypts it with
+    the identity."""
+    app = tmp_path / "sealed-app"
+    seed_app(str(app))
+    identity = tmp_path / "operator.agekey"
+    settings = where(app, tmp_path, reddit_backup_compression="gzip", reddit_backup_encryption=True,
+                     reddit_backup_encryption_recipients=[age_key(identity)],
+                     reddit_backup_identity_file=str(identity), reddit_backup_schedule="30 1 * * *",
+                     # the runner role's own variables, as an operator keeps them beside the settings
+                     runner_root=apphost.root, runner_app_name="sealed", runner_user="root", runner_group="root",
+                     runner_scheduler="systemd", runner_wheelhouse=wheelhouse(),
+                     runner_playbook_vars={"reddit_backup_manage_services": False})
+    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
+                "roles": [{"role": "devops.reddit_backup.runner"}]}]
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump(install))
+    inventory = operator_inventory(tmp_path, settings)
+    try:
+        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
+        assert not installed.failed, installed.stderr + failure(installed)
+        made = apphost.run("--app", "sealed", "create")
+        verified = apphost.run("--app", "sealed", "verify", "--comprehensive")
+        with open(os.path.join(apphost.units, "reddit-backup-sealed-full.timer")) as handle:
+            timer = handle.read()
+    finally:  # the shared host has one application again, as the other tests expect
+        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
+        assert not removed.failed, removed.stderr + failure(removed)
+    assert made.returncode == 0, made.stdout + made.stderr
+    archives = [os.path.join(root, name) for root, _dirs, files in os.walk(str(tmp_path / "backups"))
+                for name in files if name.endswith(".age")]
+    assert len(archives) == 1 and archives[0].endswith(".tar.gz.age"), archives
+    with open(archives[0], "rb") as handle:
+        data = handle.read()
+    assert SECRET.encode() not in data
+    decrypted = subprocess.run(["age", "-d", "-i", str(identity)], input=data, capture_output=True, check=True).stdout
+    assert "config/production.env" in members(decrypted, "gzip", "-dc")
+    assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
+    assert re.search(r"^OnCalendar=.*01:30:00$", timer, re.M), timer  # reddit_backup_schedule from group_vars
