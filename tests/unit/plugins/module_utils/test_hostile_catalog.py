@@ -241,3 +241,21 @@ def test_a_lock_file_not_ours_is_refused_and_never_truncated(ground):
         with _lock.DirectoryLock(backups, 1):
             pass
     assert open(victim).read() == "precious\n"
+
+
+@pytest.mark.parametrize("where", ["root", "app_root", "above"])
+def test_a_backup_dir_that_is_the_root_or_holds_the_app_is_refused_and_nothing_is_tightened(app, where):
+    """A backup_dir of "/" (a fuzzed option value did it once) made create tighten "/" to 0700 and write daily/
+    there; the app root or a folder above it would close the app (or a home folder) to its owner."""
+    backup_dir = {"root": "/", "app_root": str(app), "above": str(app.parent)}[where]
+    modes = {path: os.stat(path).st_mode for path in ("/", str(app), str(app.parent))}
+    with pytest.raises(BackupError, match="backup_dir .*(filesystem's root|app root)"):
+        create_backup(BackupRequest(app_root=str(app), backup_dir=backup_dir, compression="none"))
+    assert {path: os.stat(path).st_mode for path in modes} == modes
+    assert not os.path.exists(os.path.join(backup_dir, "daily"))
+
+
+def test_prune_refuses_the_filesystems_root_as_backup_dir():
+    with pytest.raises(BackupError, match="backup_dir / is the filesystem's root"):
+        _retention.prune("/")
+    assert not os.path.exists("/.lock")

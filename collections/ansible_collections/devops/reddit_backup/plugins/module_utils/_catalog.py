@@ -389,3 +389,22 @@ def summarize(backups: list) -> dict:
                                          "by_type": by_type},
             "recovery_points": [{"created": b["created"], "name": b["name"], "type": b["type"]}
                                 for b in backups if b.get("restorable", True)]}
+
+
+def check_backup_dir(backup_dir, app_root: str = None) -> str:
+    """The absolute path of a backup directory this tool may create, lock and tighten to 0700: never the
+    filesystem's root, nor the app root or a folder above it (the backup would then hold itself, and the app root
+    or a home folder would be closed to its owner)."""
+    if not isinstance(backup_dir, str) or not backup_dir.strip() or "\0" in backup_dir:
+        raise BackupError("backup_dir %r is not a usable path: give the absolute path of a folder for the backups, "
+                          "such as /home/cayir/cicd_project/backups" % (backup_dir,))
+    path = os.path.abspath(backup_dir)
+    if path == os.path.abspath(os.sep):
+        raise BackupError("backup_dir %s is the filesystem's root; give a folder of its own for the backups, such "
+                          "as /home/cayir/cicd_project/backups" % backup_dir)
+    if app_root is not None:
+        root = os.path.abspath(app_root)
+        if root == path or root.startswith(path.rstrip(os.sep) + os.sep):
+            raise BackupError("backup_dir %s is the app root %s or a folder above it; give a folder of its own for "
+                              "the backups, such as %s" % (backup_dir, app_root, os.path.join(root, "backups")))
+    return path

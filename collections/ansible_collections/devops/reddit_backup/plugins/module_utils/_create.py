@@ -63,7 +63,7 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     if signing_key:
         _signing.require_tool()
     app_root = os.path.abspath(request.app_root)
-    backup_dir = os.path.abspath(request.backup_dir)
+    backup_dir = _catalog.check_backup_dir(request.backup_dir, app_root)
     selection = _selection.select(app_root, "full" if request.type == "incremental" else request.type,
                                   request.include, request.exclude, request.databases, backup_dir)
     wheelhouse = None

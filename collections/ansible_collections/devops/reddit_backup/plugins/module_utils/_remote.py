@@ -222,7 +222,7 @@ def sync(request: SyncRequest, check_mode: bool = False) -> dict:
     if request.select not in SELECTS:
         _catalog.check_backup_name(request.select)
     now = _catalog.parse_time(request.now) if request.now is not None else None
-    backup_dir = os.path.abspath(request.backup_dir)
+    backup_dir = _catalog.check_backup_dir(request.backup_dir)
     trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
     if trust is not None and request.direction != "pull":
         raise BackupError("allowed_signers and trusted_signing_keys check what a pull takes; a push sends this host's "

@@ -152,6 +152,7 @@ def _protect_parents(backups: list, reasons: dict) -> None:
 def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock_timeout: float = 60.0) -> dict:
     """Apply ``policy`` to ``backup_dir``; in check mode, say what would go and delete nothing."""
     moment = _catalog.parse_time(now) if now is not None else datetime.now(timezone.utc)
+    backup_dir = _catalog.check_backup_dir(backup_dir)
     if not os.path.isdir(backup_dir):
         return {"changed": False, "deleted": [], "kept": [], "freed_bytes": 0}
     if check_mode:
