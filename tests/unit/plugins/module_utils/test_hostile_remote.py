@@ -24,6 +24,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils import _catal
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, prune_remote, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_s3 import S3Store
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_ssh import SshStore
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
@@ -271,6 +272,16 @@ def test_a_stalled_server_ends_the_pull_within_its_timeout(backup_server, tmp_pa
 
 # The app user's side: the local backup directory is theirs (nobody's here), the pull runs as root.
 
+@pytest.fixture
+def clean_ssh(backup_server, made):  # noqa: F811
+    """The backup server after a push of ``made``, nothing planted there."""
+    backup_dir, backups = made
+    subprocess.run(["rm", "-rf", backup_server.folder], check=True)
+    os.makedirs(backup_server.folder, 0o700)
+    sync(SyncRequest(backup_dir=str(backup_dir), **backup_server.options()))
+    return backup_server, backups
+
+
 def nobody_backup_dir(ground) -> str:
     backup_dir = os.path.join(ground, "backups")
     os.mkdir(backup_dir, 0o700)
@@ -282,8 +293,8 @@ def as_attacker(*command: str) -> None:
     subprocess.run(ATTACKER + list(command), check=True, capture_output=True)
 
 
-def test_a_staging_folder_swapped_for_a_link_leads_the_pull_nowhere_outside(hostile_ssh, ground, monkeypatch):
-    server, backups = hostile_ssh
+def test_a_staging_folder_swapped_for_a_link_leads_the_pull_nowhere_outside(clean_ssh, ground, monkeypatch):
+    server, backups = clean_ssh
     backup_dir = nobody_backup_dir(ground)
     outside = os.path.join(ground, "outside")
     before_outside = listing(outside)
@@ -309,8 +320,37 @@ def test_a_staging_folder_swapped_for_a_link_leads_the_pull_nowhere_outside(host
     assert swapped and listing(outside) == before_outside
 
 
-def test_a_type_folder_planted_as_a_link_is_refused_by_a_pull(hostile_ssh, ground):
-    server, _backups = hostile_ssh
+def test_an_s3_pull_staging_folder_swapped_for_a_link_leads_nowhere_outside(s3_server, made, ground,  # noqa: F811
+                                                                           monkeypatch):
+    backup_dir, backups = made
+    options = s3_server.options(s3_server.make_bucket("swapped-staging"))
+    sync(SyncRequest(backup_dir=str(backup_dir), **options))
+    local = nobody_backup_dir(ground)
+    outside = os.path.join(ground, "outside")
+    before_outside = listing(outside)
+    real_download = S3Store.download
+    swapped = []
+
+    def swap_then_download(store, *args, **kwargs):
+        for name in os.listdir(local):
+            if name.startswith(".tmp-pull-"):
+                as_attacker("mv", os.path.join(local, name), os.path.join(local, "moved"))
+                as_attacker("ln", "-s", outside, os.path.join(local, name))
+                swapped.append(name)
+        return real_download(store, *args, **kwargs)
+    monkeypatch.setattr(S3Store, "download", swap_then_download)
+    with bounded():
+        try:
+            result = sync(SyncRequest(backup_dir=local, direction="pull", **options))
+        except BackupError as error:
+            assert local in str(error)
+        else:
+            assert [item["name"] for item in result["transferred"]] == [b["name"] for b in backups]
+    assert swapped and listing(outside) == before_outside
+
+
+def test_a_type_folder_planted_as_a_link_is_refused_by_a_pull(clean_ssh, ground):
+    server, _backups = clean_ssh
     backup_dir = nobody_backup_dir(ground)
     outside = os.path.join(ground, "outside")
     as_attacker("ln", "-s", outside, os.path.join(backup_dir, "daily"))
@@ -320,15 +360,15 @@ def test_a_type_folder_planted_as_a_link_is_refused_by_a_pull(hostile_ssh, groun
     assert listing(outside) == before_outside
 
 
-def test_a_pull_never_overwrites_a_local_file_in_its_way(hostile_ssh, ground):
+def test_a_pull_never_overwrites_a_local_file_in_its_way(clean_ssh, ground):
     """The app user put a file under a backup's name (no sidecars: no backup to the catalog) and a sidecar that
     is a link to a file outside; the pull keeps the first, never writes through the second, and says so."""
-    server, backups = hostile_ssh
+    server, backups = clean_ssh
     backup_dir = nobody_backup_dir(ground)
     outside = os.path.join(ground, "outside")
     as_attacker("python3", "-c", "import os, sys; os.mkdir(sys.argv[1])", os.path.join(backup_dir, "daily"))
     squatted = os.path.join(backup_dir, "daily", os.path.basename(backups[0]["archive"]))
-    as_attacker("sh", "-c", "echo mine > '%s'" % squatted)
+    as_attacker("sh", "-c", "echo mine > '%s'; echo '{}' > '%s.meta.json'" % (squatted, squatted))
     as_attacker("ln", "-s", os.path.join(outside, "precious"),
                 os.path.join(backup_dir, "daily", os.path.basename(backups[1]["archive"]) + ".meta.json"))
     before_outside = listing(outside)
@@ -342,6 +382,8 @@ def test_a_pull_never_overwrites_a_local_file_in_its_way(hostile_ssh, ground):
     assert squatted in message
     with open(squatted) as handle:
         assert handle.read() == "mine\n"
+    with open(squatted + ".meta.json") as handle:
+        assert handle.read() == "{}\n"
     assert listing(outside) == before_outside
 
 
