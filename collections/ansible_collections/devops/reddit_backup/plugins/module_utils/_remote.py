@@ -376,7 +376,12 @@ class _Sync:
         relative = backup["archive"]
         folder, base = relative.split("/")
         landed = os.path.join(staging.path, relative)
-        sha256 = _fs.sha256_file(landed)
+        try:
+            sha256 = _fs.sha256_file(landed)
+        except FileNotFoundError:
+            return ("the remote archive %s was not copied: it vanished, or grew past the %d bytes the listing said, "
+                    "while the pull ran; it was not kept. Pull again, and check the remote if it recurs"
+                    % (relative, self.remote.files[relative]))
         expected = _catalog.read_checksum(self.remote.sidecar(relative))
         if sha256 != expected or sha256 != backup.get("sha256"):
             return ("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, the sidecar "
