@@ -57,8 +57,8 @@ def listing(folder) -> dict:
                 found[os.path.relpath(path, str(folder))] = ("link", os.readlink(path))
             elif os.path.isfile(path):
                 with open(path, "rb") as handle:
-                    found[os.path.relpath(path, str(folder))] = (os.path.getsize(path),
-                                                                  hashlib.sha256(handle.read()).hexdigest())
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                found[os.path.relpath(path, str(folder))] = (os.path.getsize(path), digest)
             else:
                 found[os.path.relpath(path, str(folder))] = ("special", None)
     return found
@@ -141,9 +141,9 @@ def plant_common(put, made_backup: dict, big_meta: int, newline: bool = True) ->
         put(relative, data + b" " * big_meta if relative.endswith(".meta.json") else data)
     for relative, data in good_copy(made_backup, "planted-bigsha").items():
         put(relative, data + b" " * (1 << 20) if relative.endswith(".sha256") else data)
-    for name, folder in (("planted space", "daily"), ("planted", "daily/sub"), ("planted", "weekly"),
-                         ("..planted", "daily"), (".planted", "daily")) + ((("planted\nnewline", "daily"),)
-                                                                             if newline else ()):
+    foreign = [("planted space", "daily"), ("planted", "daily/sub"), ("planted", "weekly"), ("..planted", "daily"),
+               (".planted", "daily")] + ([("planted\nnewline", "daily")] if newline else [])
+    for name, folder in foreign:
         for relative, data in good_copy(made_backup, name, folder).items():
             put(relative, data)
 
@@ -320,8 +320,8 @@ def test_a_staging_folder_swapped_for_a_link_leads_the_pull_nowhere_outside(clea
     assert swapped and listing(outside) == before_outside
 
 
-def test_an_s3_pull_staging_folder_swapped_for_a_link_leads_nowhere_outside(s3_server, made, ground,  # noqa: F811
-                                                                           monkeypatch):
+def test_an_s3_pull_staging_folder_swapped_for_a_link_leads_nowhere_outside(
+        s3_server, made, ground, monkeypatch):  # noqa: F811
     backup_dir, backups = made
     options = s3_server.options(s3_server.make_bucket("swapped-staging"))
     sync(SyncRequest(backup_dir=str(backup_dir), **options))
@@ -419,6 +419,5 @@ def test_s3_pull_and_prune_take_only_the_good_backups(s3_server, made, ground, t
         pruned = prune_remote(SyncRequest(backup_dir=str(backup_dir), **options), {"full": {"keep_last": 1}},
                               now="2025-05-27T12:00:00Z")
     assert [item["name"] for item in pruned["deleted"]] == [backups[0]["name"]]
-    assert set(before) - set(s3_server.keys(bucket)) == {key for key in before
-                                                          if key.startswith("app1/daily/%s.tar.zst"
-                                                                            % backups[0]["name"])}
+    first = "app1/daily/%s.tar.zst" % backups[0]["name"]
+    assert set(before) - set(s3_server.keys(bucket)) == {key for key in before if key.startswith(first)}
