@@ -149,6 +149,7 @@ class _RestoreJob:
         self.owner = owner
         self.check_mode = check_mode
         self.pause = pause or (lambda step: None)
+        self.staging_id = None  # (device, inode) of the staging folder this restore made
         self.stamp = request.now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
         self.parent = os.path.dirname(dest)
         self.warnings: list = []
@@ -177,11 +178,16 @@ class _RestoreJob:
             os.mkdir(staging, 0o700)
             try:
                 os.chmod(staging, 0o700)  # recovery trusts only a 0700 folder: exactly that, whatever the umask
-                _swap.write_marker(staging, self.dest, Anchor(self.parent))
+                self.staging_id = _swap.write_marker(staging, self.dest, Anchor(self.parent))
                 os.mkdir(os.path.join(staging, "verify"), 0o700)
-                return self._stage_and_swap(staging, os.path.join(staging, "verify"))
-            finally:
+                result = self._stage_and_swap(staging, os.path.join(staging, "verify"))
+            except _swap.StagingReplaced:
+                raise  # the folder at that name is not ours: nothing there to recover or remove
+            except BaseException:
                 _swap.recover(staging, self.dest)  # after a failure mid-swap this finishes each unit; else cleans up
+                raise
+            _swap.recover(staging, self.dest)
+            return result
 
     def _staging_parent(self) -> str:
         """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
@@ -263,6 +269,8 @@ class _RestoreJob:
     def _stage_and_swap(self, staging, work_dir) -> dict:
         tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
         manifest, verification, members, stager = self._stage_chain(tree, work_dir)
+        if staging:  # the plan reads the staged tree by path: it must still be the folder this restore made
+            os.close(_swap.open_staging(staging, Anchor(self.parent), self.staging_id))
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
@@ -287,7 +295,7 @@ class _RestoreJob:
             plan.prepare(pending)
             _swap.sync_filesystem(staging)
             root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
-            swapper = _swap.Swapper(staging, pending, aside, root, self.dest)
+            swapper = _swap.Swapper(staging, pending, aside, root, self.dest, self.staging_id)
             swapper.write_journal()
             self.pause("journal")
             swapper.run(self.pause)
