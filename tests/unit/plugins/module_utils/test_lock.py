@@ -61,3 +61,14 @@ def test_waiting_run_gets_the_lock_when_released(tmp_path):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_folder_lock_writes_nothing_there_and_excludes_a_second_holder(tmp_path):
+    """name=None: the lock a restore takes on dest's parent, a folder that is not ours to put files in."""
+    with DirectoryLock(str(tmp_path), 5, "restore into %s" % tmp_path, name=None):
+        assert os.listdir(str(tmp_path)) == []
+        with pytest.raises(LockTimeout, match="another restore into %s is running" % tmp_path):
+            with DirectoryLock(str(tmp_path), 0.2, "restore into %s" % tmp_path, name=None):
+                pass
+    with DirectoryLock(str(tmp_path), 0.2, "restore into %s" % tmp_path, name=None):
+        assert os.listdir(str(tmp_path)) == []

@@ -281,3 +281,29 @@ def test_a_restore_never_hands_the_app_user_a_file_the_archive_kept_from_it(worl
     with pytest.raises(subprocess.CalledProcessError):
         as_nobody("import sys; open(sys.argv[1]).read()", secret)
     assert not restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="config"))["changed"]
+
+
+@pytest.mark.parametrize("step", ["staged", "journal", "unit-0"])
+def test_a_staging_folder_the_app_user_replaced_is_refused(world, step):
+    """The staging folder sits where the app user may rename entries (beside dest here; inside dest when dest is
+    a mount point): renamed away and replaced by a folder of theirs, holding their own tree, at any step before
+    a swap, it must never be swapped into dest."""
+    app = world / "home" / "app"
+    made = backup(app, world / "backups")
+    before = tree(app / "data")
+    replaced = []
+
+    def pause(name):
+        if name != step or replaced:
+            return
+        for parent in (app.parent, app):
+            for entry in os.listdir(str(parent)):
+                if entry.startswith(".reddit-restore-"):
+                    as_nobody("import os, sys; os.rename(sys.argv[1], sys.argv[1] + '.moved'); os.mkdir(sys.argv[1], "
+                              "0o700); os.makedirs(sys.argv[1] + '/tree/data'); "
+                              "open(sys.argv[1] + '/tree/data/evil', 'w').write('planted')", parent / entry)
+                    replaced.append(parent / entry)
+
+    with pytest.raises(BackupError, match="staging folder .* was replaced while the restore ran"):
+        restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="database"), pause=pause)
+    assert replaced and tree(app / "data") == before and not (app / "data" / "evil").exists()

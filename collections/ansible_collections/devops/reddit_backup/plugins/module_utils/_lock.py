@@ -31,18 +31,21 @@ LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEX
 
 class DirectoryLock:
     """``with DirectoryLock(backup_dir, timeout, purpose):`` holds the exclusive lock of ``backup_dir``;
-    ``name=READERS_NAME, shared=True`` the readers' lock instead (``shared=False``: exclusive of all readers)."""
+    ``name=READERS_NAME, shared=True`` the readers' lock instead (``shared=False``: exclusive of all readers).
+    ``name=None`` locks the folder's own descriptor and writes nothing there (a restore's lock on dest's parent,
+    a folder that is not ours to put files in)."""
 
     def __init__(self, directory: str, timeout: float = 60.0, purpose: str = "backup", name: str = LOCK_NAME,
                  shared: bool = False) -> None:
-        self.path = os.path.join(directory, name)
+        self.path = os.path.join(directory, name) if name else directory
+        self.on_folder = not name
         self.timeout = timeout
         self.purpose = purpose
         self.shared = shared
         self._fd = None
 
     def __enter__(self) -> "DirectoryLock":
-        fd = open_lock_file(self.path)
+        fd = open_dir(self.path) if self.on_folder else open_lock_file(self.path)
         deadline = time.monotonic() + max(self.timeout, 0)
         while True:
             try:
@@ -50,11 +53,11 @@ class DirectoryLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
+                    holder = None if self.on_folder else _read_holder(fd)  # a folder names no holder
                     os.close(fd)
                     raise LockTimeout(self._busy_message(holder)) from None
                 time.sleep(POLL_SECONDS)
-        if not self.shared:  # shared holders are many: none of them names itself in the file
+        if not self.shared and not self.on_folder:  # shared holders are many: none names itself in the file
             holder = {"pid": os.getpid(), "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "purpose": self.purpose}
             os.ftruncate(fd, 0)
@@ -64,6 +67,9 @@ class DirectoryLock:
 
     def _busy_message(self, holder: str) -> str:
         folder = os.path.dirname(self.path)
+        if self.on_folder:
+            return ("another %s is running and held its lock for %s s; wait for it or raise lock_timeout"
+                    % (self.purpose, self.timeout))
         if os.path.basename(self.path) == READERS_NAME and not self.shared:
             return ("backups in %s are being read by a restore or verify, which did not finish within %s s; %s waits "
                     "so that it never deletes what they read: run it again later or raise lock_timeout"
@@ -76,7 +82,7 @@ class DirectoryLock:
 
     def __exit__(self, *exc_info) -> None:
         if self._fd is not None:
-            if not self.shared:
+            if not self.shared and not self.on_folder:
                 os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

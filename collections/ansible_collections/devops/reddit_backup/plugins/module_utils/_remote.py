@@ -20,9 +20,11 @@ its sidecars), so ``backup_info`` could read a copy of it as it is. The rules:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -117,12 +119,15 @@ class RemoteCatalog:
         self.backups: list = []
         self.incomplete: list = []
         archives = [path for path in self.files if _is_archive(path)]
+        self.incomplete += [{"name": path, "archive": path, "damaged": True, "reason": NOT_OURS % path}
+                            for path in sorted(self.files) if _looks_like_archive(path) and not _is_archive(path)]
         oversized = {path + suffix for path in archives for suffix, limit in SIDECAR_LIMITS.items()
                      if self.files.get(path + suffix, 0) > limit}
         wanted = [path + suffix for path in archives
                   for suffix in (_catalog.CHECKSUM_SUFFIX, _catalog.META_SUFFIX, _catalog.SIGNATURE_SUFFIX)
                   if path + suffix in self.files and path + suffix not in oversized]
-        store.fetch(wanted, self.shadow)
+        store.fetch(wanted, self.shadow, max(SIDECAR_LIMITS[_catalog.CHECKSUM_SUFFIX],
+                                             SIDECAR_LIMITS[_catalog.META_SUFFIX]))
         for path in archives:
             too_big = sorted(name for name in oversized if name.startswith(path + "."))
             if too_big:
@@ -133,8 +138,8 @@ class RemoteCatalog:
             entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path),
                                     sidecars_only=True)
             if entry is not None and entry.get("damaged"):
-                self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True,
-                                        "reason": "damaged on the remote: %s" % entry["damaged"]})
+                self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True, "reason": "damaged "
+                                        "on the remote: %s" % entry["damaged"].replace(self.shadow, store.description)})
                 continue
             if entry is None:
                 self.incomplete.append({"name": _stem(path), "archive": path, "reason": "incomplete on the remote: "
@@ -156,6 +161,14 @@ class RemoteCatalog:
 
     def sidecar(self, relative: str) -> str:
         return os.path.join(self.shadow, relative)
+
+
+NOT_OURS = ("%s is not a backup this tool makes (a remote backup is <type folder>/<name><archive suffix>, the name of "
+            "letters, digits, '.', '_', '-'); it was never fetched: check who put it on the remote")
+
+
+def _looks_like_archive(relative: str) -> bool:
+    return _catalog.archive_suffix(relative) is not None
 
 
 def _is_archive(relative: str) -> bool:
@@ -283,6 +296,9 @@ class _Sync:
         source, dest = (self.local, self.remote.backups) if push else (self.remote.backups, self.local)
         selected = select_backups(source, self.request.select, self.request.before, self.request.type, self.now)
         if not selected and self.request.select != "all":
+            damaged = [item for item in self.remote.incomplete if not push and item["name"] == self.request.select]
+            if damaged:
+                raise BackupError("%s (%s): %s" % (self.request.select, damaged[0]["archive"], damaged[0]["reason"]))
             refused = [item for item in self.skipped if item["reason"].startswith("not authentic")]
             raise BackupError("no complete %sbackup at the %s matches select: %s%s%s; list them with backup_info (or, "
                               "for the remote, backup_sync in check mode)%s"
@@ -363,32 +379,45 @@ class _Sync:
                 self.transferred.append(self._entry(backup, files, sum(self.remote.files.get(p, 0) for p in files),
                                                     0.0))
             return
-        staging = _fs.temp_path(self.backup_dir, "pull")  # hidden: the next locked run removes what a kill left
-        os.mkdir(staging, 0o700)
+        root = _fs.open_dir(self.backup_dir)
         try:
-            # The index can be large, so it comes now; the other sidecars came with the listing.
-            indexes = [path for _b, sidecars in plan for path in sidecars if path.endswith(_catalog.INDEX_SUFFIX)]
-            timings = self.store.download(indexes + [backup["archive"] for backup in backups], staging)
-            damaged = []
-            for backup, sidecars in plan:
-                problem = self._commit_pulled(backup, sidecars, staging)
-                if problem:
-                    damaged.append(problem)
-                    self.skipped.append({"name": backup["name"], "archive": backup["archive"], "reason": problem})
-                    continue
-                files = sidecars + [backup["archive"]]
-                self.transferred.append(self._entry(backup, files, sum(self.remote.files.get(p, 0) for p in files),
-                                                    sum(timings.get(path, 0.0) for path in files)))
+            staging = _PullStaging(root, self.backup_dir)
+            try:
+                # The index can be large, so it comes now; the other sidecars came with the listing.
+                indexes = [path for _b, sidecars in plan for path in sidecars if path.endswith(_catalog.INDEX_SUFFIX)]
+                wanted = indexes + [backup["archive"] for backup in backups]
+                timings = self.store.download(wanted, staging.path, max(self.remote.files[p] for p in wanted),
+                                              dest_fd=staging.fd)
+                damaged = []
+                for backup, sidecars in plan:
+                    problem = self._commit_pulled(backup, sidecars, staging, root)
+                    if problem:
+                        damaged.append(problem)
+                        self.skipped.append({"name": backup["name"], "archive": backup["archive"], "reason": problem})
+                        continue
+                    files = sidecars + [backup["archive"]]
+                    self.transferred.append(self._entry(backup, files,
+                                                        sum(self.remote.files.get(p, 0) for p in files),
+                                                        sum(timings.get(path, 0.0) for path in files)))
+            finally:
+                staging.remove()
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            os.close(root)
         if damaged:
             raise BackupError("%s; %d other backups were pulled" % ("; ".join(damaged), len(self.transferred)))
 
-    def _commit_pulled(self, backup: dict, sidecars: list, staging: str):
-        """Check one pulled archive and move it into place after its sidecars; the problem, or None."""
+    def _commit_pulled(self, backup: dict, sidecars: list, staging: "_PullStaging", root: int):
+        """Check one pulled archive and link it into its type folder after its sidecars, all through folder
+        descriptors and never over an existing name; the problem, or None."""
         relative = backup["archive"]
-        landed = os.path.join(staging, relative)
-        sha256 = _fs.sha256_file(landed)
+        folder, base = relative.split("/")
+        landed = os.path.join(staging.path, relative)
+        try:
+            sha256 = _fs.sha256_file(landed)
+        except FileNotFoundError:
+            return ("the remote archive %s was not copied: it vanished, or grew past the %d bytes the listing said, "
+                    "while the pull ran; it was not kept. Pull again, and check the remote if it recurs"
+                    % (relative, self.remote.files[relative]))
         expected = _catalog.read_checksum(self.remote.sidecar(relative))
         if sha256 != expected or sha256 != backup.get("sha256"):
             return ("the pulled archive %s does not match its .sha256 sidecar on the remote (sha256 %s, the sidecar "
@@ -399,24 +428,31 @@ class _Sync:
             if problem:
                 return "%s; it was not kept" % problem
         _fs.fsync_file(landed)
-        root = _fs.open_dir(self.backup_dir)
+        _fs.ensure_private_dir(folder, dir_fd=root)
+        type_fd = _fs.open_dir(folder, dir_fd=root)
         try:
-            _fs.ensure_private_dir(os.path.dirname(relative), dir_fd=root)
+            in_the_way = [name for name in [base] + [path[len(folder) + 1:] for path in sidecars]
+                          if _fs._lexists_at(type_fd, name)]
+            if in_the_way:
+                return ("%s is already there and is not this backup (the catalog does not list it); nothing was "
+                        "overwritten: move it away to pull %s" % (os.path.join(self.backup_dir, folder, in_the_way[0]),
+                                                                  relative))
+            written = []
+            try:
+                for path in sidecars:
+                    source = os.path.join(staging.path, path) if path.endswith(_catalog.INDEX_SUFFIX) \
+                        else self.remote.sidecar(path)
+                    data = _fs.read_regular(source, SIDECAR_LIMITS.get(path[len(relative):], _catalog.META_LIMIT))
+                    _write_new(type_fd, path[len(folder) + 1:], data, os.path.join(self.backup_dir, path))
+                    written.append(path[len(folder) + 1:])
+                _link_new(staging.fd, relative, type_fd, base, os.path.join(self.backup_dir, relative))
+            except BaseException:
+                for name in written:
+                    os.unlink(name, dir_fd=type_fd)
+                raise
+            os.fsync(type_fd)
         finally:
-            os.close(root)
-        written = []
-        try:
-            for path in sidecars:
-                source = os.path.join(staging, path) if path.endswith(_catalog.INDEX_SUFFIX) \
-                    else self.remote.sidecar(path)
-                data = _fs.read_regular(source, SIDECAR_LIMITS.get(path[len(relative):], _catalog.META_LIMIT))
-                written.append(os.path.join(self.backup_dir, path))
-                _fs.atomic_write_bytes(os.path.join(self.backup_dir, path), data)
-            _fs.commit_no_clobber(landed, os.path.join(self.backup_dir, relative))  # the archive last: the commit
-        except BaseException:
-            for path in written:
-                _fs.remove_quietly(path)
-            raise
+            os.close(type_fd)
         return None
 
     def _mirror(self, source: list, dest: list) -> None:
@@ -433,6 +469,72 @@ class _Sync:
                     self.deleted.append(_deleted(backup))
         else:
             self.deleted += [_deleted(backup) for backup in reversed(extra)]
+
+
+class _PullStaging:
+    """A private folder of the backup directory that pulled files land in, held by its descriptor: the app user
+    may rename it or put a link in its place, but everything written or read goes to the folder this run made
+    (``path`` is /proc/self/fd/<fd>, which rsync, a child that inherits the descriptor, resolves the same way)."""
+
+    def __init__(self, root: int, backup_dir: str) -> None:
+        self.root = root
+        self.name = os.path.basename(_fs.temp_path(backup_dir, "pull"))  # hidden: a killed run's is removed later
+        os.mkdir(self.name, _fs.PRIVATE_DIR_MODE, dir_fd=root)
+        self.fd = _fs.open_dir(self.name, dir_fd=root)
+        self.path = "/proc/self/fd/%d" % self.fd
+
+    def remove(self) -> None:
+        """Empty the folder this run made, through its descriptor, and remove it if its name is still its own."""
+        for name in os.listdir(self.fd):
+            if _is_dir_at(self.fd, name):
+                shutil.rmtree(name, dir_fd=self.fd)
+            else:
+                os.unlink(name, dir_fd=self.fd)
+        made = os.fstat(self.fd)
+        os.close(self.fd)
+        try:
+            now = os.stat(self.name, dir_fd=self.root, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+                os.rmdir(self.name, dir_fd=self.root)
+        except OSError:
+            pass  # renamed away by someone else: it is empty, and the next locked run ignores it
+
+
+def _is_dir_at(dir_fd: int, name: str) -> bool:
+    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+
+
+def _write_new(dir_fd: int, name: str, data: bytes, shown: str) -> None:
+    """Write ``name`` in ``dir_fd`` whole (0600) under a temp name, then link it in; never over an existing file."""
+    tmp = os.path.basename(_fs.temp_path("", name))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _fs.PRIVATE_FILE_MODE,
+                 dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _link_new(dir_fd, tmp, dir_fd, name, shown)
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+def _link_new(src_fd: int, src: str, dst_fd: int, name: str, shown: str) -> None:
+    """Give the file ``src`` (in ``src_fd``) the name ``name`` in ``dst_fd``; never replace what is there."""
+    try:
+        os.link(src, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise BackupError("%s appeared while the pull wrote it; nothing was overwritten: move it away and pull again"
+                          % shown) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+            raise _fs.as_backup_error(error, shown) from error
+        if _fs._lexists_at(dst_fd, name):  # no hard links on this filesystem: check, then rename (we hold the lock)
+            raise BackupError("%s is already there; nothing was overwritten" % shown) from None
+        os.rename(src, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
 
 
 def _deleted(backup: dict) -> dict:
@@ -464,6 +566,9 @@ def prune_remote(request: SyncRequest, policy=None, now=None, check_mode: bool =
             deleted = remove_remote(store, doomed, check_mode)
             kept = [{"archive": b["archive"], "type": b["type"], "name": b["name"], "created": b["created"],
                      "reasons": reasons[b["archive"]]} for b in catalog.backups if reasons[b["archive"]]]
+            kept += [{"archive": item["archive"], "type": None, "name": item["name"], "created": None,
+                      "reasons": ["%s; retention cannot classify it, so it is kept" % item["reason"]]}
+                     for item in catalog.incomplete]
             return {"changed": bool(deleted), "remote": store.description, "deleted": deleted, "kept": kept,
                     "freed_bytes": sum(item["size"] for item in deleted)}
         if check_mode or not os.path.isdir(request.backup_dir):

@@ -91,26 +91,36 @@ class S3Store:
             raise self._fail(error, "listing the backups") from error
         return files
 
-    def fetch(self, relatives: list, dest_root: str) -> None:
+    def fetch(self, relatives: list, dest_root: str, max_size: int) -> None:
+        """Copy ``relatives`` (small files: sidecars) into ``dest_root``; an object that has grown past
+        ``max_size`` since the listing is not copied (only its first bytes are ever asked for)."""
         for relative in relatives:
             path = os.path.join(dest_root, relative)
             os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
             try:
-                body = self.client.get_object(Bucket=self.bucket, Key=self._key(relative))["Body"].read()
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(relative),
+                                              Range="bytes=0-%d" % max_size)["Body"].read(max_size + 1)
             except self.errors as error:
                 raise self._fail(error, "fetching %s" % relative) from error
+            if len(body) > max_size:
+                continue
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
 
-    def download(self, relatives: list, dest_root: str) -> dict:
-        """Copy ``relatives`` into ``dest_root`` (a private folder), in order; {relative: seconds}."""
+    def download(self, relatives: list, dest_root: str, max_size: int, dest_fd: int = None) -> dict:
+        """Copy ``relatives`` into ``dest_root`` (a private folder, ``/proc/self/fd/<dest_fd>`` when held by a
+        descriptor), in order; {relative: seconds}. An object larger than ``max_size`` (what the listing said)
+        is refused before a byte is written."""
         done = {}
+        if dest_fd is not None:
+            dest_root = "/proc/self/fd/%d" % dest_fd
         for relative in relatives:
             began = time.monotonic()
             path = os.path.join(dest_root, relative)
             os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._check_size(relative, max_size)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 try:
                     self.client.download_fileobj(self.bucket, self._key(relative), handle, Config=self.transfer)
@@ -118,6 +128,15 @@ class S3Store:
                     raise self._fail(error, "copying %s" % relative) from error
             done[relative] = time.monotonic() - began
         return done
+
+    def _check_size(self, relative: str, max_size: int) -> None:
+        try:
+            size = self.client.head_object(Bucket=self.bucket, Key=self._key(relative))["ContentLength"]
+        except self.errors as error:
+            raise self._fail(error, "copying %s" % relative) from error
+        if size > max_size:
+            raise BackupError("S3 %s: %s is now %d bytes, more than the listing said (%d); it was not copied: the "
+                              "remote changed during the pull" % (self.description, relative, size, max_size))
 
     def upload(self, local_root: str, relatives: list) -> dict:
         """PUT each file (large ones as a multipart upload, complete or invisible), in order; {relative: seconds}."""

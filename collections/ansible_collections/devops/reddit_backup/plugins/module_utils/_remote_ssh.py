@@ -67,18 +67,21 @@ class SshStore:
             options += ["-p", str(int(port))]
         self.ssh_options = options
         self.shell = " ".join(shlex.quote(word) for word in [self.ssh] + options)
+        # rsync's I/O timeout: a server that accepts the connection and then sends nothing ends the run.
+        self.io_timeout = "--timeout=%d" % max(int(timeout), 1)
 
     def _remote(self, relative: str = "") -> str:
         return "%s:%s/%s" % (self.target, self.root if self.root != "/" else "", relative)
 
-    def _run(self, arguments: list, what: str, missing_ok: bool = False, done=None) -> str:
+    def _run(self, arguments: list, what: str, missing_ok: bool = False, done=None, pass_fds=()) -> str:
         """Run rsync; its output, or with ``done`` (a dict) each transferred file's seconds there, timed as rsync
         reports it complete (``--out-format``)."""
-        command = [self.rsync, "-e", self.shell] + arguments
+        command = [self.rsync, "-e", self.shell, self.io_timeout] + arguments
         if done is not None:
             command[1:1] = ["--out-format=%n", "--outbuf=L"]  # one line as each file completes, not at the end
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                                       pass_fds=pass_fds)
             lines = []
             last = time.monotonic()
             for line in process.stdout:
@@ -117,28 +120,34 @@ class SshStore:
                 continue
         return files
 
-    def fetch(self, relatives: list, dest_root: str) -> None:
-        """Copy ``relatives`` into ``dest_root`` under the same relative paths (small files: sidecars)."""
+    def fetch(self, relatives: list, dest_root: str, max_size: int) -> None:
+        """Copy ``relatives`` into ``dest_root`` under the same relative paths (small files: sidecars); a file
+        larger than ``max_size`` when rsync meets it is not copied. Only regular files travel (no --links, no
+        --devices or --specials): a symlink or FIFO there is skipped, never followed or waited on."""
         if not relatives:
             return
         with tempfile.NamedTemporaryFile("w", prefix="rb-files-", delete=False) as listing:
             listing.write("\n".join(relatives) + "\n")
         try:
-            self._run(["-r", "--files-from=%s" % listing.name, "--chmod=D0700,F0600", "-p", self._remote(),
+            self._run(["-r", "--files-from=%s" % listing.name, "--max-size=%d" % max_size, "--chmod=D0700,F0600",
+                       "-p", self._remote(),
                        dest_root + "/"], "fetching the sidecars")
         finally:
             os.unlink(listing.name)
 
-    def download(self, relatives: list, dest_root: str) -> dict:
-        """Copy ``relatives`` into ``dest_root`` (a private folder) in one rsync, in order; {relative: seconds}."""
+    def download(self, relatives: list, dest_root: str, max_size: int, dest_fd: int = None) -> dict:
+        """Copy ``relatives`` into ``dest_root`` (a private folder; ``/proc/self/fd/<dest_fd>`` when it is held
+        by a descriptor, which rsync inherits) in one rsync, in order, none larger than ``max_size`` (what the
+        listing said); {relative: seconds}."""
         done: dict = {}
         if not relatives:
             return done
         with tempfile.NamedTemporaryFile("w", prefix="rb-files-", delete=False) as listing:
             listing.write("\n".join(relatives) + "\n")
         try:
-            self._run(["-r", "-t", "--files-from=%s" % listing.name, "--chmod=D0700,F0600", "-p", self._remote(),
-                       dest_root + "/"], "copying %s" % ", ".join(relatives[:3]), done=done)
+            self._run(["-r", "-t", "--files-from=%s" % listing.name, "--max-size=%d" % max_size, "--chmod=D0700,F0600",
+                       "-p", self._remote(), dest_root + "/"], "copying %s" % ", ".join(relatives[:3]), done=done,
+                      pass_fds=() if dest_fd is None else (dest_fd,))
         finally:
             os.unlink(listing.name)
         return done

@@ -10,7 +10,6 @@ kill at any moment leaves each item old or new.
 
 from __future__ import annotations
 
-import fcntl
 import grp
 import os
 import pwd
@@ -24,7 +23,7 @@ from datetime import datetime, timezone
 from . import _lock, _manifest, _procs, _signing, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
 from ._confined import Anchor
-from ._errors import BackupError, LockTimeout
+from ._errors import BackupError
 from ._manifest_checks import DELTA_SUFFIX, catalog_check, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
 from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
@@ -42,7 +41,6 @@ SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 LEGACY_STAGING_PREFIX = ".tmp-restore-"  # earlier versions: it matched the temp prefix that create and prune remove
-POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -176,6 +174,7 @@ class _RestoreJob:
         self.owner = owner
         self.check_mode = check_mode
         self.pause = pause or (lambda step: None)
+        self.staging_id = None  # (device, inode) of the staging folder this restore made
         self.stamp = request.now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
         self.parent = os.path.dirname(dest)
         self.warnings: list = []
@@ -193,7 +192,7 @@ class _RestoreJob:
                 shutil.rmtree(work_dir, ignore_errors=True)
         if not os.path.isdir(self.parent):
             os.makedirs(self.parent, 0o755, exist_ok=True)
-        with _ParentLock(self.parent, self.request.lock_timeout):
+        with _lock.DirectoryLock(self.parent, self.request.lock_timeout, "restore into %s" % self.parent, name=None):
             for staging in _stale_staging(self.dest):
                 self.recovered += _swap.recover(staging, self.dest)
                 self.recovered.append("finished and removed %s, left by a killed restore" % staging)
@@ -205,11 +204,16 @@ class _RestoreJob:
             os.mkdir(staging, 0o700)
             try:
                 os.chmod(staging, 0o700)  # recovery trusts only a 0700 folder: exactly that, whatever the umask
-                _swap.write_marker(staging, self.dest, Anchor(self.parent))
+                self.staging_id = _swap.write_marker(staging, self.dest, Anchor(self.parent))
                 os.mkdir(os.path.join(staging, "verify"), 0o700)
-                return self._stage_and_swap(staging, os.path.join(staging, "verify"))
-            finally:
+                result = self._stage_and_swap(staging, os.path.join(staging, "verify"))
+            except _swap.StagingReplaced:
+                raise  # the folder at that name is not ours: nothing there to recover or remove
+            except BaseException:
                 _swap.recover(staging, self.dest)  # after a failure mid-swap this finishes each unit; else cleans up
+                raise
+            _swap.recover(staging, self.dest)
+            return result
 
     def _staging_parent(self) -> str:
         """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
@@ -291,6 +295,8 @@ class _RestoreJob:
     def _stage_and_swap(self, staging, work_dir) -> dict:
         tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
         manifest, verification, members, stager = self._stage_chain(tree, work_dir)
+        if staging:  # the plan reads the staged tree by path: it must still be the folder this restore made
+            os.close(_swap.open_staging(staging, Anchor(self.parent), self.staging_id))
         if stager is not None:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
@@ -315,7 +321,7 @@ class _RestoreJob:
             plan.prepare(pending)
             _swap.sync_filesystem(staging)
             root = plan.safety_root if plan.safety_root in result["safety_copies"] else None
-            swapper = _swap.Swapper(staging, pending, aside, root, self.dest)
+            swapper = _swap.Swapper(staging, pending, aside, root, self.dest, self.staging_id)
             swapper.write_journal()
             self.pause("journal")
             swapper.run(self.pause)
@@ -415,30 +421,3 @@ def _owner_ids(owner, group) -> tuple:
         raise BackupError("unknown owner %r or group %r on this host; create the user and group first (the new "
                           "server playbook does) or leave them unset" % (owner, group)) from None
     return uid, gid
-
-
-class _ParentLock:
-    """flock on dest's parent folder: one restore at a time there, released by the kernel if the run dies."""
-
-    def __init__(self, folder: str, timeout: float) -> None:
-        self.folder = folder
-        self.timeout = timeout
-        self.fd = None
-
-    def __enter__(self) -> "_ParentLock":
-        self.fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-        deadline = time.monotonic() + max(self.timeout, 0)
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise LockTimeout("another restore into %s is running and held its lock for %s s; wait for it "
-                                      "or raise lock_timeout" % (self.folder, self.timeout)) from None
-                time.sleep(POLL_SECONDS)
-
-    def __exit__(self, *exc_info) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)

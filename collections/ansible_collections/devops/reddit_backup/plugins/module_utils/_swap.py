@@ -184,15 +184,37 @@ def _drop_replica(old_fd: int, name: str, old_info, live_fd: int, live_name: str
         os.unlink(name, dir_fd=old_fd)
 
 
-def write_marker(staging_dir: str, dest: str, anchor: Anchor) -> None:
+def write_marker(staging_dir: str, dest: str, anchor: Anchor) -> tuple:
     """Mark a new staging folder as this tool's: the marker names the folder's own device and inode, which no
-    other folder has, and only root can write into the root-owned 0700 folder."""
-    fd = anchor.open_dir(staging_dir)
+    other folder has, and only root can write into the root-owned 0700 folder. Returns that (device, inode)."""
+    fd = open_staging(staging_dir, anchor)
     try:
         info = os.fstat(fd)
         _write_at(fd, MARKER_NAME, {"format": MARKER_FORMAT, "folder": [info.st_dev, info.st_ino], "dest": dest})
     finally:
         os.close(fd)
+    return info.st_dev, info.st_ino
+
+
+class StagingReplaced(PlantedPath):
+    """The staging folder at its name is not the one this restore made: nothing there is ours to recover."""
+
+
+def open_staging(staging_dir: str, anchor: Anchor, identity: tuple = None) -> int:
+    """The staging folder's descriptor, refused unless it is a folder of this user, mode 0700, and (once known)
+    the very folder this restore made: the app user may rename it and put another folder in its place."""
+    fd = anchor.open_dir(staging_dir)
+    info = os.fstat(fd)
+    problem = None
+    if info.st_uid != os.geteuid() or info.st_mode & 0o7777 != 0o700:
+        problem = "it is owned by uid %d with mode %04o" % (info.st_uid, info.st_mode & 0o7777)
+    elif identity is not None and (info.st_dev, info.st_ino) != tuple(identity):
+        problem = "it is another folder than the one this restore made"
+    if problem:
+        os.close(fd)
+        raise StagingReplaced("the restore's staging folder %s was replaced while the restore ran (%s); nothing "
+                              "more was swapped: check who did, and run the restore again" % (staging_dir, problem))
+    return fd
 
 
 def _write_at(dir_fd: int, name: str, data: dict) -> None:
@@ -222,8 +244,10 @@ class Swapper:
     Every step goes through ``anchor`` (dest's parent): no symlink below it is ever followed.
     """
 
-    def __init__(self, staging_dir: str, units: list, aside: list, safety_root=None, dest: str = None) -> None:
+    def __init__(self, staging_dir: str, units: list, aside: list, safety_root=None, dest: str = None,
+                 staging_id: tuple = None) -> None:
         self.staging_dir = staging_dir
+        self.staging_id = staging_id
         self.units = units
         self.aside = aside
         self.safety_root = safety_root
@@ -242,7 +266,7 @@ class Swapper:
                           for unit in self.units],
                 "aside": [{"name": os.path.basename(entry["target"]), "safety": relative(entry["safety"])}
                           for entry in self.aside]}
-        fd = self.anchor.open_dir(self.staging_dir)
+        fd = open_staging(self.staging_dir, self.anchor, self.staging_id)
         try:
             info = os.fstat(fd)
             _write_at(fd, JOURNAL_NAME, dict(data, folder=[info.st_dev, info.st_ino]))
@@ -261,6 +285,7 @@ class Swapper:
         for index, unit in enumerate(self.units):
             if pause:
                 pause("unit-%d" % index)
+            os.close(open_staging(self.staging_dir, anchor, self.staging_id))  # still ours: checked before each step
             swap_unit(unit, self.staging_dir, index, anchor, pause)
         for entry in self.aside:
             if entry["safety"]:

@@ -99,7 +99,8 @@ deleted:
   sample: [{"archive": "/srv/backups/daily/backup_20250427_020000.tar.zst", "type": "full", "size": 73413020,
             "name": "backup_20250427_020000", "created": "2025-04-27T02:00:00Z"}]
 kept:
-  description: The backups kept, each with the C(reasons) (rules) that kept it.
+  description: The backups kept, each with the C(reasons) (rules) that kept it. With O(remote), also the remote
+    entries retention cannot classify (damaged, incomplete, not a backup this tool makes), with the reason.
   returned: always
   type: list
   elements: dict

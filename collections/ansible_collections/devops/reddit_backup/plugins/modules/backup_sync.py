@@ -147,8 +147,9 @@ transferred:
 skipped_backups:
   description:
     - Each selected backup not copied, with its C(name), C(archive) and the C(reason) (already there with the same
-      sha256, a different backup of that name there, incomplete on the remote, a pulled archive that did not match
-      its sidecar, not authentic when trusted keys were given).
+      sha256, a different backup of that name there, incomplete or damaged on the remote, a remote entry that is
+      not a backup this tool makes, a pulled archive that did not match its sidecar, a local file in the way, not authentic when trusted
+      keys were given).
     - Not called C(skipped), which Ansible reserves for a skipped task.
   returned: always
   type: list
