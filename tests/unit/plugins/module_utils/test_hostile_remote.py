@@ -366,7 +366,7 @@ def test_a_pull_never_overwrites_a_local_file_in_its_way(clean_ssh, ground):
     server, backups = clean_ssh
     backup_dir = nobody_backup_dir(ground)
     outside = os.path.join(ground, "outside")
-    as_attacker("python3", "-c", "import os, sys; os.mkdir(sys.argv[1])", os.path.join(backup_dir, "daily"))
+    as_attacker("/usr/bin/python3", "-c", "import os, sys; os.mkdir(sys.argv[1])", os.path.join(backup_dir, "daily"))
     squatted = os.path.join(backup_dir, "daily", os.path.basename(backups[0]["archive"]))
     as_attacker("sh", "-c", "echo mine > '%s'; echo '{}' > '%s.meta.json'" % (squatted, squatted))
     as_attacker("ln", "-s", os.path.join(outside, "precious"),
