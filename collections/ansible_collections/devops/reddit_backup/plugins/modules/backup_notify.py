@@ -143,6 +143,7 @@ event:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._notify import build_event, notify
 
 
@@ -180,6 +181,11 @@ def main():
         mutually_exclusive=[("webhook_url", "webhook_url_file")],
         supports_check_mode=True,
     )
+    with guarded(module, "sending a notification"):
+        run(module)
+
+
+def run(module):
     params = module.params
     event = build_event(params["app"], params["operation"], params["status"], params["summary"],
                         backup_type=params["type"], details=params["details"])
