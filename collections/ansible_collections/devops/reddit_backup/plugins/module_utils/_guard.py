@@ -86,6 +86,6 @@ def guarded(module, doing: str) -> Iterator[None]:
         yield
     except BackupError as error:
         module.fail_json(msg=str(error))
-    except Exception as error:  # pylint: disable=broad-except  (the last line of defence; reported as a bug)
+    except Exception as error:  # pylint: disable=broad-except  # the last line of defence, reported as a bug
         frames = "".join(traceback.format_tb(error.__traceback__))
         module.fail_json(msg=bug_report(getattr(module, "_name", "the module"), doing, error), exception=frames)

@@ -40,7 +40,7 @@ def url_problem(url: str, option: str) -> str:
         return ("%s %s holds a space, a line break or a control character; remove it (percent-encode what must "
                 "stay, e.g. a space as %%20)" % (option, where))
     try:
-        parts.port  # pylint: disable=pointless-statement  (raises ValueError for a port out of range)
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a port out of range
     except ValueError:
         return "%s %s has a port out of range (1 to 65535)" % (option, where)
     if not parts.hostname:
@@ -74,6 +74,6 @@ def scrub(text: str, secrets) -> str:
     """``text`` with every secret (and its percent-encoded form) replaced by an ellipsis."""
     text = str(text)
     for secret in sorted({str(s) for s in secrets if s and len(str(s)) >= 4}, key=len, reverse=True):
-        for form in {secret, urllib.parse.quote(secret), urllib.parse.quote(secret, safe="")}:
+        for form in dict.fromkeys([secret, urllib.parse.quote(secret), urllib.parse.quote(secret, safe="")]):
             text = text.replace(form, HIDDEN)
     return text
