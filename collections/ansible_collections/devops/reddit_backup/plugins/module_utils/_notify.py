@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import smtplib
 import socket
 import time
@@ -20,13 +21,14 @@ import urllib.request
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
-from ._redact import header_problem, redact_url, scrub, secrets_of_url, url_problem
+from ._redact import UNSAFE_CHARACTERS, header_problem, redact_url, scrub, secrets_of_url, url_problem
 
 SOURCE = "devops.reddit_backup"
 STATUSES = ("failed", "succeeded", "recovered", "warning")
 RETRY_PAUSE = 1.0
 USER_AGENT = "devops.reddit_backup-notify/1"
 MAX_ATTEMPTS = 10
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TIMEOUT = 3600
 
 
@@ -74,6 +76,20 @@ def settings_problem(timeout, attempts, smtp_port=25) -> str:
         return "attempts must be a whole number from 1 to %d, not %r" % (MAX_ATTEMPTS, attempts)
     if isinstance(smtp_port, bool) or not isinstance(smtp_port, int) or not 1 <= smtp_port <= 65535:
         return "smtp_port must be a port number from 1 to 65535, not %r" % (smtp_port,)
+    return None
+
+
+def mail_problem(mail_to, mail_from, smtp_host) -> str:
+    """None when the mail settings can go into an SMTP dialogue as they are, else which one is wrong (smtplib would
+    refuse a line break with a ValueError, and an empty recipient is nobody)."""
+    for position, address in enumerate(mail_to or []):
+        if not str(address).strip() or CONTROL_CHARACTERS.search(str(address)):
+            return ("mail_to entry %d is empty or holds a line break or a control character; give addresses such "
+                    "as ops@example.com" % (position + 1))
+    if mail_from is not None and CONTROL_CHARACTERS.search(str(mail_from)):
+        return "mail_from holds a line break or a control character; remove it"
+    if mail_to and (not str(smtp_host or "").strip() or UNSAFE_CHARACTERS.search(str(smtp_host))):
+        return "smtp_host is empty or holds a space, a line break or a control character; give a host name"
     return None
 
 
@@ -161,7 +177,7 @@ def notify(event: dict, webhook_url: str = None, webhook_headers=None, mail_to=N
     """Send ``event`` on every configured channel. ``delivered`` is True when every configured channel
     delivered; ``channels`` says how each one did. Never raises."""
     channels = {}
-    problem = settings_problem(timeout, attempts, smtp_port)
+    problem = settings_problem(timeout, attempts, smtp_port) or mail_problem(mail_to, mail_from, smtp_host)
     if problem:
         return {"delivered": False, "reason": problem, "channels": {}}
     try:

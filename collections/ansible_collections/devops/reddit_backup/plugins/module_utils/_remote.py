@@ -89,6 +89,9 @@ def parse_remote(remote: str) -> dict:
 
 
 def open_store(request: SyncRequest):
+    timeout = request.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+        raise BackupError("timeout must be a number of seconds above 0 and at most %d" % MAX_TIMEOUT)
     where = parse_remote(request.remote)
     if where["kind"] == "ssh":
         from ._remote_ssh import SshStore  # pylint: disable=import-outside-toplevel
@@ -581,6 +584,7 @@ def prune_remote(request: SyncRequest, policy=None, now=None, check_mode: bool =
 
 
 # The options of every module that reaches a remote (documented in doc_fragments/remote.py).
+MAX_TIMEOUT = 3600  # seconds; a longer connect timeout is a typo (and ssh takes only whole seconds of an int)
 REMOTE_ARGUMENT_SPEC = {
     "remote": {"type": "str"},
     "ssh_key": {"type": "path", "no_log": False},

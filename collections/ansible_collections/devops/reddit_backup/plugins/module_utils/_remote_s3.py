@@ -17,7 +17,7 @@ import os
 import time
 
 from ._errors import BackupError
-from ._redact import redact_url, scrub, secrets_of_url, url_problem
+from ._redact import UNSAFE_CHARACTERS, redact_url, scrub, secrets_of_url, url_problem
 
 PART_SIZE = 64 << 20  # multipart above this; 10000 parts of 64 MiB allow archives up to 625 GiB
 MIN_PART_SIZE = 5 << 20  # S3's smallest part: a smaller file was never sent in parts
@@ -38,6 +38,10 @@ class S3Store:
         except ImportError:
             raise BackupError("boto3 is needed on this host for an s3:// remote; install it (Debian: apt-get install "
                               "python3-boto3)") from None
+        for option, value in (("s3_access_key", access_key), ("s3_secret_key", secret_key),
+                              ("s3_session_token", session_token), ("s3_region", region)):
+            if value is not None and UNSAFE_CHARACTERS.search(str(value)):
+                raise BackupError("%s holds a space, a line break or a control character; remove it" % option)
         if bool(access_key) != bool(secret_key):
             raise BackupError("give both s3_access_key and s3_secret_key, or neither (to use the AWS environment)")
         problem = url_problem(endpoint_url, "s3_endpoint_url") if endpoint_url else None

@@ -86,7 +86,11 @@ class _Scope:
 def parse_scope(scope) -> _Scope:
     if isinstance(scope, str) and scope in SCOPES:
         return _Scope(scope, tuple(SCOPE_PATHS[scope]) if scope in SCOPE_PATHS else None)
-    paths = [scope] if isinstance(scope, str) else list(scope or [])
+    if not isinstance(scope, (str, list, tuple)) or not all(isinstance(path, str) for path in
+                                                            ([scope] if isinstance(scope, str) else scope)):
+        raise BackupError("scope must be one of %s, or a list of paths relative to the app root (a %s was given)"
+                          % (", ".join(SCOPES), type(scope).__name__))
+    paths = [scope] if isinstance(scope, str) else list(scope)
     if not paths:
         raise BackupError("scope must be one of %s, or a list of paths relative to the app root" % ", ".join(SCOPES))
     cleaned = []
@@ -417,7 +421,7 @@ def _owner_ids(owner, group) -> tuple:
             uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
         if group is not None:
             gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a name holding a NUL byte, which no account has
         raise BackupError("unknown owner %r or group %r on this host; create the user and group first (the new "
                           "server playbook does) or leave them unset" % (owner, group)) from None
     return uid, gid

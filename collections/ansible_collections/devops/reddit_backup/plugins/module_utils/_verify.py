@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -28,6 +29,7 @@ LEVELS = ("quick", "comprehensive")
 CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
 TYPES_WITH_CONFIG = ("full", "config")
 DELTA_HEAD_LIMIT = 64 << 10  # a page delta's magic and JSON header line
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
 
 
@@ -100,6 +102,17 @@ class _TextSink:
         self.into[self.path] = b"".join(self.parts)
 
 
+def required_problem(required) -> str:
+    """None when every ``required`` entry is a path an archive member can have, else which entry is wrong: an
+    impossible entry would mark a sound backup invalid (and record that verdict)."""
+    for position, path in enumerate(required or []):
+        text = str(path)
+        if not text.strip("/") or CONTROL_CHARACTERS.search(text) or ".." in text.split("/"):
+            return ("required entry %d is empty, holds a line break or a control character, or climbs with ..; "
+                    "list paths relative to the app root, such as config/production.env" % (position + 1))
+    return None
+
+
 class Verifier:
     """Watches one pass over an archive (``observe`` and ``sink`` for each member) and then judges it
     (``conclude``). ``database_paths`` (from the catalog entry) says which members to copy for the integrity
@@ -110,6 +123,9 @@ class Verifier:
     def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True) -> None:
         if level not in LEVELS:
             raise BackupError("level must be one of %s, not %r" % (", ".join(LEVELS), level))
+        problem = required_problem(required)
+        if problem:
+            raise BackupError(problem)
         self.level = level
         self.work_dir = work_dir
         self.required = required

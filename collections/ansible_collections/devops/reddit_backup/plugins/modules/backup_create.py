@@ -312,6 +312,7 @@ duration:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._selection import DEFAULT_EXCLUDES
 
 
@@ -336,6 +337,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "creating a backup"):
+        run(module)
+
+
+def run(module):
     params = module.params
     request = BackupRequest(app_root=params["app_root"], backup_dir=params["backup_dir"], type=params["type"],
                             name=params["name"], include=params["include"], exclude=params["exclude"],

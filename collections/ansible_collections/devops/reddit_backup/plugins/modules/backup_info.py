@@ -178,6 +178,7 @@ totals:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import choose, list_backups, summarize
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 
 
 def main():
@@ -191,6 +192,11 @@ def main():
         mutually_exclusive=[("before", "name")],
         supports_check_mode=True,
     )
+    with guarded(module, "reading the catalog"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         backups = [b for b in list_backups(params["backup_dir"]) if params["type"] in (None, b["type"])]

@@ -182,6 +182,7 @@ previous:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import record
 
 RUN_SPEC = dict(
@@ -210,6 +211,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "recording metrics"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         result = record(params["textfile"], params["backup_dir"], run=params["run"], labels=params["labels"],

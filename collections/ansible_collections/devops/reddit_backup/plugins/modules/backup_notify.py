@@ -167,6 +167,7 @@ event:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._notify import build_event, notify
 from ansible_collections.devops.reddit_backup.plugins.module_utils._notify_policy import notification_for
 
@@ -209,6 +210,11 @@ def main():
         mutually_exclusive=[("webhook_url", "webhook_url_file"), ("status", "run_status")],
         supports_check_mode=True,
     )
+    with guarded(module, "sending a notification"):
+        run(module)
+
+
+def run(module):
     params = module.params
     status = params["status"] or "failed"
     if params["run_status"]:

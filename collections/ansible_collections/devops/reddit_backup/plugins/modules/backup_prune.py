@@ -120,6 +120,7 @@ remote:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
     REMOTE_ARGUMENT_SPEC, prune_remote, request_from_params)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._retention import prune
@@ -136,6 +137,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "pruning backups"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         if params["remote"]:

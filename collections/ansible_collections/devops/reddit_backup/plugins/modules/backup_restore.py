@@ -301,6 +301,7 @@ duration:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (
     DEFAULT_KEEP, RestoreRequest, restore)
 
@@ -331,6 +332,11 @@ def main():
         required_one_of=[("archive", "backup_dir")],
         supports_check_mode=True,
     )
+    with guarded(module, "restoring a backup"):
+        run(module)
+
+
+def run(module):
     params = module.params
     request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
                              before=params["before"], name=params["name"], scope=params["scope"],

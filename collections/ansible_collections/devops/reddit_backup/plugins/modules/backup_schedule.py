@@ -169,6 +169,7 @@ stop:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._units import Schedule, apply, job_from, plan
 
 JOB_SPEC = dict(
@@ -200,6 +201,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "writing the schedule"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         schedule = Schedule(app=params["app"], scheduler=params["scheduler"], command=params["command"],

@@ -191,6 +191,7 @@ duration:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
     REMOTE_ARGUMENT_SPEC, request_from_params, sync)
 
@@ -214,6 +215,11 @@ def main():
         required_if=[("select", "before", ["before"])],
         supports_check_mode=True,
     )
+    with guarded(module, "syncing with the remote"):
+        run(module)
+
+
+def run(module):
     params = module.params
     request = request_from_params(params, direction=params["direction"], select=params["select"],
                                   before=params["before"], type=params["type"], delete=params["delete"],

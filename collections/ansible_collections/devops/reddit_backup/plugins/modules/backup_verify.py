@@ -237,6 +237,7 @@ from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._signing import trust_from
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import pick_archive, verify_archive
 
@@ -262,6 +263,11 @@ def main():
         required_one_of=[("archive", "backup_dir")],
         supports_check_mode=True,
     )
+    with guarded(module, "verifying a backup"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         types = [params["type"]] if params["type"] else None

@@ -109,6 +109,7 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._sqlite import snapshot_file
 
 
@@ -128,6 +129,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "taking a database snapshot"):
+        run(module)
+
+
+def run(module):
     dest = resolve_dest(module.params["src"], module.params["dest"])
     if module.check_mode:
         if not os.path.isfile(module.params["src"]):
