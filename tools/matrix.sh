@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The supported-versions matrix (make matrix): for each supported ansible-core older than the one in .venv, a venv
+# The supported-versions matrix (make matrix): for each supported ansible-core below the one in .venv, a venv
 # under .venv-matrix/<version> with that ansible-core (pinned) and the unit suite's tools (pinned by
 # requirements-lock.txt), then in it:
 #   - ansible-test sanity, the tests whose verdict depends on the ansible-core version (MATRIX_SANITY_TESTS);
@@ -11,18 +11,22 @@
 # this machine has; Debian 12's 3.11 must be there.
 #
 # Environment:
-#   MATRIX_ANSIBLE_CORE     the ansible-core versions to test here (default below; the oldest is requires_ansible)
+#   MATRIX_ANSIBLE_CORE     the ansible-core versions to test here (default: 2.16.19, the requires_ansible line)
 #   MATRIX_SANITY_TESTS     the ansible-test sanity tests run per version
-#   MATRIX_TARGET_PYTHONS   target Pythons for the modules' compile/import tests (3.11 required, others if found)
+#   MATRIX_TARGET_PYTHONS   target Pythons for the modules' compile/import tests (default 3.11, the one claimed;
+#                           others, e.g. "3.11 3.12 3.13", are tested when this machine has them, skipped if not)
 #   MATRIX_JOBS             pytest workers for the unit suite (it mostly waits on subprocesses and sleeps)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-MATRIX_ANSIBLE_CORE="${MATRIX_ANSIBLE_CORE:-2.16.19 2.17.14 2.18.19}"
+# The oldest supported line (requires_ansible) by default; the newest is .venv's. One version costs about 5 to
+# 12 minutes on 2 cores (venv, sanity venvs, unit suite), so the lines between run on demand:
+#   make matrix MATRIX_ANSIBLE_CORE="2.16.19 2.17.14 2.18.19"
+MATRIX_ANSIBLE_CORE="${MATRIX_ANSIBLE_CORE:-2.16.19}"
 MATRIX_SANITY_TESTS="${MATRIX_SANITY_TESTS:-ansible-doc validate-modules runtime-metadata import compile}"
-MATRIX_TARGET_PYTHONS="${MATRIX_TARGET_PYTHONS:-3.9 3.10 3.11 3.12 3.13}"
+MATRIX_TARGET_PYTHONS="${MATRIX_TARGET_PYTHONS:-3.11}"
 MATRIX_MODULE_TESTS="${MATRIX_MODULE_TESTS:-tests/integration/test_verify_module.py tests/integration/test_restore_module.py}"
 MATRIX_JOBS="${MATRIX_JOBS:-4}"
 SUMMARY="$ROOT/build/matrix-summary.txt"
@@ -126,7 +130,7 @@ main() {
     for version in $MATRIX_ANSIBLE_CORE; do
         run_version "$version" || true
     done
-    record "ansible-core $("$ROOT/.venv/bin/python" -c 'from importlib.metadata import version; print(version("ansible-core"))'): make sanity/unit" "(.venv)" 0
+    record "ansible-core $("$ROOT/.venv/bin/python" -c 'from importlib.metadata import version; print(version("ansible-core"))'): .venv" "in every" 0
     run_target_pythons
     echo
     log "=== summary ==="
