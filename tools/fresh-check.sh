@@ -8,7 +8,10 @@
 #   3. /proc, /sys and /dev mounted into the root (dev bound), and taken down again whatever happens.
 #   4. In the root, as a newcomer would: `apt-get install make` (the README's one prerequisite), `make demo`,
 #      `make test`. The root shares this host's network, used only for the package registries (Debian's mirror,
-#      PyPI); the tests themselves talk over 127.0.0.1.
+#      PyPI); the tests themselves talk over 127.0.0.1. The CA certificates this host added to its own
+#      (/usr/local/share/ca-certificates, e.g. a TLS-inspecting proxy's on the way to the registries) are copied
+#      into the root, where ca-certificates takes them in when setup installs it, and pip there uses the system
+#      bundle (pip's own bundle would not know them).
 #   5. Checks after each command: the demo installed no server package; no process of the root is left running;
 #      no systemd unit is enabled in the root (test dependencies are installed with no service started or
 #      enabled); and at the end nothing stays mounted.
@@ -85,6 +88,11 @@ build_root() {
     debootstrap --variant=minbase bookworm "$ROOTFS" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
         || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
     cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+        mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
+        cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+        log "copied this host's own CA certificates into the root: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+    fi
     record "debootstrap" ok "$(( $(date +%s) - started ))"
 }
 
@@ -109,6 +117,7 @@ mount_filesystems() {
 in_root() {
     chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb NO_COLOR=1 \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PIP_DEFAULT_TIMEOUT=180 \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
         /bin/bash -c "$1"
 }
 
