@@ -45,7 +45,7 @@ help:
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
 	@echo "make docs            the HTML documentation site with antsibull-docs + Sphinx (build/docs/html)"
-	@echo "make matrix          sanity, unit tests and modules on every supported ansible-core (tools/matrix.sh)"
+	@echo "make matrix          sanity, unit tests and modules on the oldest supported ansible-core (tools/matrix.sh)"
 	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py"
@@ -143,7 +143,9 @@ lock:
 	rm -rf "$(BUILD_DIR)/lock-venv"
 
 clean:
-	rm -rf "$(BUILD_DIR)" "$(ROOT)/demo" "$(ROOT)/.venv-matrix" "$(ROOT)/.ansible" "$(ROOT)/.pytest_cache" "$(COLLECTION_DIR)/tests/output"
+	@if findmnt -rn -o TARGET | grep -q "^$(BUILD_DIR)/"; then \
+		echo "clean: something is mounted under build/ (an interrupted fresh-check?): unmount it first" >&2; exit 1; fi
+	rm -rf --one-file-system "$(BUILD_DIR)" "$(ROOT)/demo" "$(ROOT)/.venv-matrix" "$(ROOT)/.ansible" "$(ROOT)/.pytest_cache" "$(COLLECTION_DIR)/tests/output"
 	find "$(ROOT)" -path "$(VENV)" -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

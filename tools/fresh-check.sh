@@ -2,8 +2,9 @@
 # The newcomer's path, proved (make fresh-check): the README's two commands, `make demo` then `make test`, on a
 # clean clone of HEAD inside a fresh Debian 12 root that nothing was installed into by hand.
 #
-#   1. A minimal Debian 12 root (debootstrap --variant=minbase bookworm, from the mirror this machine's apt uses),
-#      built anew each run under build/fresh-check/root.
+#   1. A minimal Debian 12 root (debootstrap --variant=minbase bookworm, from the mirror this machine's apt uses)
+#      under build/fresh-check/root. The pristine root is kept as build/fresh-check/minbase.tar (nothing installed
+#      in it yet), so the next run unpacks it instead of running debootstrap again (FRESH_CHECK_REBUILD=1: anew).
 #   2. `git clone` of this repository at HEAD into it (committed work only: uncommitted changes are not seen).
 #   3. /proc, /sys and /dev mounted into the root (dev bound), and taken down again whatever happens.
 #   4. In the root, as a newcomer would: `apt-get install make` (the README's one prerequisite), `make demo`,
@@ -23,12 +24,14 @@
 #                               containers do not nest in a chroot)
 #   FRESH_CHECK_COMMANDS        what to run, ';'-separated (default: "make demo;make test")
 #   FRESH_CHECK_KEEP=1          keep the root afterwards (for a look inside); it is removed otherwise
+#   FRESH_CHECK_REBUILD=1       debootstrap anew instead of unpacking the kept pristine root
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="$ROOT/build/fresh-check"
 ROOTFS="$WORK/root"
-PROJECT_IN_ROOT=/root/reddit-backup
+# Where others can reach it: some tests run the venv's tools as the user nobody (a 0700 /root would stop them).
+PROJECT_IN_ROOT=/srv/reddit-backup
 FRESH_CHECK_SKIP="${FRESH_CHECK_SKIP-molecule}"
 FRESH_CHECK_COMMANDS="${FRESH_CHECK_COMMANDS:-make demo;make test}"
 SUMMARY="$WORK/summary.txt"
@@ -81,19 +84,26 @@ cleanup() {
 }
 
 build_root() {
-    local mirror started
-    mirror="$(python3 "$ROOT/tools/debian_mirror.py")" || die "no Debian bookworm mirror in /etc/apt/sources.list*"
+    local mirror started pristine="$WORK/minbase.tar"
     started=$(date +%s)
-    log "debootstrap --variant=minbase bookworm from $mirror"
-    debootstrap --variant=minbase bookworm "$ROOTFS" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
-        || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
+    if [ "${FRESH_CHECK_REBUILD:-0}" != "1" ] && [ -f "$pristine" ]; then
+        log "unpacking the pristine minbase root ($pristine)"
+        mkdir -p "$ROOTFS"
+        tar -C "$ROOTFS" -xf "$pristine"
+    else
+        mirror="$(python3 "$ROOT/tools/debian_mirror.py")" || die "no Debian bookworm mirror in /etc/apt/sources.list*"
+        log "debootstrap --variant=minbase bookworm from $mirror"
+        debootstrap --variant=minbase bookworm "$ROOTFS" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
+            || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed (log: $WORK/debootstrap.log)"; }
+        tar -C "$ROOTFS" -cf "$pristine.tmp" . && mv "$pristine.tmp" "$pristine"
+    fi
     cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
         mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
         cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
         log "copied this host's own CA certificates into the root: $(cd /usr/local/share/ca-certificates && echo *.crt)"
     fi
-    record "debootstrap" ok "$(( $(date +%s) - started ))"
+    record "fresh root" ok "$(( $(date +%s) - started ))"
 }
 
 clone_project() {

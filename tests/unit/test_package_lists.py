@@ -108,3 +108,15 @@ def test_a_program_nobody_declared_fails_the_check(tmp_path):
     covered = {"base": ["make"], "unit": ["sqlite3"], "demo": ["zstd"], "bench": ["rsync"]}
     assert programs.problems("demo", covered, DECLARED, root=tmp_path) == []
     assert programs.problems("bench", covered, DECLARED, root=tmp_path) == []
+
+
+def test_every_step_of_make_test_installs_its_own_packages():
+    """Each target calls `tools/setup.sh` with its own step (so any order works on a fresh machine), and `make test`
+    does not skip it."""
+    text = (REPO / "Makefile").read_text(encoding="utf-8")
+    for step in makefile_test_steps() + ["demo", "bench", "fresh-check"]:
+        recipe = re.search(r"^%s:\n((?:\t.*\n)+)" % re.escape(step), text, re.MULTILINE)
+        assert recipe, "no recipe for make %s" % step
+        assert recipe.group(1).startswith("\t$(call setup_for,%s)\n" % step), "make %s sets up another step" % step
+    test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", text, re.MULTILINE).group(1)
+    assert "SKIP_SETUP=1" not in test_recipe
