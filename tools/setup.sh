@@ -123,6 +123,9 @@ ensure_apt_packages() {
     # shellcheck disable=SC2086
     log "installing Debian packages for ${*:-base}: $(echo $missing)"
     export DEBIAN_FRONTEND=noninteractive
+    # One install at a time on this machine: two checkouts must not swap each other's policy-rc.d.
+    exec 9>"${TMPDIR:-/tmp}/reddit-backup-setup-apt.lock"
+    flock 9
     before="$(enabled_units)"
     forbid_service_starts
     trap allow_service_starts EXIT
@@ -134,6 +137,7 @@ ensure_apt_packages() {
     allow_service_starts
     trap - EXIT
     disable_new_units "$before"
+    flock -u 9
     # shellcheck disable=SC2086
     missing="$(missing_apt_packages $wanted)"
     if [ -n "$missing" ]; then
