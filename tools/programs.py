@@ -38,7 +38,8 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # under the unit and integration suites; tools/setup.sh and the Makefile run before every step (base).
 STEP_SOURCES = {
     "base": ["tools/setup.sh", "tools/programs.py", ".ci/run"],
-    "unit": ["tests/unit", "tests/conftest.py", "tests/sampleapp.py", "examples", str(COLLECTION / "plugins"),
+    # (The test helpers a step's files import, such as tests/servers.py, are followed: see files_of.)
+    "unit": ["tests/unit", "tests/conftest.py", "tests/promtool", "examples", str(COLLECTION / "plugins"),
              str(COLLECTION / "roles/runner/files")],
     "integration": ["tests/integration", "tests/servers.py", "tests/notifyservers.py", "tests/promtool",
                     "tests/sampleapp.py", "examples", "playbooks", str(COLLECTION / "plugins"),
@@ -198,7 +199,10 @@ def calls_in(path: Path) -> tuple[set, set]:
     return maybe - optional, sure - optional
 
 
-def files_of(step: str, root: Path = ROOT):
+LOCAL_IMPORT = re.compile(r"^\s*(?:from|import)\s+((?:tests|bench)(?:\.\w+)+)", re.MULTILINE)
+
+
+def _listed_files(step: str, root: Path):
     for source in STEP_SOURCES[step]:
         path = root / source
         if path.is_file():
@@ -207,6 +211,23 @@ def files_of(step: str, root: Path = ROOT):
             for child in sorted(path.rglob("*")):
                 if child.is_file() and "tests/output" not in child.as_posix() and "__pycache__" not in child.parts:
                     yield child
+
+
+def files_of(step: str, root: Path = ROOT):
+    """The step's files, and the project's test helpers they import (a fixture's programs are the step's too)."""
+    pending = list(_listed_files(step, root))
+    seen: set = set()
+    while pending:
+        path = pending.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        yield path
+        if path.suffix == ".py":
+            for module in LOCAL_IMPORT.findall(path.read_text(encoding="utf-8", errors="replace")):
+                imported = root / (module.replace(".", "/") + ".py")
+                if imported.is_file():
+                    pending.append(imported)
 
 
 @functools.lru_cache(maxsize=None)

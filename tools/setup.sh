@@ -103,7 +103,7 @@ allow_service_starts() {
 disable_new_units() {
     local before="$1" unit
     for unit in $(comm -13 <(printf '%s\n' "$before") <(enabled_units)); do
-        log "disabling $unit (enabled by the package install; the tests start their own servers)"
+        log "disabling $unit (enabled by this install; the harness leaves no unit enabled, tests start their own servers)"
         as_root systemctl disable --quiet "$unit" 2>/dev/null || true
         if systemctl is-active --quiet "$unit" 2>/dev/null; then
             as_root systemctl stop "$unit" || true

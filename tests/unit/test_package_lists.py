@@ -87,8 +87,10 @@ def test_a_program_nobody_declared_fails_the_check(tmp_path):
     package the calling step does not install."""
     unit = tmp_path / "tests" / "unit"
     unit.mkdir(parents=True)
+    (tmp_path / "tests" / "helper.py").write_text(
+        "import subprocess\ndef serve():\n    return subprocess.Popen(['sshd', '-D'])\n", encoding="utf-8")
     (unit / "test_new.py").write_text(
-        "import shutil, subprocess\n"
+        "import shutil, subprocess\nfrom tests.helper import serve\n"
         "def test_it(tmp_path):\n"
         "    subprocess.run(['sqlite3', str(tmp_path / 'db'), 'select 1'], check=True)\n"
         "    assert shutil.which('frobnicate-tool')\n", encoding="utf-8")
@@ -103,9 +105,10 @@ def test_a_program_nobody_declared_fails_the_check(tmp_path):
     unit_problems = programs.problems("unit", steps, DECLARED, root=tmp_path)
     assert any("`sqlite3`: its package sqlite3 is not in step unit" in problem for problem in unit_problems)
     assert any("`frobnicate-tool` (not installed here): declare" in problem for problem in unit_problems)
+    assert any("tests/helper.py calls `sshd`" in problem for problem in unit_problems), unit_problems
     assert any("`zstd`" in problem for problem in programs.problems("demo", steps, DECLARED, root=tmp_path))
     assert any("`rsync`" in problem for problem in programs.problems("bench", steps, DECLARED, root=tmp_path))
-    covered = {"base": ["make"], "unit": ["sqlite3"], "demo": ["zstd"], "bench": ["rsync"]}
+    covered = {"base": ["make"], "unit": ["sqlite3", "openssh-server"], "demo": ["zstd"], "bench": ["rsync"]}
     assert programs.problems("demo", covered, DECLARED, root=tmp_path) == []
     assert programs.problems("bench", covered, DECLARED, root=tmp_path) == []
 
