@@ -138,7 +138,8 @@ record() {
 # The units enabled in the root, read from its files (no systemd runs there).
 enabled_units() {
     if [ -x "$ROOTFS/usr/bin/systemctl" ]; then
-        systemctl --root="$ROOTFS" list-unit-files --state=enabled --no-legend --no-pager 2>/dev/null \
+        # systemctl exits 1 when no unit matches: an empty list.
+        { systemctl --root="$ROOTFS" list-unit-files --state=enabled --no-legend --no-pager 2>/dev/null || true; } \
             | awk '{print $1}' | sort
     fi
 }
