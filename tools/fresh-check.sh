@@ -12,7 +12,7 @@
 #      PyPI); the tests themselves talk over 127.0.0.1. The CA certificates this host added to its own
 #      (/usr/local/share/ca-certificates, e.g. a TLS-inspecting proxy's on the way to the registries) are copied
 #      into the root, where ca-certificates takes them in when setup installs it, and pip there uses the system
-#      bundle (pip's own bundle would not know them).
+#      bundle (/etc/pip.conf; pip's own bundle would not know them).
 #   5. Checks after each command: the demo installed no server package; no process of the root is left running;
 #      no systemd unit is enabled in the root (test dependencies are installed with no service started or
 #      enabled); and at the end nothing stays mounted.
@@ -102,6 +102,9 @@ build_root() {
         mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
         cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
         log "copied this host's own CA certificates into the root: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+        # pip's own bundle does not know them, and ansible-test drops PIP_CERT from its pip's environment: say it
+        # in pip's configuration file, as this host does.
+        printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$ROOTFS/etc/pip.conf"
     fi
     record "fresh root" ok "$(( $(date +%s) - started ))"
 }
