@@ -190,6 +190,7 @@ run_command() {
 main() {
     mkdir -p "$WORK"
     : >"$SUMMARY"
+    rm -f "$WORK/test-summary.txt"
     trap cleanup EXIT
     if [ -d "$ROOTFS" ]; then unmount_all; rm -rf --one-file-system "$ROOTFS"; fi
     build_root
