@@ -4,8 +4,8 @@
 # Idempotent: every step checks first and does nothing when its result is already there, so a second run goes
 # straight to the scenarios. From a fresh Debian 12 machine (root, PyPI and the Debian mirror reachable, no
 # container registry) to green without a hand step:
-#   1. Debian packages: podman, runc, debootstrap, uidmap, containernetworking-plugins.
-#   2. /etc/containers/containers.conf: the two settings podman needs here (see ../shared/notes/test-hosts.md):
+#   1. Debian packages: podman, runc, debootstrap, uidmap, containernetworking-plugins (tools/packages.txt).
+#   2. /etc/containers/containers.conf: the two settings podman needs here :
 #      runc instead of crun, container ulimits the host allows, and no network by default.
 #   3. The host image, Debian 12 with systemd as PID 1, built with debootstrap from the Debian mirror this machine
 #      uses (no registry is reachable); cached: its tag is a hash of the recipe, so it is rebuilt only when the
@@ -45,19 +45,10 @@ ANSIBLE_PACKAGE_VERSION="12.3.0"
 # Collections unpacked from that package: only what the podman driver and connection need.
 BUNDLED_COLLECTIONS=(containers/podman)
 
-HOST_APT_PACKAGES=(podman runc debootstrap uidmap containernetworking-plugins)
-
-# What the container hosts hold. They have no network: whatever a playbook or role needs inside must be here.
-# systemd as PID 1 and cron; python3 for Ansible (python3-venv for the venvs of the runner role and of the
-# disaster recovery, python3-packaging for ansible.builtin.pip, python3-yaml for the YAML checks of restored
-# configuration); sqlite3, zstd, age for the guide's manual commands and the archives; rsync and openssh for the
-# backup server; sudo and acl for become; curl for the guide's health checks.
-IMAGE_PACKAGES=(
-    systemd systemd-sysv dbus cron
-    python3 python3-venv python3-yaml python3-packaging
-    sqlite3 zstd age rsync openssh-server openssh-client
-    sudo acl adduser procps ca-certificates curl
-)
+# The image's packages: tools/packages.txt (step molecule-image; the host's are step molecule) is the one list.
+# Containers have no network: whatever a playbook or role needs inside must be in the image.
+mapfile -t IMAGE_PACKAGES < <(python3 "$ROOT/tools/programs.py" --only molecule-image)
+[ "${#IMAGE_PACKAGES[@]}" -gt 0 ] || { echo "[molecule] no molecule-image packages in tools/packages.txt" >&2; exit 1; }
 # Bump when the recipe below changes in a way the package list does not show.
 IMAGE_RECIPE_REVISION=2
 IMAGE_NAME="localhost/reddit-backup-debian12"
@@ -78,29 +69,10 @@ as_root() {
 
 # --- 1. Debian packages -------------------------------------------------------------------------------------
 
-missing_apt_packages() {
-    local pkg status
-    for pkg in "$@"; do
-        status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
-        [ "$status" = "installed" ] || printf '%s\n' "$pkg"
-    done
-}
-
+# tools/setup.sh installs them the harness's way: no service started or left enabled by the install.
 ensure_host_packages() {
     [ "${SETUP_SKIP_APT:-0}" = "1" ] && return 0
-    local missing
-    missing="$(missing_apt_packages "${HOST_APT_PACKAGES[@]}")"
-    [ -z "$missing" ] && return 0
-    # shellcheck disable=SC2086 # one package a word on purpose
-    log "installing Debian packages: $(echo $missing)"
-    export DEBIAN_FRONTEND=noninteractive
-    # Unreachable third-party sources make `apt-get update` complain; the Debian mirror is what counts.
-    as_root apt-get update -qq || log "apt-get update reported errors (unreachable extra sources?); going on"
-    # shellcheck disable=SC2086
-    as_root apt-get install -y -qq --no-install-recommends $missing
-    missing="$(missing_apt_packages "${HOST_APT_PACKAGES[@]}")"
-    # shellcheck disable=SC2086
-    [ -z "$missing" ] || die "still missing after apt-get install: $(echo $missing)"
+    SETUP_SKIP_VENV=1 "$ROOT/tools/setup.sh" molecule
 }
 
 # --- 2. /etc/containers/containers.conf -----------------------------------------------------------------------
@@ -172,32 +144,7 @@ PY
 
 # The Debian mirror this machine's apt uses for bookworm (deb822 `URIs:` or one-line `deb URL bookworm ...`).
 debian_mirror() {
-    python3 - /etc/apt/sources.list /etc/apt/sources.list.d/* <<'PY'
-import sys
-
-for path in sys.argv[1:]:
-    try:
-        text = open(path, encoding="utf-8").read()
-    except OSError:
-        continue
-    if path.endswith(".sources"):
-        for stanza in text.split("\n\n"):
-            fields = {}
-            for line in stanza.splitlines():
-                if ":" in line and not line.startswith(("#", " ")):
-                    key, value = line.split(":", 1)
-                    fields[key.strip().lower()] = value.split()
-            if "bookworm" in fields.get("suites", []) and "main" in fields.get("components", []):
-                print(fields["uris"][0].rstrip("/"))
-                sys.exit(0)
-    else:
-        for line in text.splitlines():
-            words = [w for w in line.split("#", 1)[0].split() if not w.startswith("[")]
-            if len(words) >= 4 and words[0] == "deb" and words[2] == "bookworm" and "main" in words[3:]:
-                print(words[1].rstrip("/"))
-                sys.exit(0)
-sys.exit(1)
-PY
+    python3 "$ROOT/tools/debian_mirror.py"
 }
 
 image_tag() {

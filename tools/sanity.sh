@@ -13,7 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 COLLECTION_DIR="$ROOT/collections/ansible_collections/devops/reddit_backup"
 PYTHON_VERSION="${SANITY_PYTHON:-3.11}"
 export HOME="$ROOT/.ansible/ansible-test-home"
-export PATH="$ROOT/.venv/bin:$PATH"
+# SANITY_VENV: the venv whose ansible-test runs (tools/matrix.sh passes an older ansible-core's).
+export PATH="${SANITY_VENV:-$ROOT/.venv}/bin:$PATH"
 
 # ansible-test bootstraps pip into its venvs with a get-pip.py it downloads: put our offline one in its cache.
 pip_version="$(python - <<PY
