@@ -131,6 +131,7 @@ def bases(sandbox: str) -> dict:
     app, backups = os.path.join(sandbox, "app"), os.path.join(sandbox, "backups")
     return {
         "sqlite_backup": {"src": os.path.join(app, "data", "reddit_sentiment.db"), "dest": "OUT/snap.db"},
+        "app_verify": {"app_root": app, "required": ["config/production.env"], "fail_on_invalid": False},
         "backup_create": {"app_root": app, "backup_dir": "OUT/backups", "integrity": "none", "type": "config"},
         "backup_info": {"backup_dir": backups},
         "backup_verify": {"backup_dir": backups, "record": False, "temp_dir": "OUT", "level": "quick"},

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from ._config_checks import CONFIG_DIRS, TEXT_LIMIT, checker_for
 from ._errors import BackupError
+from ._guard import CONTROL_CHARACTERS
 from ._sqlite import SQLITE_HEADER
 
 DATABASE_DIR = "data"
@@ -124,8 +125,10 @@ def verify_app(app_root: str, databases=None, config: bool = True, required=()) 
     if not os.path.isdir(app_root):
         raise BackupError("app_root %s is not a directory: give the application directory to check" % app_root)
     for relative in list(databases or []) + list(required):
-        if os.path.isabs(relative) or ".." in relative.split("/"):
-            raise BackupError("%r must be a path inside app_root, relative to it (such as data/app.db)" % relative)
+        if not isinstance(relative, str) or not relative.strip("/") or CONTROL_CHARACTERS.search(relative) \
+                or os.path.isabs(relative) or ".." in relative.split("/"):
+            raise BackupError("%r must be a path inside app_root, relative to it, without control characters (such "
+                              "as data/app.db)" % (relative,))
     chosen = find_databases(app_root) if databases is None else list(databases)
     checks = [check_required(app_root, relative) for relative in required]
     checks += [check_database(app_root, relative) for relative in chosen]

@@ -101,6 +101,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._app_checks import verify_app
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 
 
 def main():
@@ -114,6 +115,11 @@ def main():
         ),
         supports_check_mode=True,
     )
+    with guarded(module, "checking the application tree"):
+        run(module)
+
+
+def run(module):
     params = module.params
     try:
         result = verify_app(params["app_root"], databases=params["databases"], config=params["config"],
