@@ -231,10 +231,23 @@ def test_a_lock_file_not_ours_is_refused_and_never_truncated(ground):
         with _lock.DirectoryLock(backups, 1):
             pass
     os.unlink(os.path.join(backups, ".lock"))
+    # The directory's owner (the app user, whose scheduled runs lock it too) may own the lock file: root shares it,
+    # writing only that file.
     as_attacker("sh", "-c", "echo mine > %s/.lock" % backups)
-    with pytest.raises(BackupError, match="belongs to uid 65534"):
+    with _lock.DirectoryLock(backups, 1):
+        pass
+    assert os.stat(os.path.join(backups, ".lock")).st_uid == 65534
+    # A file of anyone else (neither this run's user nor the directory's owner) is refused.
+    os.chown(os.path.join(backups, ".lock"), 12345, 12345)
+    with pytest.raises(BackupError, match="belongs to uid 12345"):
         with _lock.DirectoryLock(backups, 1):
             pass
+    os.unlink(os.path.join(backups, ".lock"))
+    as_attacker("sh", "-c", "echo mine > %s/.lock && ln %s/.lock %s/other" % (backups, backups, backups))
+    with pytest.raises(BackupError, match="hard links"):
+        with _lock.DirectoryLock(backups, 1):
+            pass
+    os.unlink(os.path.join(backups, "other"))
     os.unlink(os.path.join(backups, ".lock"))
     as_attacker("mkfifo", os.path.join(backups, ".lock"))
     with pytest.raises(BackupError, match="not a regular file"):

@@ -124,22 +124,27 @@ def reading(backup_dir: str = None, archive: str = None, timeout: float = 60.0, 
 
 def open_lock_file(path: str) -> int:
     """The lock file's descriptor: opened inside the backup directory's descriptor, never through a symlink, and
-    refused unless it is a regular file this user owns with one name (so writing it harms nothing else)."""
+    refused unless it is a regular file with one name that belongs to this user or to the backup directory's owner
+    (the app user's scheduled runs and root's playbooks share one backup directory and its locks; writing such a
+    file harms nothing its owner could not already change)."""
     folder = open_dir(os.path.dirname(path))
     try:
-        fd = os.open(os.path.basename(path), LOCK_FLAGS, PRIVATE_FILE_MODE, dir_fd=folder)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise _foreign_lock(path, "it is a symbolic link") from None
-        raise
+        owners = {os.geteuid(), os.fstat(folder).st_uid}
+        try:
+            fd = os.open(os.path.basename(path), LOCK_FLAGS, PRIVATE_FILE_MODE, dir_fd=folder)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise _foreign_lock(path, "it is a symbolic link") from None
+            raise
     finally:
         os.close(folder)
     info = os.fstat(fd)
     problem = None
     if not stat.S_ISREG(info.st_mode):
         problem = "it is not a regular file"
-    elif info.st_uid != os.geteuid():
-        problem = "it belongs to uid %d, not to this run's user (uid %d)" % (info.st_uid, os.geteuid())
+    elif info.st_uid not in owners:
+        problem = "it belongs to uid %d, neither this run's user (uid %d) nor the backup directory's owner" % (
+            info.st_uid, os.geteuid())
     elif info.st_nlink != 1:
         problem = "it has %d hard links" % info.st_nlink
     if problem:
