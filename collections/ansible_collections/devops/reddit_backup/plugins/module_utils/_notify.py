@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import smtplib
 import socket
 import time
@@ -21,6 +20,7 @@ import urllib.request
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
+from ._guard import CONTROL_CHARACTERS
 from ._redact import UNSAFE_CHARACTERS, header_problem, redact_url, scrub, secrets_of_url, url_problem
 
 SOURCE = "devops.reddit_backup"
@@ -28,7 +28,6 @@ STATUSES = ("failed", "succeeded", "recovered", "warning")
 RETRY_PAUSE = 1.0
 USER_AGENT = "devops.reddit_backup-notify/1"
 MAX_ATTEMPTS = 10
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TIMEOUT = 3600
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -19,6 +18,7 @@ import time
 from datetime import datetime, timezone
 
 from . import _catalog, _chain, _config_checks, _crypto, _fs, _lock, _manifest, _pages, _signing, _sqlite, _verdict
+from ._guard import CONTROL_CHARACTERS
 from ._errors import BackupError, NoSpace
 from ._manifest_checks import (DELTA_SUFFIX, catalog_check, catalog_says_known_format, check, compare_members,
                                manifest_problems)
@@ -29,7 +29,6 @@ LEVELS = ("quick", "comprehensive")
 CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitoring.yml")
 TYPES_WITH_CONFIG = ("full", "config")
 DELTA_HEAD_LIMIT = 64 << 10  # a page delta's magic and JSON header line
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
 
 
