@@ -3,23 +3,23 @@ user, reading the failing task's message, telling archive paths from backup name
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
+import types
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CLI = os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup", "roles", "runner", "files",
-                   "reddit_backup_cli.py")
+from ansible_collections.devops.reddit_backup.plugins.module_utils._command import (cli as cli_module, output,
+                                                                                     playbooks, settings, words)
 
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("reddit_backup_cli", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The command's pieces under one name, as the tests knew them when the command was one file."""
+    parts = types.SimpleNamespace()
+    for module in (settings, output, words, playbooks, cli_module):
+        parts.__dict__.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
+    return parts
 
 
 class FakeSettings:
