@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -77,13 +78,20 @@ def test_the_scheduled_backup_is_pushed_pruned_there_and_measured(apphost, tmp_p
         assert newest == int(parse_time(new["created"]).timestamp())
         assert series(textfile, "last_run_success", operation="backup", type="database") == 1
 
-        # the remote's database folder replaced by a file: the push fails, the run fails and notifies
+        # the server's host key no longer the one the operator trusts: the push fails, the run fails and notifies
         before = len(apphost.webhook.requests)
-        database_dir = os.path.join(backup_server.folder, "database")
-        shutil.rmtree(database_dir)
-        with open(database_dir, "w") as handle:
-            handle.write("not a folder\n")
-        failed = apphost.run("--quiet", "--app", APP, "create", "--type", "database")
+        with open(backup_server.known_hosts) as handle:
+            trusted = handle.read()
+        stranger = tmp_path / "stranger"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+        try:
+            with open(backup_server.known_hosts, "w") as handle:
+                handle.write(trusted.split()[0] + " " + " ".join(stranger.with_suffix(".pub").read_text().split()[:2])
+                             + "\n")
+            failed = apphost.run("--quiet", "--app", APP, "create", "--type", "database")
+        finally:
+            with open(backup_server.known_hosts, "w") as handle:
+                handle.write(trusted)
         assert failed.returncode == 1, failed.stdout + failed.stderr
         assert "pushing to the remote copy %s failed" % backup_server.remote in failed.stderr
         event = apphost.webhook.wait_for(before + 1, timeout=15)[-1]

@@ -11,6 +11,7 @@ from .._errors import BackupError
 from .engine_job import run_engine_job
 from .offsite import push_and_prune, remote_configured
 from .output import human_size
+from .progress import Progress, on_terminal
 from .retention import retention_policy
 
 
@@ -49,7 +50,11 @@ def wheelhouse(settings):
 def command_create(settings, args) -> int:
     def work(output, outcome):
         request = backup_request(settings, args)
-        created = _create.create_backup(request, check_mode=bool(args.dry_run))
+        request.progress = Progress(on_terminal(args.quiet), "create --type %s" % args.type)
+        try:
+            created = _create.create_backup(request, check_mode=bool(args.dry_run))
+        finally:
+            request.progress.close()
         for warning in created.get("warnings") or []:
             output.warn(warning)
         show_created(output, created, request, args.dry_run)

@@ -13,6 +13,7 @@ import time
 from .. import _catalog, _signing, _verify
 from .._errors import BackupError
 from .output import Output, human_size, utc_now
+from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run
 from .settings import EXIT_FAILED, EXIT_OK, UsageError, verify_keys
 from .words import archive_or_name, describe
@@ -81,10 +82,10 @@ def chosen_archive(settings, args) -> str:
         raise UsageError("verify %s: %s" % (args.archive, error)) from None
 
 
-def verify(settings, archive: str, level: str) -> dict:
+def verify(settings, archive: str, level: str, progress: Progress) -> dict:
     keys = verify_keys(settings)
     trust = _signing.trust_from(keys.get("allowed_signers"), keys.get("trusted_signing_keys"))
-    with trust or contextlib.nullcontext():
+    with trust or contextlib.nullcontext(), ReadWatch(archive, progress):
         return _verify.verify_archive(archive, level, record=True, identity_file=keys.get("identity_file"),
                                       trust=trust)
 
@@ -99,7 +100,8 @@ def command_verify(settings, args) -> int:
     started = time.time()
     try:
         archive = archive or chosen_archive(settings, args)
-        result = verify(settings, archive, "comprehensive" if args.comprehensive else "quick")
+        result = verify(settings, archive, "comprehensive" if args.comprehensive else "quick",
+                        Progress(on_terminal(args.quiet), "verify"))
         show_verdict(output, result)
     except BackupError as error:
         result = {"archive": archive, "valid": False, "reason": str(error)}
