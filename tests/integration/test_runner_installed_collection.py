@@ -43,7 +43,7 @@ def test_the_runner_role_from_an_installed_tarball_and_in_check_mode(tmp_path):
     galaxy(tmp_path, "build", SOURCE, "--output-path", str(tmp_path / "dist"))
     tarball = glob.glob(str(tmp_path / "dist" / "devops-reddit_backup-*.tar.gz"))[0]
     collections = str(tmp_path / "installed")
-    galaxy(tmp_path, "install", tarball, "-p", collections)
+    galaxy(tmp_path, "install", "--force", tarball, "-p", collections)  # --force: the source checkout is on the path
     installed = os.path.join(collections, "ansible_collections", "devops", "reddit_backup")
     assert os.path.isfile(os.path.join(installed, "MANIFEST.json"))
     assert not os.path.exists(os.path.join(installed, "galaxy.yml")), "an installed collection has no galaxy.yml"

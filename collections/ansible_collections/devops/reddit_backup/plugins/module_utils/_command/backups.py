@@ -50,11 +50,12 @@ def wheelhouse(settings):
 def command_create(settings, args) -> int:
     def work(output, outcome):
         request = backup_request(settings, args)
-        request.progress = Progress(on_terminal(args.quiet), "create --type %s" % args.type)
+        progress = Progress(on_terminal(args.quiet), "create --type %s" % args.type)
+        request.progress = progress.update
         try:
             created = _create.create_backup(request, check_mode=bool(args.dry_run))
         finally:
-            request.progress.close()
+            progress.close()
         for warning in created.get("warnings") or []:
             output.warn(warning)
         show_created(output, created, request, args.dry_run)

@@ -12,6 +12,7 @@ import time
 
 from .. import _catalog, _signing, _verify
 from .._errors import BackupError
+from .._guard import bug_report
 from .output import Output, human_size, utc_now
 from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run
@@ -106,6 +107,9 @@ def command_verify(settings, args) -> int:
     except BackupError as error:
         result = {"archive": archive, "valid": False, "reason": str(error)}
         output.line("verification could not run: %s" % error)
+    except Exception as error:  # pylint: disable=broad-except  # a bug: said in words, recorded and notified
+        result = {"archive": archive, "valid": False, "reason": bug_report("reddit-backup", what, error)}
+        output.line("verification could not run: %s" % result["reason"])
     valid = result.get("valid") is True
     duration = time.time() - started
     record_run(settings, output, {"operation": "verify", "type": backup_type_of(settings, result.get("archive")),
@@ -113,7 +117,7 @@ def command_verify(settings, args) -> int:
                                   "name": os.path.basename(result.get("archive") or "") or None,
                                   "error": None if valid else result.get("reason")}, started)
     if valid:
-        output.line("reddit-backup: %s succeeded in %.1f s" % (what, duration))
+        output.succeeded("reddit-backup: %s succeeded in %.1f s" % (what, duration))
         output.close()
         return EXIT_OK
     output.failed("reddit-backup: %s FAILED: %s" % (what, result.get("reason") or "invalid"))

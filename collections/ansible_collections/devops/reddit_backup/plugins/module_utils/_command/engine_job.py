@@ -10,6 +10,7 @@ import time
 
 from .. import _lock
 from .._errors import BackupError
+from .._guard import bug_report
 from .output import Output, utc_now
 from .recording import record_run
 from .settings import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -43,6 +44,9 @@ def run_engine_job(settings, args, operation: str, backup_type: str, work) -> in
     except BackupError as failure:
         error = str(failure)
         output.line("reddit-backup: %s" % error, to_terminal=False)
+    except Exception as failure:  # pylint: disable=broad-except  # a bug: said in words, recorded and notified
+        error = bug_report("reddit-backup", what, failure)
+        output.line("reddit-backup: %s" % error, to_terminal=False)
     duration = time.time() - started
     run = dict(outcome.run, operation=operation, type=backup_type, duration=round(duration, 3),
                status="failed" if error else "success", finished=time.time())
@@ -51,7 +55,7 @@ def run_engine_job(settings, args, operation: str, backup_type: str, work) -> in
     if not getattr(args, "dry_run", False) and outcome.recorded:
         record_run(settings, output, run, started, remote=outcome.remote)
     if not error:
-        output.line("reddit-backup: %s succeeded in %.1f s%s" % (what, duration, outcome.summary))
+        output.succeeded("reddit-backup: %s succeeded in %.1f s%s" % (what, duration, outcome.summary))
         output.close()
         return EXIT_OK
     output.failed("reddit-backup: %s FAILED (%s) after %.1f s; the whole output is in %s"

@@ -70,6 +70,13 @@ class Output:
         print(message, file=sys.stderr, flush=True)
         self.log_only(message)
 
+    def succeeded(self, summary: str) -> None:
+        """The success summary. --quiet under a systemd timer still prints it, as restic and borg do: the journal
+        then has one line per run (a terminal and cron, which mails any output, get nothing)."""
+        self.line(summary)
+        if self.quiet and os.environ.get("JOURNAL_STREAM") and not sys.stdout.isatty():
+            print(summary, flush=True)
+
     def failed(self, summary: str) -> None:
         """The failure summary: logged, on stderr, with the run's tail first when --quiet hid it."""
         if self.quiet:

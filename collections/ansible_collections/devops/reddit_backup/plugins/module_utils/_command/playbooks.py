@@ -127,7 +127,7 @@ def run_job(settings, args, playbook_key: str, extra_vars: dict) -> int:
             failure_message(output.tail) or "ansible-playbook exited %d" % rc)
     record_run(settings, output, run, started)
     if ok:
-        output.line("reddit-backup: %s succeeded in %.1f s" % (what, duration))
+        output.succeeded("reddit-backup: %s succeeded in %.1f s" % (what, duration))
         output.close()
         return EXIT_OK
     reason = "interrupted" if interrupted else "ansible-playbook exited %d" % rc
