@@ -10,9 +10,9 @@ import types
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._command import (cli as cli_module, output,
-                                                                                     playbooks, progress, settings,
-                                                                                     words)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._command import cli as cli_module
+from ansible_collections.devops.reddit_backup.plugins.module_utils._command import (
+    output, playbooks, progress, settings, words)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,8 @@ def test_progress_draws_after_a_few_seconds_and_clears_its_line(tmp_path):
     shown.update(41 << 20, 100 << 20)
     assert screen.getvalue().count("\r") == 1, "redrawn at most twice a second"
     shown.close()
-    assert screen.getvalue().endswith("\r" + " " * len("verify: 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, 6 s left") + "\r")
+    drawn = "verify: 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, 6 s left"
+    assert screen.getvalue().endswith("\r" + " " * len(drawn) + "\r")
     silent = io.StringIO()
     off = progress.Progress(False, "create", clock=clock, stream=silent)
     clock.now += 10

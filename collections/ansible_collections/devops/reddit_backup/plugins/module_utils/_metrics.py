@@ -343,8 +343,9 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
            check_mode: bool = False, remote=None) -> dict:
     """Record ``run`` (if any) in the state, then rewrite ``textfile`` from the catalog, the filesystem and the
     state. ``remote`` ({"newest": creation time of the newest backup on the remote copy or None}) is what a push
-    found there; it is kept until the next push says otherwise. Returns what was written and what the run replaced (``previous``: the last result of the same
-    operation and type, so callers can tell a recovery from a failure)."""
+    found there; it is kept until the next push says otherwise. Returns what was written and what the run replaced
+    (``previous``: the last result of the same operation and type, so callers can tell a recovery from a
+    failure)."""
     if not textfile.endswith(".prom"):
         raise BackupError("textfile %s must end in .prom: node_exporter's textfile collector reads only those"
                           % textfile)

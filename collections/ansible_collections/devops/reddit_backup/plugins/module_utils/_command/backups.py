@@ -72,9 +72,9 @@ def show_created(output, created: dict, request: _create.BackupRequest, dry_run)
     output.line("%s backup %s made in %s s%s" % (created.get("type"), created.get("name"), created.get("duration"),
                                                  " (check mode: nothing written)" if dry_run else ""))
     output.line("archive:   %s" % created.get("archive"))
-    output.line("size:      %s from %s in %s files (%s)" % (human_size(created.get("size") or 0),
-                                                           human_size(created.get("bytes")), created.get("files"),
-                                                           request.compression))
+    output.line("size:      %s from %s in %s files (%s)" % (
+        human_size(created.get("size") or 0), human_size(created.get("bytes")), created.get("files"),
+        request.compression))
     output.line("databases: %s (integrity %s)" % (
         ", ".join(d.get("path", "?") for d in databases) or "none",
         ", ".join(sorted({str(d.get("integrity", "not checked")) for d in databases})) or "n/a"))

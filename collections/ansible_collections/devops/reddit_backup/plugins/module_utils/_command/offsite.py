@@ -46,6 +46,7 @@ def push_and_prune(settings, output, outcome, dry_run: bool = False) -> None:
 def command_sync(settings, args) -> int:
     if not remote_configured(settings):
         raise ConfigError("no remote copy is configured for %s: set reddit_backup_remote (ssh:// or s3:// URL) and "
-                          "reddit_backup_remote_sync: true in the inventory, then re-run the runner role" % settings.app)
+                          "reddit_backup_remote_sync: true in the inventory, then re-run the runner role"
+                          % settings.app)
     return run_engine_job(settings, args, "sync", "all",
                           lambda output, outcome: push_and_prune(settings, output, outcome, args.dry_run))

@@ -14,7 +14,7 @@ import time
 from .. import _lock
 from .output import Output, utc_now
 from .recording import record_run
-from .settings import COLLECTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, NotInstalled, UsageError
+from .settings import COLLECTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NotInstalled, UsageError
 from .words import archive_or_name, describe
 
 # command -> (playbook, operation recorded in the metrics)
