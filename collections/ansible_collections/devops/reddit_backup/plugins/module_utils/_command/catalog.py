@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 
 from .. import _catalog, _signing, _verify
 from .._errors import BackupError
 from .._guard import bug_report
-from .output import Output, human_size, utc_now
+from .output import Output, complain, human_size, say, utc_now
 from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run
 from .settings import EXIT_FAILED, EXIT_OK, UsageError, verify_keys
@@ -25,25 +24,25 @@ def command_list(settings, args) -> int:
     try:
         backups = [b for b in _catalog.list_backups(settings.backup_dir) if args.type in (None, b["type"])]
     except BackupError as error:
-        print("reddit-backup: list FAILED: %s" % error, file=sys.stderr)
+        complain("reddit-backup: list FAILED: %s" % error)
         return EXIT_FAILED
     totals = _catalog.summarize(backups)["totals"]
     if args.json:
-        print(json.dumps({"backups": backups, "totals": totals}, indent=2, sort_keys=True, default=str))
+        say(json.dumps({"backups": backups, "totals": totals}, indent=2, sort_keys=True, default=str))
         return EXIT_OK
     if not backups:
-        print("no backups in %s" % settings.backup_dir)
+        say("no backups in %s" % settings.backup_dir)
         return EXIT_OK
-    print("%-12s %-34s %-20s %10s  %s" % ("TYPE", "NAME", "CREATED (UTC)", "SIZE", "VERIFIED"))
+    say("%-12s %-34s %-20s %10s  %s" % ("TYPE", "NAME", "CREATED (UTC)", "SIZE", "VERIFIED"))
     for backup in backups:
-        print("%-12s %-34s %-20s %10s  %s" % (backup.get("type"), backup.get("name"),
-                                              (backup.get("created") or "").replace("T", " ").rstrip("Z"),
-                                              human_size(backup.get("size")), verified_text(backup)))
+        say("%-12s %-34s %-20s %10s  %s" % (backup.get("type"), backup.get("name"),
+                                            (backup.get("created") or "").replace("T", " ").rstrip("Z"),
+                                            human_size(backup.get("size")), verified_text(backup)))
         if args.detailed:
             for label, value in detail_rows(backup):
-                print("    %-10s %s" % (label, value))
-    print("%d backups, %s in %s" % (totals.get("count", len(backups)), human_size(totals.get("bytes", 0)),
-                                    settings.backup_dir))
+                say("    %-10s %s" % (label, value))
+    say("%d backups, %s in %s" % (totals.get("count", len(backups)), human_size(totals.get("bytes", 0)),
+                                  settings.backup_dir))
     return EXIT_OK
 
 

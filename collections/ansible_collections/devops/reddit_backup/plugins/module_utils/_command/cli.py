@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from .._catalog import TYPES
 from .backups import command_cleanup, command_create
 from .catalog import command_list, command_verify
 from .offsite import command_sync
+from .output import complain
 from .playbooks import command_recovery_test, command_restore, command_restore_database, command_verify_restore
 from .settings import (DEFAULT_CONFIG_DIR, EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_NOT_INSTALLED, EXIT_OK, EXIT_USAGE,
                        ConfigError, NotInstalled, Settings, UsageError, become_app_user, runs_as_app_user)
@@ -109,14 +109,14 @@ def main(argv=None) -> int:
             become_app_user(settings)
         return args.handler(settings, args)
     except UsageError as error:
-        print("reddit-backup: %s" % error, file=sys.stderr)
+        complain("reddit-backup: %s" % error)
         return EXIT_USAGE
     except ConfigError as error:
-        print("reddit-backup: %s" % error, file=sys.stderr)
+        complain("reddit-backup: %s" % error)
         return EXIT_CONFIG
     except NotInstalled as error:
-        print("reddit-backup: %s: %s" % (args.command, error), file=sys.stderr)
+        complain("reddit-backup: %s: %s" % (args.command, error))
         return EXIT_NOT_INSTALLED
     except KeyboardInterrupt:
-        print("reddit-backup: interrupted", file=sys.stderr)
+        complain("reddit-backup: interrupted")
         return EXIT_INTERRUPTED

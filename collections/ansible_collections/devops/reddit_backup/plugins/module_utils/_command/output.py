@@ -13,6 +13,18 @@ from datetime import datetime, timezone
 TAIL_LINES = 40
 
 
+def say(text: str) -> None:
+    """A line for the person or script reading stdout (this is a command, not a module: no module.log here)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def complain(text: str) -> None:
+    """A line on stderr."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -58,7 +70,7 @@ class Output:
         self.tail.append(text)
         self.log_only(text)
         if to_terminal and not self.quiet:
-            print(text, flush=True)
+            say(text)
 
     def log_only(self, text: str) -> None:
         if self.log:
@@ -67,7 +79,7 @@ class Output:
 
     def warn(self, text: str) -> None:
         message = "reddit-backup: warning: %s" % text
-        print(message, file=sys.stderr, flush=True)
+        complain(message)
         self.log_only(message)
 
     def succeeded(self, summary: str) -> None:
@@ -75,14 +87,14 @@ class Output:
         then has one line per run (a terminal and cron, which mails any output, get nothing)."""
         self.line(summary)
         if self.quiet and os.environ.get("JOURNAL_STREAM") and not sys.stdout.isatty():
-            print(summary, flush=True)
+            say(summary)
 
     def failed(self, summary: str) -> None:
         """The failure summary: logged, on stderr, with the run's tail first when --quiet hid it."""
         if self.quiet:
-            print("\n".join(self.tail), file=sys.stderr)
+            complain("\n".join(self.tail))
         self.line(summary, to_terminal=False)
-        print(summary, file=sys.stderr, flush=True)
+        complain(summary)
 
     def close(self) -> None:
         if self.log:
