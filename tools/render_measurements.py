@@ -6,9 +6,13 @@
     python tools/render_measurements.py --record-molecule build/molecule/results
                                                          fold a tools/molecule.sh run into molecule/results/
                                                          measured.json (the scenarios that passed), then render
+    python tools/render_measurements.py --record-fresh-check build/fresh-check
+                                                         replace tools/results/fresh-check.json with a
+                                                         tools/fresh-check.sh run, then render
 
-Result files (committed): bench/results/measured.json (`make bench`, bench/_measured.py) and
-molecule/results/measured.json (`make molecule`, through --record-molecule). A block in a document is
+Result files (committed): bench/results/measured.json (`make bench`, bench/_measured.py),
+molecule/results/measured.json (`make molecule`, through --record-molecule) and tools/results/fresh-check.json
+(`make fresh-check`, through --record-fresh-check). A block in a document is
     <!-- measured:SOURCE:NAME -->
     ...generated text...
     <!-- /measured -->
@@ -30,8 +34,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTION = os.path.join(ROOT, "collections", "ansible_collections", "devops", "reddit_backup")
 RESULTS = {"bench": os.path.join(ROOT, "bench", "results", "measured.json"),
-           "molecule": os.path.join(ROOT, "molecule", "results", "measured.json")}
-BLOCK = re.compile(r"(<!-- measured:(?P<source>[a-z]+):(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)",
+           "molecule": os.path.join(ROOT, "molecule", "results", "measured.json"),
+           "fresh-check": os.path.join(ROOT, "tools", "results", "fresh-check.json")}
+BLOCK = re.compile(r"(<!-- measured:(?P<source>[a-z-]+):(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)",
                    re.S)
 # RTO lines by the scenario name the playbook prints: the guide's name for it, the playbook.
 RECOVERIES = (
@@ -53,7 +58,7 @@ RTO_LINE = re.compile(r"^(?P<host>[^:]+): RTO (?P<scenario>.+?): (?P<seconds>[0-
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
 RPO_LINE = re.compile(r"^(?P<host>[^:]+): RPO (?P<scenario>.+?): .*, (?P<seconds>[0-9]+) s before this recovery; "
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
-SUMMARY_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<result>ok|FAILED)\s+(?P<seconds>[0-9]+)s$")
+SUMMARY_LINE = re.compile(r"^(?P<name>\S.*?)\s+(?P<result>ok|FAILED)\s+(?P<seconds>[0-9]+)s$")
 
 
 def documents() -> list:
@@ -216,6 +221,22 @@ def molecule_rto_example(results: dict) -> str:
     ])
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# fresh-check
+
+
+def fresh_check_steps(results: dict) -> str:
+    rows = [["`%s`" % step["name"] if step["name"] != "fresh root" else "the fresh root (debootstrap, or the kept "
+             "minbase root unpacked)", "%d s" % step["seconds"], step["result"]] for step in results["commands"]]
+    rows += [["`make test`: `%s`" % step["name"], "%d s" % step["seconds"], step["result"]]
+             for step in results["test_steps"]]
+    load = results.get("load_note") or "load average %s at the end" % " ".join(
+        str(value) for value in results["loadavg_end"])
+    return "\n\n".join(["Measured by `make fresh-check` on %s, commit %s (%s; %s):" % (
+        results["date"], results["commit"], load, results["skipped"]),
+        _table(["step in the fresh Debian 12 root", "wall time", "result"], rows)])
+
+
 RENDERERS = {
     ("bench", "backup"): bench_backup,
     ("bench", "verify"): bench_verify,
@@ -226,6 +247,7 @@ RENDERERS = {
     ("molecule", "recovery"): molecule_recovery,
     ("molecule", "rpo"): molecule_rpo,
     ("molecule", "rto-example"): molecule_rto_example,
+    ("fresh-check", "steps"): fresh_check_steps,
 }
 
 
@@ -311,15 +333,43 @@ def record_molecule(results_dir: str, image_build_seconds: str = "", path: str =
     return measured
 
 
+def _summary_lines(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        found = [SUMMARY_LINE.match(line.strip()) for line in handle]
+    return [{"name": match.group("name"), "result": match.group("result"), "seconds": int(match.group("seconds"))}
+            for match in found if match]
+
+
+def record_fresh_check(work: str, path: str = RESULTS["fresh-check"]) -> dict:
+    """One tools/fresh-check.sh run (its summary.txt and test-summary.txt) replaces the result file."""
+    measured = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+                "commit": _commit().split()[0],
+                "loadavg_end": [float(value) for value in open("/proc/loadavg").read().split()[:3]],
+                "skipped": "left out inside the root: %s" % (os.environ.get("FRESH_CHECK_SKIP") or "nothing"),
+                "commands": _summary_lines(os.path.join(work, "summary.txt")),
+                "test_steps": _summary_lines(os.path.join(work, "test-summary.txt"))}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(measured, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
+    return measured
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block is stale")
     parser.add_argument("--record-molecule", metavar="DIR", help="a tools/molecule.sh results folder to record")
+    parser.add_argument("--record-fresh-check", metavar="DIR", help="a tools/fresh-check.sh folder to record")
     parser.add_argument("--image-build-seconds", default="", help="with --record-molecule: the image build's time "
                         "(empty when the image was cached)")
     options = parser.parse_args(argv)
     if options.record_molecule:
         record_molecule(options.record_molecule, options.image_build_seconds)
+    if options.record_fresh_check:
+        record_fresh_check(options.record_fresh_check)
     stale = render_all(check=options.check)
     if options.check and stale:
         print("measured figures differ from the result files in: %s; run python tools/render_measurements.py"

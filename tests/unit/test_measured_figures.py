@@ -1,6 +1,6 @@
 """Every measured figure in the READMEs is what tools/render_measurements.py makes of the result files `make bench`
-(bench/results/measured.json) and `make molecule` (molecule/results/measured.json) write, so the docs cannot
-drift from the measurements; a measured-looking figure outside a rendered block must be listed with its reason."""
+(bench/results/measured.json), `make molecule` (molecule/results/measured.json) and `make fresh-check`
+(tools/results/fresh-check.json) write, so the docs cannot drift from the measurements; a measured-looking figure outside a rendered block must be listed with its reason."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ NOT_MEASURED = {
     ("README.md", "1.2x"): "a target of the issue (the zstd hand pipeline), not a measurement",
     ("README.md", "1.5x"): "a target of the issue (verify against its baseline)",
     ("README.md", "0.5x"): "a target of the issue (restore against the guide; incremental against a full)",
-    ("README.md", "27.7 min"): "the newcomer's path: one `make fresh-check` run at commit 591324e; tools/fresh-check.sh"
-                               " writes build/fresh-check/*.txt, not yet a committed result file",
     ("bench/README.md", "1.2x"): "a target of the issue", ("bench/README.md", "1.5x"): "a target of the issue",
     ("bench/README.md", "0.5x"): "a target of the issue",
     ("collections/ansible_collections/devops/reddit_backup/README.md", "6.1 s"):
@@ -110,6 +108,19 @@ def test_a_molecule_run_is_recorded_from_what_tools_molecule_sh_writes(tmp_path)
     assert after["recovery_times"]["configuration loss"] == before["recovery_times"]["configuration loss"]
     assert after["rpo"] == before["rpo"]
     assert json.loads(path.read_text()) == after
+
+
+def test_a_fresh_check_run_is_recorded_from_what_tools_fresh_check_sh_writes(tmp_path, monkeypatch):
+    module = renderer()
+    (tmp_path / "summary.txt").write_text("%-24s %-7s %5ss\n%-24s %-7s %5ss\n" % (
+        "apt-get install make", "ok", 9, "make test", "FAILED", 1700))
+    (tmp_path / "test-summary.txt").write_text("%-16s %-7s %5ss\n" % ("unit", "ok", 80))
+    monkeypatch.setenv("FRESH_CHECK_SKIP", "molecule")
+    recorded = module.record_fresh_check(str(tmp_path), str(tmp_path / "fresh-check.json"))
+    assert recorded["commands"] == [{"name": "apt-get install make", "result": "ok", "seconds": 9},
+                                    {"name": "make test", "result": "FAILED", "seconds": 1700}]
+    assert recorded["test_steps"] == [{"name": "unit", "result": "ok", "seconds": 80}]
+    assert "| `make test`: `unit` | 80 s | ok |" in module.fresh_check_steps(recorded)
 
 
 @pytest.mark.parametrize("family", ["backup", "verify", "restore", "incremental"])
