@@ -1,7 +1,8 @@
 """tests/promises.yml is the checked list of the absolute words in the audited documents ("never", "always",
 "atomic", "refused", "cannot", "guaranteed"): each claim is in its document, each test it names exists, and no
 line of an audited document holds one of those words without an entry (a test, or the reason it is no promise)
-or without naming its own tests (security.md's and mutants.md's tables)."""
+unless its table row, or the paragraph it is in, names its own tests and every one of them exists (security.md's
+and mutants.md's tables, security.md's "Proof: ..." paragraphs)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ABSOLUTE_WORDS = re.compile(r"\b(never|always|atomic|atomically|refused|refuses|cannot|guaranteed)\b", re.I)
 # A test a line names itself: `test_x`, `file.py::test_x`, `unit::test_x`, `::test_x`, with an optional [id].
-NAMED_TEST = re.compile(r"`(?:[\w/.-]*::)?(test_\w+)(?:\[[^\]`]*\])?`")
+NAMED_TEST = re.compile(r"`(?:[\w/.-]*::)?(test_\w+)(?:\[[^\]`]*\])?`|`(?:[\w/.-]*/)?(test_\w+\.py)`")
 TEST_FILES = sorted(glob.glob(os.path.join(REPO, "tests", "**", "test_*.py"), recursive=True))
 
 
@@ -46,10 +47,25 @@ test_exists.__test__ = False  # a helper, not a test
 
 
 def every_test_name() -> set:
-    names = set()
+    names = {os.path.basename(path) for path in TEST_FILES}
     for path in TEST_FILES:
         names.update(re.findall(r"^def (test_\w+)\(", read(path), re.M))
     return names
+
+
+def citing_units(lines: list) -> list:
+    """For each line, the text that may cite its tests: its table row, or else its paragraph."""
+    units, paragraph = [""] * len(lines), []
+    for number, line in enumerate(lines + [""]):
+        if line.startswith("|") or not line.strip():
+            for member in paragraph:
+                units[member] = "\n".join(lines[index] for index in paragraph)
+            paragraph = []
+            if line.startswith("|"):
+                units[number] = line
+        else:
+            paragraph.append(number)
+    return units
 
 
 def test_tests_listed_exist():
@@ -71,11 +87,13 @@ def test_each_entry_has_a_test_or_a_reason_and_its_claim_is_in_its_document():
 def test_every_absolute_word_of_an_audited_document_is_listed(doc):
     claims = [entry["claim"] for entry in listed()["promises"] if entry["doc"] == doc]
     names = every_test_name()
+    lines = read(doc).splitlines()
+    units = citing_units(lines)
     unlisted = []
-    for number, line in enumerate(read(doc).splitlines(), 1):
+    for number, line in enumerate(lines):
         if not ABSOLUTE_WORDS.search(line) or any(claim in line for claim in claims):
             continue
-        cited = NAMED_TEST.findall(line)
-        if not cited or not set(cited) <= names:
-            unlisted.append("%s:%d: %s" % (doc, number, line.strip()))
+        cited = {function or path for function, path in NAMED_TEST.findall(units[number])}
+        if not cited or not cited <= names:
+            unlisted.append("%s:%d: %s" % (doc, number + 1, line.strip()))
     assert unlisted == [], "list each in tests/promises.yml with its test, or reword it to what is true"
