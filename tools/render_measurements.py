@@ -189,12 +189,16 @@ def molecule_scenarios(results: dict) -> str:
     return _table(["step", "wall time", "measured (tools/molecule.sh)"], rows)
 
 
+def _duration(seconds: int) -> str:
+    return "%d h" % (seconds // 3600) if seconds % 3600 == 0 else "%d min" % (seconds // 60)
+
+
 def molecule_recovery(results: dict) -> str:
     rows = []
     for scenario, title, playbook in RECOVERIES:
         entry = results["recovery_times"].get(scenario)
         if entry:
-            rows.append([title, "%s min" % "{:g}".format(entry["target_s"] / 60), "%.1f s" % entry["seconds"],
+            rows.append([title, _duration(entry["target_s"]), "%.1f s" % entry["seconds"],
                          "`%s`" % playbook, _when(entry)])
     return _table(["scenario (guide)", "guide's target RTO", "measured RTO", "playbook", "measured"], rows)
 
