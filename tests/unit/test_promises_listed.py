@@ -1,11 +1,12 @@
 """tests/promises.yml is the checked list of the absolute words in the audited documents ("never", "always",
-"atomic", "refused", "cannot", "guaranteed"): each claim is in its document, each test it names exists, and no
+"atomic", "refused", "cannot", "guaranteed") in READMEs, docs and the modules' documentation: each claim is in its document, each test it names exists, and no
 line of an audited document holds one of those words without an entry (a test, or the reason it is no promise)
 unless its table row, or the paragraph it is in, names its own tests and every one of them exists (security.md's
 and mutants.md's tables, security.md's "Proof: ..." paragraphs)."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -17,14 +18,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ABSOLUTE_WORDS = re.compile(r"\b(never|always|atomic|atomically|refused|refuses|cannot|guaranteed)\b", re.I)
 # A test a line names itself: `test_x`, `file.py::test_x`, `unit::test_x`, `::test_x`, with an optional [id].
 NAMED_TEST = re.compile(r"`(?:[\w/.-]*::)?(test_\w+)(?:\[[^\]`]*\])?`|`(?:[\w/.-]*/)?(test_\w+\.py)`")
+# In a module, the documentation strings are the promise; RETURN's "returned: always" is Ansible's field.
+DOC_STRING = re.compile(r"^(DOCUMENTATION|EXAMPLES|RETURN) = r?(\'\'\'|\"\"\")(.*?)\2", re.M | re.S)
+ANSIBLE_FIELD = re.compile(r"^\s*returned: always\s*$")
 TEST_FILES = sorted(glob.glob(os.path.join(REPO, "tests", "**", "test_*.py"), recursive=True))
 
 
+@functools.lru_cache(maxsize=None)
 def listed() -> dict:
     with open(os.path.join(REPO, "tests", "promises.yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
+@functools.lru_cache(maxsize=None)
 def read(path: str) -> str:
     with open(os.path.join(REPO, path), encoding="utf-8") as handle:
         return handle.read()
@@ -46,6 +52,20 @@ def test_exists(node: str) -> bool:
 test_exists.__test__ = False  # a helper, not a test
 
 
+def promise_lines(doc: str) -> list:
+    """The indices of the lines that may promise: every line of a document, the documentation of a module."""
+    text = read(doc)
+    if not doc.endswith(".py"):
+        return list(range(len(text.splitlines())))
+    lines = text.splitlines()
+    indices = []
+    for found in DOC_STRING.finditer(text):
+        first = text.count("\n", 0, found.start(3))
+        indices += [first + offset for offset in range(found.group(3).count("\n") + 1)]
+    return [index for index in indices if not ANSIBLE_FIELD.match(lines[index])]
+
+
+@functools.lru_cache(maxsize=None)
 def every_test_name() -> set:
     names = {os.path.basename(path) for path in TEST_FILES}
     for path in TEST_FILES:
@@ -91,7 +111,8 @@ def test_every_absolute_word_of_an_audited_document_is_listed(doc):
     lines = read(doc).splitlines()
     units = citing_units(lines)
     unlisted = []
-    for number, line in enumerate(lines):
+    for number in promise_lines(doc):
+        line = lines[number]
         if not ABSOLUTE_WORDS.search(line) or any(claim in line for claim in claims):
             continue
         cited = {function or path for function, path in NAMED_TEST.findall(units[number])}
