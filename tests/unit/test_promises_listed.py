@@ -18,8 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ABSOLUTE_WORDS = re.compile(r"\b(never|always|atomic|atomically|refused|refuses|cannot|guaranteed)\b", re.I)
 # A test a line names itself: `test_x`, `file.py::test_x`, `unit::test_x`, `::test_x`, with an optional [id].
 NAMED_TEST = re.compile(r"`(?:[\w/.-]*::)?(test_\w+)(?:\[[^\]`]*\])?`|`(?:[\w/.-]*/)?(test_\w+\.py)`")
-# In a module, the documentation strings are the promise; RETURN's "returned: always" is Ansible's field.
-DOC_STRING = re.compile(r"^(DOCUMENTATION|EXAMPLES|RETURN) = r?(\'\'\'|\"\"\")(.*?)\2", re.M | re.S)
+# In a module or doc fragment, the documentation strings are the promise; RETURN's "returned: always" is Ansible's field.
+DOC_STRING = re.compile(r"^\s*(DOCUMENTATION|EXAMPLES|RETURN) = r?(\'\'\'|\"\"\")(.*?)\2", re.M | re.S)
 ANSIBLE_FIELD = re.compile(r"^\s*returned: always\s*$")
 TEST_FILES = sorted(glob.glob(os.path.join(REPO, "tests", "**", "test_*.py"), recursive=True))
 
