@@ -5,7 +5,6 @@ sidecars only, while a plain backup's index travels (the control that shows the 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -14,7 +13,6 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._create impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, sync
 from tests.servers import backup_server  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age is needed (tools/setup.sh installs it)")
 
 
 def pushed_files(folder: str) -> list:
