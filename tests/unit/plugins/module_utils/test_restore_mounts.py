@@ -1,5 +1,6 @@
-"""A restored item whose folder is another filesystem than the staging folder (a mount inside dest) cannot be
-swapped in by rename: the restore refuses before anything changes, naming the folder, and dest is as it was."""
+"""Mounts: a restored item whose folder is another filesystem than the staging folder (a mount inside dest) cannot
+be swapped in by rename, so the restore refuses before anything changes, naming the folder, and dest is as it was;
+a backup directory this user cannot write (a read-only mount) is still verified, without the readers' lock."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
 from tests.unit.plugins.module_utils.test_restore import backup, damage, tree  # noqa: F401  (fixture)
 
 
@@ -37,3 +39,24 @@ def test_an_item_on_another_filesystem_than_its_staging_is_refused_before_anythi
         restore(RestoreRequest(dest=str(app), archive=backup["archive"], scope=["config/production.env"]))
     assert tree(app) == before
     assert not [name for name in os.listdir(str(app.parent)) if name.startswith(".reddit-restore-")]
+
+
+@pytest.fixture
+def read_only_backups(backup, tmp_path):  # noqa: F811
+    """The backup directory seen through a read-only bind mount (a backup server's export, a mounted snapshot)."""
+    view = tmp_path / "read-only"
+    view.mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path / "backups"), str(view)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        yield view / os.path.relpath(backup["archive"], str(tmp_path / "backups"))
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+@pytest.mark.needs_root
+def test_a_backup_directory_this_user_cannot_write_is_read_without_the_readers_lock(app, read_only_backups):
+    with pytest.raises(OSError):
+        open(os.path.join(os.path.dirname(os.path.dirname(str(read_only_backups))), "probe"), "w")
+    result = verify_archive(str(read_only_backups), "comprehensive", record=False)
+    assert result["status"] == "valid", result
