@@ -13,6 +13,7 @@ run with the same venv, settings, inventory and installed collection. Runs are r
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -138,7 +139,8 @@ def main(argv=None) -> int:
           % (options.repeat, options.db_size_mb))
     print(render(result, methods))
     print("\nload average at the end: %s" % _common.loadavg())
-    _common.write_json(options.output, {"machine": machine, "options": vars(options), "results": result})
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _common.write_json(options.output, {"date": date, "machine": machine, "options": vars(options), "results": result})
     return 0
 
 
