@@ -17,8 +17,7 @@
 #      no systemd unit is enabled in the root (test dependencies are installed with no service started or
 #      enabled); and at the end nothing stays mounted.
 # Wall times: build/fresh-check/summary.txt (each command) and build/fresh-check/test-summary.txt (each step of
-# `make test`, copied from the clone's build/test-summary.txt), both in build/fresh-check/summary.json; a run of the
-# README's two commands that passed is recorded in tools/results/fresh-check.json (committed; the README cites it).
+# `make test`, copied from the clone's build/test-summary.txt).
 #
 # Environment:
 #   FRESH_CHECK_SKIP=molecule   `make test` steps left out inside the root (default: molecule; its podman
@@ -36,7 +35,6 @@ PROJECT_IN_ROOT=/srv/reddit-backup
 FRESH_CHECK_SKIP="${FRESH_CHECK_SKIP-molecule}"
 FRESH_CHECK_COMMANDS="${FRESH_CHECK_COMMANDS:-make demo;make test}"
 SUMMARY="$WORK/summary.txt"
-RESULTS="$ROOT/tools/results/fresh-check.json"
 # What the demo must not install: it starts no daemon on the user's machine.
 SERVER_PACKAGES=(openssh-server prometheus)
 
@@ -198,7 +196,7 @@ main() {
     build_root
     clone_project
     mount_filesystems
-    local started failed=0 command debian
+    local started failed=0 command
     started=$(date +%s)
     log "the README's prerequisite: apt-get install make"
     in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make" \
@@ -212,7 +210,6 @@ main() {
     if [ -f "$ROOTFS$PROJECT_IN_ROOT/build/test-summary.txt" ]; then
         cp "$ROOTFS$PROJECT_IN_ROOT/build/test-summary.txt" "$WORK/test-summary.txt"
     fi
-    debian="$(cat "$ROOTFS/etc/debian_version")"
     cleanup
     trap - EXIT
     echo
@@ -222,13 +219,7 @@ main() {
         log "=== make test steps in the fresh root ==="
         cat "$WORK/test-summary.txt"
     fi
-    python3 "$ROOT/tools/fresh_check_results.py" "$SUMMARY" "$WORK/test-summary.txt" "$WORK/summary.json" \
-        --commit "$(git -C "$ROOT" rev-parse --short HEAD)" --debian "$debian" --skipped "$FRESH_CHECK_SKIP"
     [ "$failed" -eq 0 ] || die "$failed of ${#commands[@]} commands FAILED in the fresh root"
-    if [ "$FRESH_CHECK_COMMANDS" = "make demo;make test" ]; then
-        mkdir -p "$(dirname "$RESULTS")" && cp "$WORK/summary.json" "$RESULTS"
-        log "recorded in ${RESULTS#"$ROOT"/} (commit it: the README cites it)"
-    fi
     log "the README's commands passed on a fresh Debian 12 root${FRESH_CHECK_SKIP:+ (make test without $FRESH_CHECK_SKIP)}"
 }
 

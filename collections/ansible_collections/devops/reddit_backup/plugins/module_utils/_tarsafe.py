@@ -41,8 +41,8 @@ class GuardedTarInfo(tarfile.TarInfo):
         check_checksum_field(buf)
         return info
 
-    # tarfiles with CPython's 2025 security fixes (Debian 12's python3.11 since 3.11.2-6+deb12u8) read every
-    # header through _frombuf, never through frombuf: without this the checksum field went unchecked there.
+    # Newer CPython security releases (Debian 12's python3.11 3.11.2-6+deb12u8, for one) read every header
+    # through _frombuf, never through frombuf: without this the checksum field went unchecked there.
     @classmethod
     def _frombuf(cls, buf, encoding, errors, *, dircheck=True):
         info = super()._frombuf(buf, encoding, errors, dircheck=dircheck)  # pylint: disable=no-member
