@@ -45,7 +45,7 @@ help:
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
 	@echo "make docs            the HTML documentation site with antsibull-docs + Sphinx (build/docs/html)"
-	@echo "make matrix          sanity, unit tests and modules on the oldest supported ansible-core (tools/matrix.sh)"
+	@echo "make matrix          sanity, unit tests and modules on the oldest and newest supported ansible-core (tools/matrix.sh)"
 	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
 	@echo "make mutants         break each safety promise on purpose (tests/mutants.yml); its tests must fail"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
