@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _lock, _manifest, _procs, _signing, _sqlite, _swap, _verdict
+from . import _lock, _manifest, _procs, _safety, _signing, _sqlite, _swap, _verdict
 from ._catalog import read_checksum
 from ._confined import Anchor
 from ._errors import BackupError
@@ -55,6 +55,8 @@ class RestoreRequest:
     scope: object = "full"
     verify_first: bool = True
     safety_copy: bool = True
+    safety_copies_keep: int = _safety.DEFAULT_KEEP  # of each item's safety copies, the newest kept after a restore
+    safety_copies_max_age: str = _safety.DEFAULT_MAX_AGE  # and none older (None: no age limit)
     owner: str = None
     group: str = None
     force: bool = False
@@ -118,6 +120,7 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
     nothing is written beside or in the destination. ``pause(step)`` is a test hook called between steps."""
     started = time.monotonic()
     scope = parse_scope(request.scope)
+    _safety.check_rule(request.safety_copies_keep, request.safety_copies_max_age)
     chain = pick_chain(request.archive, request.backup_dir, request.before, request.name,
                        SCOPE_TYPES.get(scope.name))
     for archive in chain:
@@ -217,7 +220,15 @@ class _RestoreJob:
                 _swap.recover(staging, self.dest)  # after a failure mid-swap this finishes each unit; else cleans up
                 raise
             _swap.recover(staging, self.dest)
+            result["safety_copies_removed"] = self._apply_safety_retention(result)
             return result
+
+    def _apply_safety_retention(self, result: dict) -> list:
+        """The safety copies' retention rule, after the swap, under the restore's lock; this restore's own copies
+        are always kept."""
+        removed = _safety.prune_held(self.dest, self.request.safety_copies_keep, self.request.safety_copies_max_age,
+                                     self.request.now, protect=set(result["safety_copies"]))
+        return [copy["path"] for copy in removed]
 
     def _staging_parent(self) -> str:
         """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
@@ -317,7 +328,7 @@ class _RestoreJob:
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
                   "missing": plan.missing, "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
-                  "recovered": self.recovered, "warnings": self.warnings}
+                  "recovered": self.recovered, "warnings": self.warnings, "safety_copies_removed": []}
         if self.check_mode or not result["changed"]:
             return result
         _swap.check_same_filesystem(staging, [unit["target"] for unit in pending] + [e["target"] for e in aside])
