@@ -102,8 +102,9 @@ def _search(dir_fd: int, folder: str, relative: str, now: datetime, found: list,
 
 def plan(copies: list, keep: int = DEFAULT_KEEP, max_age=DEFAULT_MAX_AGE, protect=()) -> tuple:
     """(removed, kept) under the rule: of each item's safety copies the ``keep`` newest are kept, and none older
-    than ``max_age`` (None: no age limit); ``protect`` (the copies a restore just made) are always kept."""
-    keep = check_keep(keep)
+    than ``max_age`` (None: no age limit; ``keep`` None: no count limit); ``protect`` (the copies a restore just
+    made) are always kept."""
+    keep = check_keep(keep) if keep is not None else None
     limit = parse_duration(max_age).total_seconds() if max_age not in (None, "") else None
     removed, kept = [], []
     by_item: dict = {}
@@ -113,18 +114,26 @@ def plan(copies: list, keep: int = DEFAULT_KEEP, max_age=DEFAULT_MAX_AGE, protec
         for rank, copy in enumerate(sorted(item_copies, key=lambda c: (c["created"], c["path"]), reverse=True)):
             if copy["path"] in protect:
                 kept.append(dict(copy, reason="made by this restore"))
-            elif rank >= keep:
+            elif keep is not None and rank >= keep:
                 removed.append(dict(copy, reason="more than the %d newest safety copies of %s" % (keep, copy["item"])))
             elif limit is not None and copy["age_seconds"] > limit:
                 removed.append(dict(copy, reason="older than %s" % max_age))
             else:
-                kept.append(dict(copy, reason="one of the %d newest, within %s" % (keep, max_age or "any age")))
+                kept.append(dict(copy, reason=_kept_reason(keep, max_age)))
     return removed, kept
+
+
+def _kept_reason(keep, max_age) -> str:
+    if keep is None and max_age in (None, ""):
+        return "no retention rule applied"
+    newest = "one of the %d newest" % keep if keep is not None else "any of them"
+    return "%s, within %s" % (newest, max_age) if max_age not in (None, "") else newest
 
 
 def check_rule(keep, max_age) -> None:
     """A clear error for a retention rule that cannot be applied, before anything is done."""
-    check_keep(keep)
+    if keep is not None:
+        check_keep(keep)
     if max_age not in (None, ""):
         parse_duration(max_age)
 
