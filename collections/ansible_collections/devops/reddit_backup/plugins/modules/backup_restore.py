@@ -108,6 +108,14 @@ options:
         O(safety_copies_max_age) decide which earlier ones stay (this restore's own are always kept).
     type: bool
     default: true
+  newest_good:
+    description:
+      - When the backup picked from O(backup_dir) (the newest, or the newest at or before O(before)) fails
+        verification, restore the newest older backup of the same kind that passes a comprehensive verification
+        instead, and say so in a warning and RV(passed_over). V(false) refuses, naming that backup in the message.
+      - A backup given by O(archive) or O(name) is never replaced by another.
+    type: bool
+    default: false
   safety_copies_keep:
     description:
       - After a restore, of each item's safety copies (C(data), C(config), the whole app root ...) the newest this
@@ -270,6 +278,12 @@ safety_copies:
   type: list
   elements: str
   sample: [/home/cayir/cicd_project/data.pre-restore-20250528T140312Z]
+passed_over:
+  description: With O(newest_good), the newer backup that failed verification and was not restored.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/cayir/cicd_project/backups/config/config_20250528_140000.tar.zst]
 safety_copies_removed:
   description: Earlier safety copies the retention rule (O(safety_copies_keep), O(safety_copies_max_age)) removed
     after this restore.
@@ -337,6 +351,7 @@ def main():
             scope=dict(type="raw", default="full"),
             verify_first=dict(type="bool", default=True),
             safety_copy=dict(type="bool", default=True),
+            newest_good=dict(type="bool", default=False),
             safety_copies_keep=dict(type="int", default=3),
             safety_copies_max_age=dict(type="str", default="7d"),
             owner=dict(type="str"),
@@ -363,7 +378,7 @@ def run(module):
     request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
                              before=params["before"], name=params["name"], scope=params["scope"],
                              verify_first=params["verify_first"], safety_copy=params["safety_copy"],
-                             safety_copies_keep=params["safety_copies_keep"],
+                             newest_good=params["newest_good"], safety_copies_keep=params["safety_copies_keep"],
                              safety_copies_max_age=params["safety_copies_max_age"] or None,
                              owner=params["owner"], group=params["group"], force=params["force"],
                              keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
