@@ -455,8 +455,7 @@ def _check_open_databases(dest: str, databases: list, force: bool) -> list:
         paths += [live] + _swap.side_files(live)
     if not paths:
         return []
-    found, unreadable = _procs.holders(paths)
-    warnings = []
+    found, warnings = _procs.in_use(paths)
     if found:
         by_process: dict = {}
         for holder in found:
@@ -467,9 +466,6 @@ def _check_open_databases(dest: str, databases: list, force: bool) -> list:
             raise BackupError("refusing to restore over a database in use: %s. Stop the service first (the restore "
                               "playbooks do), or set force: true to replace it anyway" % described)
         warnings.append("force: replaced a database in use by %s; those processes keep the old file open" % described)
-    if unreadable:
-        warnings.append("could not look into %d processes (run as root to see them all); a database they hold open "
-                        "would not be noticed" % unreadable)
     return warnings
 
 
