@@ -433,9 +433,9 @@ class _RestoreJob:
             except BackupError as error:
                 self.warnings.append("the verification verdict was not recorded: %s" % error)
         if status != "valid":
-            raise VerificationFailed("refusing to restore from %s: it failed verification (%s). Nothing in %s was "
-                                     "changed; restore from another backup" % (archive, "; ".join(errors[:5]),
-                                                                                self.dest), self.archive)
+            message = ("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
+                       "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
+            raise VerificationFailed(message, self.archive)
         return verification
 
 

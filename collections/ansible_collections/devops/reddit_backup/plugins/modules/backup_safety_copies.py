@@ -9,11 +9,11 @@ module: backup_safety_copies
 short_description: List the safety copies restores left, and remove those a retention rule no longer keeps
 version_added: 0.1.0
 description:
-  - A restore never deletes what it replaces: it moves it aside as a safety copy, C(<item>.pre-restore-<UTC stamp>)
+  - A restore never deletes what it replaces; it moves it aside as a safety copy, C(<item>.pre-restore-<UTC stamp>)
     below the app root (a partial restore, such as C(data.pre-restore-20250528T140312Z)),
     C(<app root>.pre-restore-<stamp>) beside it (a full restore), or C(pre-restore-<stamp>) inside it (a full
     restore of an app root that is a mount point). Backups never take them.
-  - The rule, per item (C(data), C(config/production.env), the whole app root): the O(keep) newest safety copies
+  - The rule, per item (C(data), C(config/production.env), the whole app root), is that the O(keep) newest safety copies
     stay, and none older than O(max_age) (the age is the restore's time in the name). The same rule runs after
     every restore (M(devops.reddit_backup.backup_restore)'s C(safety_copies_keep) and C(safety_copies_max_age)).
   - The app user owns the app root and may plant links or folders named like safety copies. The search and every
@@ -122,6 +122,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog impo
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._safety import prune_safety_copies
+
 
 def main():
     module = AnsibleModule(
