@@ -19,12 +19,13 @@ description:
   - The app user owns the app root and may plant links or folders named like safety copies. The search and every
     removal go through folder descriptors and never follow a symbolic link, so a planted link is removed as a link
     and nothing outside the app root and its parent is reached. Runs under the lock a restore takes on the app
-    root's parent, so it never removes what a running restore is making.
+    root's parent (waiting O(lock_timeout) for a running restore), so it never removes what a restore is making.
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
+  - devops.reddit_backup.lock_timeout
 attributes:
   check_mode:
     support: full
@@ -65,10 +66,6 @@ options:
       - Judge ages as of this moment instead of the current time (previews, reproducible runs). ISO-8601,
         C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase such as C(3 days ago).
     type: str
-  lock_timeout:
-    description: Seconds to wait for a running restore into O(app_root) to finish.
-    type: float
-    default: 60
 seealso:
   - module: devops.reddit_backup.backup_restore
 """
@@ -121,19 +118,20 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import LOCK_TIMEOUT, shared_options
 from ansible_collections.devops.reddit_backup.plugins.module_utils._safety import prune_safety_copies
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=shared_options(
+            LOCK_TIMEOUT,
             app_root=dict(type="path", required=True),
             keep=dict(type="int", default=3),
             max_age=dict(type="str", default="7d"),
             remove=dict(type="list", elements="path", default=[]),
             prune=dict(type="bool", default=True),
             now=dict(type="str"),
-            lock_timeout=dict(type="float", default=60),
         ),
         supports_check_mode=True,
     )
