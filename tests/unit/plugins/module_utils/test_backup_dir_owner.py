@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _lock
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _fs, _lock
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
 from tests.unit.plugins.module_utils.apptree import make_db, write
@@ -111,3 +111,18 @@ def test_what_the_app_user_cannot_read_is_named_not_left_out(app_home):
     full = [entry for entry in listed if entry["archive"] == archive][0]
     assert full["verified"]["status"] == "unreadable" and "owned by uid 0" in full["verified"]["reason"]
     assert _catalog.healthy(listed) == [full]
+
+
+def test_a_file_reached_through_a_planted_link_is_never_given_to_that_folders_owner(app_home):
+    _app, backups = app_home
+    third = os.path.join(os.path.dirname(backups), "third")
+    os.mkdir(third, 0o700)
+    os.chown(third, 12345, 12345)  # a third user's folder the app user points a type folder at
+    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "ln", "-s", third,
+                    os.path.join(backups, "daily")], check=True)
+    with _fs.open_private(os.path.join(backups, "daily", ".tmp-x-1")) as handle:
+        handle.write(b"secret")
+    assert os.lstat(os.path.join(third, ".tmp-x-1")).st_uid == 0, "root's file stays root's"
+    with _fs.open_private(os.path.join(backups, ".tmp-y-1")) as handle:
+        handle.write(b"ours")
+    assert os.lstat(os.path.join(backups, ".tmp-y-1")).st_uid == NOBODY

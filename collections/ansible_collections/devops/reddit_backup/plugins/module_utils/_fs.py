@@ -135,13 +135,14 @@ def _give_new_folder(parent_fd: int, fd: int) -> None:
 
 def give_new_file(fd: int, path: str) -> None:
     """Give the file root just created at ``path`` (its open descriptor ``fd``) to the owner of its folder, if the
-    name in that folder is still this very file; never through a symlink, never anything but what was created."""
+    name in that folder is still this very file; the folder is reached as open_dir reaches it (never through a link
+    another user made, which could point at a third user's folder), and only what was created is given."""
     if os.geteuid() != 0:
         return
     try:
-        folder = os.open(os.path.dirname(path) or ".", DIR_FLAGS)
-    except OSError:
-        return
+        folder = open_dir(os.path.dirname(os.path.abspath(path)))
+    except (OSError, BackupError):
+        return  # reached only through a planted link: it stays root's, which nobody else can read
     try:
         owner = folder_owner_to_give(folder)
         if owner is None:
