@@ -15,8 +15,11 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _fs, _lock
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, sync
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
 from tests.unit.plugins.module_utils.apptree import make_db, write
+from tests.unit.plugins.module_utils.test_remote import server_folder  # noqa: F401  (a fixture)
+from tests.servers import backup_server  # noqa: F401  (a fixture)
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c"]
@@ -126,3 +129,15 @@ def test_a_file_reached_through_a_planted_link_is_never_given_to_that_folders_ow
     with _fs.open_private(os.path.join(backups, ".tmp-y-1")) as handle:
         handle.write(b"ours")
     assert os.lstat(os.path.join(backups, ".tmp-y-1")).st_uid == NOBODY
+
+
+def test_a_pull_root_runs_gives_the_pulled_backups_to_the_backup_directorys_owner(server_folder, app, tmp_path):
+    made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups"), now=T0))
+    options = server_folder.options()
+    sync(SyncRequest(backup_dir=str(tmp_path / "backups"), **options))
+    new_server = tmp_path / "new-server"
+    new_server.mkdir(mode=0o700)
+    os.chown(str(new_server), NOBODY, NOBODY)
+    pulled = sync(SyncRequest(backup_dir=str(new_server), direction="pull", select="latest", **options))
+    assert [item["name"] for item in pulled["transferred"]] == [made["name"]]
+    assert sorted(path for path, uid in owners_below(str(new_server)) if uid != NOBODY) == []
