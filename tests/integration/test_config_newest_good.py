@@ -24,7 +24,7 @@ def configs(recovery) -> list:  # noqa: F811
     return [b["name"] for b in list_backups(str(recovery.backups)) if b["type"] == "config"]
 
 
-def test_a_damaged_configuration_is_not_backed_up_and_restore_config_finds_the_good_one(recovery, tmp_path):  # noqa: F811
+def test_a_damaged_config_is_not_backed_up_and_restore_config_finds_the_good_one(recovery, tmp_path):  # noqa: F811
     good = run(tmp_path, "backup", settings(recovery, reddit_backup_type="config"))
     assert not good.failed, good.stderr + failure(good)
     good_name = good.result("Take the backup")["name"]

@@ -21,7 +21,8 @@ def restored(app, backup: dict, days_ago: float, scope: str = "database") -> Non
         with sqlite3.connect(str(app / "data" / "reddit_sentiment.db")) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS later (x)")
         conn.close()
-    restore(RestoreRequest(dest=str(app), archive=backup["archive"], scope=scope, safety_copies_max_age=None, safety_copies_keep=9,
+    restore(RestoreRequest(dest=str(app), archive=backup["archive"], scope=scope, safety_copies_max_age=None,
+                           safety_copies_keep=9,
                            now=datetime.now(timezone.utc) - timedelta(days=days_ago)))
 
 
@@ -29,7 +30,7 @@ def copies(app) -> list:
     return sorted(name for name in os.listdir(str(app)) if ".pre-restore-" in name)
 
 
-def test_cleanup_keeps_what_group_vars_say_and_backups_never_take_safety_copies(sample_app, tmp_path):
+def test_cleanup_keeps_what_group_vars_say_and_no_backup_takes_safety_copies(sample_app, tmp_path):
     backup = create_backup(BackupRequest(app_root=str(sample_app), backup_dir=str(tmp_path / "backups")))
     for days in (9, 3, 2, 1):
         restored(sample_app, backup, days)

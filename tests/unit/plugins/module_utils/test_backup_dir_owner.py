@@ -131,7 +131,7 @@ def test_a_file_reached_through_a_planted_link_is_never_given_to_that_folders_ow
     assert os.lstat(os.path.join(backups, ".tmp-y-1")).st_uid == NOBODY
 
 
-def test_a_pull_root_runs_gives_the_pulled_backups_to_the_backup_directorys_owner(server_folder, app, tmp_path):
+def test_a_pull_root_runs_gives_the_pulled_backups_to_the_directorys_owner(server_folder, app, tmp_path):  # noqa: F811
     made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups"), now=T0))
     options = server_folder.options()
     sync(SyncRequest(backup_dir=str(tmp_path / "backups"), **options))
