@@ -129,3 +129,8 @@ def test_planted_links_and_fake_folders_lead_nowhere_outside(hostile_app):
     assert sorted(os.listdir(victim)) == ["data.pre-restore-20200101T000000Z", "precious"]
     assert open(os.path.join(victim, "precious")).read() == "precious\n"
     assert os.path.islink(os.path.join(app, "linked")) and sorted(os.listdir(app)) == ["config", "linked", "logs"]
+
+
+def test_an_app_root_that_does_not_exist_has_no_safety_copies(tmp_path):
+    assert _safety.prune_safety_copies(str(tmp_path / "nowhere" / "app"))["safety_copies"] == []
+    assert _safety.prune_safety_copies(str(tmp_path / "app"))["removed"] == []

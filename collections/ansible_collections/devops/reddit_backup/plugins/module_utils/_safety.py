@@ -60,6 +60,8 @@ def list_safety_copies(app_root: str, now: datetime = None, skip=()) -> list:
     found = []
     try:
         beside = list(os.scandir(parent))
+    except FileNotFoundError:
+        return found  # no app root and no folder for it: no restore ever left anything here
     except OSError as error:
         raise BackupError("cannot list %s, the folder holding app_root: %s" % (parent, error.strerror)) from None
     for entry in beside:
@@ -68,6 +70,8 @@ def list_safety_copies(app_root: str, now: datetime = None, skip=()) -> list:
             found.append(_copy(entry.path, WHOLE_APP, _stamp(match), entry.stat(follow_symlinks=False), now))
     try:
         root_fd = os.open(app_root, DIR_FLAGS)
+    except FileNotFoundError:
+        return sorted(found, key=lambda copy: (copy["created"], copy["path"]))  # only what lies beside it
     except OSError as error:
         raise BackupError("app_root %s is not a directory this tool can open without following a link (%s)"
                           % (app_root, error.strerror)) from None
@@ -151,8 +155,8 @@ def prune_safety_copies(app_root: str, keep=DEFAULT_KEEP, max_age=DEFAULT_MAX_AG
     it never removes what a running restore makes."""
     check_rule(keep, max_age)
     app_root = os.path.abspath(app_root)
-    if check_mode:
-        return _prune(app_root, keep, max_age, remove, now, True, skip)
+    if check_mode or not os.path.isdir(os.path.dirname(app_root)):  # no folder to lock: nothing was ever left there
+        return _prune(app_root, keep, max_age, remove, now, check_mode, skip)
     with _lock.DirectoryLock(os.path.dirname(app_root), lock_timeout, "safety copy cleanup", name=None):
         return _prune(app_root, keep, max_age, remove, now, False, skip)
 
