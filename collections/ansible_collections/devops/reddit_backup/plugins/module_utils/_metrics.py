@@ -449,6 +449,7 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
             lock.__exit__(None, None, None)
     return {
         "changed": changed or state_changed,
+        "state_changed": state_changed,
         "textfile": textfile,
         "state_file": state_file,
         "text": text,

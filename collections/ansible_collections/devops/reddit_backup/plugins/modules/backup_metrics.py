@@ -235,6 +235,14 @@ previous:
   returned: always
   type: dict
   sample: {"operation": "backup", "type": "full", "status": "failed", "finished": 1748397600.0}
+state_changed:
+  description:
+    - Whether the state file changed (a run recorded, a different O(schedule) declared). The textfile alone is
+      rewritten whenever the catalog or the free space moved; a role that only declares its schedule reports a
+      change on this.
+  returned: always
+  type: bool
+  sample: false
 report:
   description:
     - With O(rto_report), the report (C(text), C(passed), C(rto_seconds) the worst measured recovery time of the
@@ -309,7 +317,8 @@ def run(module):
         module.warn(warning)
     module.exit_json(changed=result["changed"], textfile=result["textfile"], state_file=result["state_file"],
                      series=result["series"], metrics=result["text"], filesystem=result["filesystem"],
-                     previous=result["previous"], **({"report": report} if report else {}))
+                     previous=result["previous"], state_changed=result["state_changed"],
+                     **({"report": report} if report else {}))
 
 
 if __name__ == "__main__":
