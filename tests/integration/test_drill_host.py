@@ -18,6 +18,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils import _metri
 from tests.integration.runner import run_playbook, run_tasks
 from tests.integration.runnerhost import wheelhouse, write_play
 from tests.sampleapp import seed_app
+from tests.servers import backup_server  # noqa: F401  (a fixture)
 
 APP = "demo"
 JOBS = {"verify": "verify", "recovery_test": "recovery-test", "dr_simulation": "dr-simulation",
@@ -25,16 +26,17 @@ JOBS = {"verify": "verify", "recovery_test": "recovery-test", "dr_simulation": "
 
 
 class DrillHost:
-    def __init__(self, base) -> None:
+    def __init__(self, base, app: str = APP, root: str = None) -> None:
         self.base = str(base)
-        self.root = os.path.join(self.base, "root")
-        self.backup_dir = os.path.join(self.base, "remote", APP)
+        self.app = app
+        self.root = root or os.path.join(self.base, "root")
+        self.backup_dir = os.path.join(self.base, "remote", app)
         self.identity = os.path.join(self.base, "keys", "age-identity.txt")
         self.inventory = os.path.join(self.base, "inventory")
         self.units = os.path.join(self.root, "etc", "systemd", "system")
         self.textfile = os.path.join(self.root, "var", "lib", "prometheus", "node-exporter",
-                                     "reddit_backup_%s-drill.prom" % APP)
-        self.report = os.path.join(self.root, "var", "lib", "reddit-backup-drill", APP + "-drill", "rto-report.txt")
+                                     "reddit_backup_%s-drill.prom" % app)
+        self.report = os.path.join(self.root, "var", "lib", "reddit-backup-drill", app + "-drill", "rto-report.txt")
 
     def write_inventory(self, **extra) -> None:
         """What an operator writes: the backup server in its group, the drill settings in its group_vars."""
@@ -43,7 +45,7 @@ class DrillHost:
             yaml.safe_dump({"all": {"children": {"backup_servers": {"hosts": {"localhost": {
                 "ansible_connection": "local"}}}}}}, handle)
         settings = {
-            "reddit_backup_app_name": APP,
+            "reddit_backup_app_name": self.app,
             "reddit_backup_app_root": "/srv/" + APP,
             "drill_host_backup_dir": self.backup_dir,
             "drill_host_identity_file": self.identity,
@@ -62,7 +64,7 @@ class DrillHost:
         return run_playbook(tmp_path, playbook, inventory=self.inventory, timeout=900)
 
     def exec_start(self, job: str) -> list:
-        with open(os.path.join(self.units, "reddit-backup-%s-drill-%s.service" % (APP, job))) as handle:
+        with open(os.path.join(self.units, "reddit-backup-%s-drill-%s.service" % (self.app, job))) as handle:
             service = handle.read()
         assert "User=root\n" in service
         return shlex.split(re.search(r"^ExecStart=(.*)$", service, re.M).group(1))
@@ -75,7 +77,7 @@ class DrillHost:
     def metric(self, name: str, **labels):
         with open(self.textfile) as handle:
             series = _metrics.parse(handle.read())
-        labels = dict({"app": APP, "backup_role": "drill"}, **labels)
+        labels = dict({"app": self.app, "backup_role": "drill"}, **labels)
         return series.get(("reddit_backup_" + name, tuple(sorted(labels.items()))))
 
 
@@ -91,6 +93,7 @@ def drillhost(tmp_path_factory):
                                text=True).stdout.strip()
     app_root = os.path.join(host.base, "app")
     seed_app(app_root, rows=300)
+    host.recipient = recipient
     made = run_tasks(tmp_path_factory.mktemp("make-backup"), [
         {"name": "encrypted full backup", "devops.reddit_backup.backup_create": {
             "app_root": app_root, "backup_dir": host.backup_dir, "type": "full",
@@ -204,3 +207,27 @@ def test_the_launcher_refuses_unknown_jobs_and_apps(drillhost):
     assert missing.returncode == 2 and "no drill is set up for 'nope'" in missing.stderr
     hostile = subprocess.run([command, "--app", "../x", "verify"], capture_output=True, text=True)
     assert hostile.returncode == 2 and "--app needs the drill's name" in hostile.stderr
+
+
+def test_a_drill_host_that_is_not_the_backup_server_pulls_the_newest_backups(drillhost, backup_server,  # noqa: F811
+                                                                             tmp_path):
+    """The app host pushed to the backup server (a real sshd on 127.0.0.1); a drill host holding the identity
+    pulls from it before it verifies and simulates."""
+    pushed = run_tasks(tmp_path, [{"name": "push", "devops.reddit_backup.backup_sync": dict(
+        backup_server.options(), backup_dir=drillhost.backup_dir, direction="push")}])
+    assert not pushed.failed, pushed.data
+    puller = DrillHost(tmp_path / "puller", app="pulled", root=drillhost.root)
+    puller.identity = drillhost.identity
+    puller.write_inventory(drill_host_identity_file=drillhost.identity, drill_host_pull_remote=backup_server.remote,
+                           drill_host_pull_ssh_key=backup_server.ssh_key,
+                           drill_host_pull_known_hosts=backup_server.known_hosts)
+    applied = puller.apply(tmp_path)
+    assert not applied.failed, str(applied.data)[-4000:]
+    assert not os.path.exists(puller.backup_dir)
+    verified = puller.run_job("verify")
+    assert verified.returncode == 0, verified.stdout[-4000:] + verified.stderr[-2000:]
+    assert {"daily", "database"} <= set(os.listdir(puller.backup_dir))
+    assert puller.metric("last_run_success", operation="verify", type="all") == 1
+    simulated = puller.run_job("dr_simulation")
+    assert simulated.returncode == 0, simulated.stdout[-4000:] + simulated.stderr[-2000:]
+    assert puller.metric("last_run_success", operation="dr_simulation", type="all") == 1
