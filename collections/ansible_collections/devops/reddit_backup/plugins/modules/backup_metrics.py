@@ -107,7 +107,7 @@ options:
         type: float
       rto_seconds:
         description:
-          - The recovery time it measured (a disaster-recovery simulation: from the start of the restore to the
+          - The recovery time it measured (for a disaster-recovery simulation, from the start of the restore to the
             checked service), as C(reddit_backup_last_run_rto_seconds).
         type: float
       rto_target_seconds:
@@ -115,11 +115,11 @@ options:
         type: float
   schedule:
     description:
-      - The operations scheduled on this host and how old the last run of each may get, in seconds, such as
+      - "The operations scheduled on this host and how old the last run of each may get, in seconds, such as
         C({verify: 93600, recovery_test: 691200}). Written as C(reddit_backup_schedule_max_age_seconds) and
         C(reddit_backup_schedule_since_timestamp_seconds) (when the operation was first declared), so the alerting
-        rules tell a drill that never ran from one that is not due yet.
-      - Replaces the schedule declared before; omit it to keep that one. V({}) declares none.
+        rules tell a drill that never ran from one that is not due yet."
+      - Replaces the schedule declared before; omit it to keep that one. An empty mapping declares none.
     type: dict
   rto_report:
     description:
