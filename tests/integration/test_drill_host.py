@@ -145,7 +145,7 @@ def test_the_weekly_recovery_test_runs_on_the_drill_host(drillhost):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert drillhost.metric("recovery_test_success") == 1
     assert drillhost.metric("recovery_test_restore_seconds") > 0
-    assert os.listdir(os.path.join(drillhost.root, "var", "tmp", "reddit-backup-drill")) == []
+    assert os.listdir(os.path.join(drillhost.root, "var", "lib", "reddit-backup-drill", "scratch")) == []
 
 
 def test_the_monthly_simulation_restores_checks_and_records_the_rto(drillhost):
@@ -155,7 +155,7 @@ def test_the_monthly_simulation_restores_checks_and_records_the_rto(drillhost):
     assert drillhost.metric("last_run_success", operation="dr_simulation", type="all") == 1
     assert 0 < drillhost.metric("last_run_rto_seconds", operation="dr_simulation", type="all") < 600
     assert drillhost.metric("last_run_rto_target_seconds", operation="dr_simulation", type="all") == 600
-    assert os.listdir(os.path.join(drillhost.root, "var", "tmp", "reddit-backup-drill")) == []
+    assert os.listdir(os.path.join(drillhost.root, "var", "lib", "reddit-backup-drill", "scratch")) == []
 
 
 def test_the_quarterly_report_reads_the_recorded_drills(drillhost):
@@ -182,7 +182,7 @@ def test_a_wrong_identity_fails_the_drills_and_the_metrics_say_so(drillhost, tmp
         simulation = drillhost.run_job("dr_simulation")
         assert simulation.returncode != 0 and "DISASTER-RECOVERY SIMULATION FAILED" in simulation.stdout
         assert drillhost.metric("last_run_success", operation="dr_simulation", type="all") == 0
-        assert os.listdir(os.path.join(drillhost.root, "var", "tmp", "reddit-backup-drill")) == []
+        assert os.listdir(os.path.join(drillhost.root, "var", "lib", "reddit-backup-drill", "scratch")) == []
     finally:
         os.replace(saved, drillhost.identity)
     assert drillhost.run_job("verify").returncode == 0
@@ -231,3 +231,13 @@ def test_a_drill_host_that_is_not_the_backup_server_pulls_the_newest_backups(dri
     simulated = puller.run_job("dr_simulation")
     assert simulated.returncode == 0, simulated.stdout[-4000:] + simulated.stderr[-2000:]
     assert puller.metric("last_run_success", operation="dr_simulation", type="all") == 1
+
+
+def test_a_scratch_folder_that_private_tmp_would_hide_is_refused(tmp_path):
+    """The units run with PrivateTmp: a scratch folder under /tmp or /var/tmp would not be the one the role made."""
+    host = DrillHost(tmp_path)
+    host.write_inventory(drill_host_scratch_dir="/var/tmp/drills")
+    refused = host.apply(tmp_path)
+    assert refused.failed
+    assert "not under /tmp or /var/tmp, which the units' PrivateTmp hides" in str(refused.data)
+    assert not os.path.exists(host.root)
