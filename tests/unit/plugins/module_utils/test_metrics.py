@@ -376,3 +376,21 @@ def test_drill_history_is_bounded(paths, monkeypatch):
 
 def time_of(day):
     return at(12, day).timestamp()
+
+
+def test_the_remote_copy_is_kept_until_a_push_says_otherwise(paths, fixed_usage):
+    backup_dir, textfile = paths
+    plain = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "full", "status": "success"})
+    assert value(plain, "remote_last_success_timestamp_seconds") is None, "absent where nothing is pushed"
+    pushed = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "database", "status": "success"},
+                             remote={"newest": "2025-05-28T02:00:00Z", "checked": 1748400000})
+    assert value(pushed, "remote_last_success_timestamp_seconds") == 1748397600
+    assert value(pushed, "remote_checked_timestamp_seconds") == 1748400000
+    later = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "full", "status": "failed"})
+    assert value(later, "remote_last_success_timestamp_seconds") == 1748397600
+    empty = _metrics.record(textfile, backup_dir, run={"operation": "sync", "status": "success"},
+                            remote={"newest": None})
+    assert value(empty, "remote_last_success_timestamp_seconds") == 0, "0: nothing on the remote"
+    with pytest.raises(BackupError, match="remote newest 'yesterday' is not a time"):
+        _metrics.record(textfile, backup_dir, run={"operation": "sync", "status": "success"},
+                        remote={"newest": "yesterday"})

@@ -41,6 +41,7 @@ class BackupRequest:
     encryption_recipients_file: str = None  # a file of age public keys, one a line
     wheelhouse: str = None  # a folder of wheels a full backup carries under wheelhouse/ (see _wheelhouse)
     signing_key: str = None  # an OpenSSH private key (root's, 0600): the catalog entry is signed with it
+    progress: object = None  # called as progress(bytes_read, bytes_to_read) while file data is archived
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -200,7 +201,7 @@ class _ArchiveJob:
         return snapshots
 
     def _write_tar(self, stream, snapshots: dict, checks: "_IntegrityChecks") -> tuple:
-        writer = ArchiveWriter(stream)
+        writer = ArchiveWriter(stream, self._progress_counter())
         parent_members = self.parent_index["members"] if self.parent_index else {}
         states: dict = {}
         database_records = []
@@ -252,6 +253,18 @@ class _ArchiveJob:
                          for record in database_records}
             index = {"members": states, "databases": databases}
         return manifest, index
+
+    def _progress_counter(self):
+        """None without a progress callback; else a counter of the bytes read, reported against the total."""
+        if self.request.progress is None:
+            return None
+        total = sum(entry.stat.st_size for entry in self.selection.entries if entry.kind == "file")
+        done = [0]
+
+        def count(size: int) -> None:
+            done[0] += size
+            self.request.progress(done[0], max(total, done[0]))
+        return count
 
     def _add_member(self, writer: ArchiveWriter, entry) -> dict:
         if entry.kind == "dir":

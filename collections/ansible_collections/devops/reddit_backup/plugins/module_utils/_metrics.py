@@ -64,6 +64,9 @@ FAMILIES = {
     "schedule_max_age_seconds": "How old the last run of each scheduled operation may get before it is stale.",
     "schedule_since_timestamp_seconds": "Since when each operation is scheduled here (a drill that never ran is "
                                         "stale once this is older than its maximum age).",
+    "remote_last_success_timestamp_seconds": "Creation time of the newest backup on the remote copy, as the last "
+                                             "push found it (0: none there); absent where nothing is pushed.",
+    "remote_checked_timestamp_seconds": "When a push last read the remote copy's catalog.",
 }
 VERIFICATION_STATUSES = ("valid", "invalid", "unverifiable", "unverified")
 
@@ -180,6 +183,17 @@ def _number(value, what: str):
     return number
 
 
+def check_remote(remote) -> dict:
+    """What a push found on the remote copy, as the state keeps it; raises BackupError naming what is wrong."""
+    if not remote:
+        return None
+    newest = remote.get("newest")
+    checked = {"newest": epoch(newest) if newest else None, "checked": epoch(remote.get("checked")) or time.time()}
+    if newest and checked["newest"] is None:
+        raise BackupError("remote newest %r is not a time" % newest)
+    return checked
+
+
 def run_key(run: dict) -> str:
     return "%s/%s" % (run["operation"], run["type"])
 
@@ -218,7 +232,7 @@ class StateLock:
 def load_state(state_file: str) -> tuple:
     """(state, warning): the saved run results, or an empty state with a warning when the file is unreadable
     (a damaged state must not stop metrics; it only forgets earlier run results)."""
-    empty = {"format": STATE_FORMAT, "runs": {}, "recovery_test": None}
+    empty = {"format": STATE_FORMAT, "runs": {}, "recovery_test": None, "remote": None}
     try:
         with open(state_file, encoding="utf-8") as handle:
             state = json.load(handle)
@@ -229,6 +243,7 @@ def load_state(state_file: str) -> tuple:
     if not isinstance(state, dict) or not isinstance(state.get("runs"), dict):
         return empty, "metrics state %s had an unknown shape; earlier run results are forgotten" % state_file
     state.setdefault("recovery_test", None)
+    state.setdefault("remote", None)
     return _forget_unknown_runs(state, state_file)
 
 
@@ -335,6 +350,11 @@ def build_samples(backups: list, state: dict, usage: dict, labels: dict) -> list
         add("recovery_test_timestamp_seconds", int(recovery["finished"]))
         add("recovery_test_restore_seconds", _round(recovery.get("restore_seconds")))
 
+    remote = state.get("remote")
+    if remote:
+        add("remote_last_success_timestamp_seconds", int(remote.get("newest") or 0))
+        add("remote_checked_timestamp_seconds", int(remote["checked"]))
+
     if usage:
         add("filesystem_size_bytes", usage["size"])
         add("filesystem_avail_bytes", usage["avail"])
@@ -394,11 +414,13 @@ def parse(text: str) -> dict:
 
 
 def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=None, filesystem_path=None,
-           check_mode: bool = False, schedule=None) -> dict:
+           check_mode: bool = False, remote=None, schedule=None) -> dict:
     """Record ``run`` (if any) and declare ``schedule`` (if given: {operation: max age in seconds}, replacing the
     one declared before) in the state, then rewrite ``textfile`` from the catalog, the filesystem and the
-    state. Returns what was written and what the run replaced (``previous``: the last result of the same
-    operation and type, so callers can tell a recovery from a failure)."""
+    state. ``remote`` ({"newest": creation time of the newest backup on the remote copy or None}) is what a push
+    found there; it is kept until the next push says otherwise. Returns what was written and what the run replaced
+    (``previous``: the last result of the same operation and type, so callers can tell a recovery from a
+    failure)."""
     if not textfile.endswith(".prom"):
         raise BackupError("textfile %s must end in .prom: node_exporter's textfile collector reads only those"
                           % textfile)
@@ -408,6 +430,7 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
                           "textfile at node_exporter's --collector.textfile.directory" % directory)
     labels = check_labels(labels)
     run = check_run(run)
+    remote = check_remote(remote)
     schedule = check_schedule(schedule)
     state_file = state_file or default_state_file(textfile)
     warnings = []
@@ -428,6 +451,8 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
             remember_drill(state, run)
             if run["operation"] == "recovery_test":
                 state["recovery_test"] = run
+            if remote:
+                state["remote"] = remote
         state_changed = bool(run) or json.dumps(state, sort_keys=True) != state_before
         if state_changed and not check_mode:
             # readable by all, like the textfile: a run by hand as root must not lock the job user out
