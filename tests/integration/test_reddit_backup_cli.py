@@ -208,3 +208,39 @@ def test_on_a_terminal_the_commands_run_with_progress(apphost):  # noqa: F811
     text = b"".join(screen).decode(errors="replace")
     assert "reddit-backup: create --type config succeeded" in text and "VALID" in text, text[-2000:]
     assert "Traceback" not in text
+
+
+def test_safety_copies_listed_pruned_by_the_inventory_rule_and_removed_by_name(apphost):  # noqa: F811
+    assert apphost.run("--quiet", "create", "--type", "database").returncode == 0
+    restored = apphost.run("restore-database", "latest")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr
+    data = os.path.join(apphost.app_root, "data")
+    fresh = sorted(name for name in os.listdir(apphost.app_root) if name.startswith("data.pre-restore-"))
+    assert fresh, "the restore moved the replaced database folder aside"
+    # A copy an old restore left (its age is in its name, as restores stamp it): past the default 7 days.
+    old = os.path.join(apphost.app_root, "data.pre-restore-20200101T000000Z")
+    shutil.copytree(data, old)
+
+    listing = apphost.run("safety-copies")
+    assert listing.returncode == 0, listing.stderr
+    assert old in listing.stdout and "the rule removes it: older than 7d" in listing.stdout
+    assert all(os.path.join(apphost.app_root, name) in listing.stdout for name in fresh)
+    as_json = json.loads(apphost.run("safety-copies", "--json").stdout)
+    assert [copy["path"] for copy in as_json["would_remove"]] == [old]
+
+    dry = apphost.run("safety-copies", "--prune", "--dry-run")
+    assert dry.returncode == 0 and "would remove %s (older than 7d)" % old in dry.stdout
+    assert os.path.isdir(old)
+    pruned = apphost.run("safety-copies", "--prune")
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert not os.path.exists(old)
+    assert all(os.path.isdir(os.path.join(apphost.app_root, name)) for name in fresh), "the rule keeps the new ones"
+    assert series(apphost, "last_run_success", operation="cleanup", type="all") == 1
+
+    stranger = apphost.run("safety-copies", "--remove", data)
+    assert stranger.returncode == 1
+    assert "is not a safety copy" in stranger.stdout + stranger.stderr and os.path.isdir(data), \
+        "only a listed safety copy is ever removed"
+    newest = os.path.join(apphost.app_root, fresh[-1])
+    removed = apphost.run("safety-copies", "--remove", newest)
+    assert removed.returncode == 0 and not os.path.exists(newest)

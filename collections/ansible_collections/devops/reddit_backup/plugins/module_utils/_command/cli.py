@@ -27,10 +27,12 @@ from .catalog import command_list, command_verify
 from .offsite import command_sync
 from .output import complain
 from .playbooks import command_recovery_test, command_restore, command_restore_database, command_verify_restore
+from .safety import command_safety_copies
 from .settings import (DEFAULT_CONFIG_DIR, EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_NOT_INSTALLED, EXIT_OK, EXIT_USAGE,
                        ConfigError, NotInstalled, Settings, UsageError, become_app_user, runs_as_app_user)
 
-OPTIONAL_ARGUMENTS = ("type", "name", "archive", "before", "dry_run", "comprehensive", "json", "detailed")
+OPTIONAL_ARGUMENTS = ("type", "name", "archive", "before", "dry_run", "comprehensive", "json", "detailed", "prune",
+                      "remove")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="push the backups the remote copy lacks, then apply retention there")
     sync.add_argument("--dry-run", action="store_true", help="say what would be pushed and removed; do nothing")
     sync.set_defaults(handler=command_sync)
+
+    safety = commands.add_parser("safety-copies", help="list the copies restores moved aside; --prune applies the "
+                                                       "inventory's rule, --remove removes one (as root)")
+    safety.add_argument("--prune", action="store_true",
+                        help="remove what reddit_backup_safety_copies_keep / _max_age no longer keep")
+    safety.add_argument("--remove", action="append", metavar="PATH", help="remove this safety copy (as listed)")
+    safety.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    safety.add_argument("--json", action="store_true", help="the list as JSON, for scripts")
+    safety.set_defaults(handler=command_safety_copies)
 
     commands.add_parser("recovery-test", help="the weekly recovery drill").set_defaults(
         handler=command_recovery_test)
