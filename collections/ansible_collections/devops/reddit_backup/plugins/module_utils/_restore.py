@@ -27,8 +27,8 @@ from ._errors import BackupError
 from ._manifest_checks import DELTA_SUFFIX, catalog_check, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
 from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
-from ._restore_plan import STAGING_PREFIX, Plan, under
-from ._selection import CONFIG_INCLUDES
+from ._restore_plan import SAFETY_INFIX, STAGING_PREFIX, Plan, under
+from ._selection import CONFIG_INCLUDES, DEFAULT_EXCLUDES
 from ._staging import Stager
 from ._tarsafe import check_path
 from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check
@@ -63,6 +63,7 @@ class RestoreRequest:
     identity_file: str = None  # the age private key file encrypted archives need (only age reads it)
     allowed_signers: str = None  # an OpenSSH allowed_signers file: every link must be signed by a key in it
     trusted_signing_keys: list = None  # public key lines, trusted like allowed_signers
+    require_same_root: bool = False  # refuse a dest other than the app root the backup recorded
     temp_dir: str = None
     lock_timeout: float = 60.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -146,6 +147,8 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
 def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, signed) -> dict:
     """The restore of ``chain`` (its links' signed catalog entries in ``signed``, or None when not checked)."""
     metas = [link.meta for link in signed] if signed else [read_meta(archive) for archive in chain]
+    if request.require_same_root and metas[-1]:  # fail fast; the manifest's own app_root is checked before the swap
+        check_same_root(request, metas[-1].get("app_root"), chain[-1], dest)
     if scope.name == "full" and metas[0] and metas[0].get("type") not in (None, "full"):
         raise BackupError("scope full needs a full backup (or an incremental one, which builds on a full backup), "
                           "and %s is a %s backup; restore scope %s from it, or pick a full backup"
@@ -305,6 +308,8 @@ class _RestoreJob:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
             self.root_only = set(stager.root_only)
+        if self.request.require_same_root:
+            check_same_root(self.request, manifest.get("app_root"), self.archive, self.dest)
         plan = Plan(self, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
@@ -315,7 +320,9 @@ class _RestoreJob:
                   "restored": [unit["target"] for unit in pending],
                   "safety_copies": plan.safety_copies(pending),
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
-                  "missing": plan.missing, "members": members,
+                  "missing": plan.missing, "not_restored": not_restored(self.scope, self.request.keep, plan.missing,
+                                                                                   manifest["members"]),
+                  "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings}
         if self.check_mode or not result["changed"]:
@@ -365,6 +372,38 @@ class _RestoreJob:
             raise BackupError("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
                               "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
         return verification
+
+
+def check_same_root(request: RestoreRequest, recorded, archive: str, dest: str) -> None:
+    """Refuse a dest that is not the app root the backup was made of (a typo'd root would be filled and used)."""
+    if not isinstance(recorded, str) or not recorded:
+        raise BackupError("refusing to restore %s into %s: the backup records no app root to compare with; nothing "
+                          "was changed. Set require_same_root: false to restore it anyway" % (archive, dest))
+    given = os.path.normpath(os.path.abspath(request.dest))
+    if os.path.normpath(recorded) in (given, dest) or os.path.realpath(recorded) in (given, dest):
+        return
+    raise BackupError("refusing to restore into %s: backup %s was made of %s (its recorded app_root), a different "
+                      "path; nothing was changed. Fix the app root you gave (a typo?), or restore into another root "
+                      "on purpose with require_same_root: false (the restore playbooks: "
+                      "reddit_backup_restore_to_other_root: true)" % (given, archive, recorded))
+
+
+def not_restored(scope: _Scope, keep, missing: list, members: list) -> list:
+    """What this restore leaves as it is, in words, so no summary implies the whole application came back."""
+    left = ["%s: not in the backup" % path for path in missing]
+    if scope.name != "full":
+        inside = "the databases" if scope.name == "database" else ", ".join(scope.paths or ())
+        left.append("everything outside scope %s (%s): left as it is" % (scope.name, inside))
+        return left
+    for name in keep or ():
+        reason = "never in a backup: rebuild it from the wheelhouse (requirements.txt)" if name == "venv" else \
+            "the backups themselves" if name == "backups" else "kept in place (keep)"
+        left.append("%s/: %s, left as it is" % (name, reason))
+    never = [pattern for pattern in DEFAULT_EXCLUDES if pattern not in (keep or ())]
+    left.append("%s: never in a backup" % ", ".join(never))
+    if not any(SAFETY_INFIX in member["path"].split("/")[0] for member in members):
+        left.append("safety copies of earlier restores (*%s*): not in this backup" % SAFETY_INFIX)
+    return left
 
 
 def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:
