@@ -39,6 +39,8 @@ SCOPE_TYPES = {"full": ("full", "incremental"), "database": ("full", "incrementa
                "config": ("full", "incremental", "config"), "systemd": ("full", "incremental", "config")}
 SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
+KEPT_REASONS = {"venv": "never in a backup, left as it is (rebuild it from the wheelhouse when it is missing)",
+                "backups": "the backups themselves, left as they are"}
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 LEGACY_STAGING_PREFIX = ".tmp-restore-"  # earlier versions: it matched the temp prefix that create and prune remove
 
@@ -396,9 +398,7 @@ def not_restored(scope: _Scope, keep, missing: list, members: list) -> list:
         left.append("everything outside scope %s (%s): left as it is" % (scope.name, inside))
         return left
     for name in keep or ():
-        reason = "never in a backup: rebuild it from the wheelhouse (requirements.txt)" if name == "venv" else \
-            "the backups themselves" if name == "backups" else "kept in place (keep)"
-        left.append("%s/: %s, left as it is" % (name, reason))
+        left.append("%s/: %s" % (name, KEPT_REASONS.get(name, "kept in place (keep)")))
     never = [pattern for pattern in DEFAULT_EXCLUDES if pattern not in (keep or ())]
     left.append("%s: never in a backup" % ", ".join(never))
     if not any(SAFETY_INFIX in member["path"].split("/")[0] for member in members):

@@ -287,7 +287,7 @@ not_restored:
   returned: always
   type: list
   elements: str
-  sample: ["venv/: never in a backup: rebuild it from the wheelhouse (requirements.txt), left as it is"]
+  sample: ["venv/: never in a backup, left as it is (rebuild it from the wheelhouse when it is missing)"]
 members:
   description: Number of members the archive holds (the manifest not counted).
   returned: always
