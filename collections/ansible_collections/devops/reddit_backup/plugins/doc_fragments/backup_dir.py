@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Options shared by every module that works on a backup directory."""
+    """The backup directory of every module that writes to one (argument spec: _option_specs.BACKUP_DIR)."""
 
     DOCUMENTATION = r"""
 options:
@@ -16,10 +16,4 @@ options:
       - Created as mode C(0700) when missing; backups in it are C(0600).
     type: path
     required: true
-  lock_timeout:
-    description:
-      - Seconds to wait for another run that holds the backup directory's lock before failing.
-      - The lock is released by the kernel when its holder dies, so a killed run never blocks the next one.
-    type: float
-    default: 60
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Options of every module that checks who made a backup (signed backups)."""
+    """Options of every module that checks who made a backup (argument spec: _option_specs.TRUSTED_SIGNERS)."""
 
     DOCUMENTATION = r"""
 options:

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
+  - devops.reddit_backup.lock_timeout
 attributes:
   check_mode:
     support: full
@@ -313,15 +314,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import BACKUP_DIR, LOCK_TIMEOUT, shared_options
 from ansible_collections.devops.reddit_backup.plugins.module_utils._selection import DEFAULT_EXCLUDES
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=shared_options(
+            BACKUP_DIR, LOCK_TIMEOUT,
             app_root=dict(type="path", required=True),
-            backup_dir=dict(type="path", required=True),
-            lock_timeout=dict(type="float", default=60),
             type=dict(type="str", choices=["full", "incremental", "config", "database"], default="full"),
             name=dict(type="str"),
             include=dict(type="list", elements="str"),

@@ -19,6 +19,8 @@ author:
 extends_documentation_fragment:
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
+  - devops.reddit_backup.selection
+  - devops.reddit_backup.selection.type
 attributes:
   check_mode:
     support: full
@@ -31,18 +33,6 @@ options:
     description: The backup directory.
     type: path
     required: true
-  before:
-    description:
-      - Select the newest backup created at or before this moment. ISO-8601 (C(2025-05-28T14:00:00Z); no zone means
-        UTC), C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase such as C(6 hours ago).
-    type: str
-  name:
-    description: Select the backup with this name (or archive file name).
-    type: str
-  type:
-    description: Only list and select backups of this type.
-    type: str
-    choices: [full, incremental, config, database]
 notes:
   - Reports O(backup_dir) that does not exist as an empty catalog, not as an error.
 seealso:
@@ -179,16 +169,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import choose, list_backups, summarize
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import SELECTION, SELECTION_TYPE, shared_options
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            backup_dir=dict(type="path", required=True),
-            before=dict(type="str"),
-            name=dict(type="str"),
-            type=dict(type="str", choices=["full", "incremental", "config", "database"]),
-        ),
+        argument_spec=shared_options(SELECTION, SELECTION_TYPE, backup_dir=dict(type="path", required=True)),
         mutually_exclusive=[("before", "name")],
         supports_check_mode=True,
     )

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
+  - devops.reddit_backup.lock_timeout
   - devops.reddit_backup.remote
 attributes:
   check_mode:
@@ -121,6 +122,7 @@ remote:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import BACKUP_DIR, LOCK_TIMEOUT, shared_options
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
     REMOTE_ARGUMENT_SPEC, prune_remote, request_from_params)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._retention import prune
@@ -128,10 +130,9 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._retention im
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=shared_options(
+            BACKUP_DIR, LOCK_TIMEOUT,
             REMOTE_ARGUMENT_SPEC,
-            backup_dir=dict(type="path", required=True),
-            lock_timeout=dict(type="float", default=60),
             policy=dict(type="dict", default={}),
             now=dict(type="str"),
         ),

@@ -39,6 +39,9 @@ author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.trusted_signers
+  - devops.reddit_backup.selection
+  - devops.reddit_backup.identity
+  - devops.reddit_backup.lock_timeout
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
 attributes:
@@ -66,15 +69,6 @@ options:
         holds O(scope) by default (full or incremental backups for V(full); those or database backups for
         V(database); those or configuration backups for V(config) and V(systemd)).
     type: path
-  before:
-    description:
-      - With O(backup_dir), the newest backup created at or before this moment (point-in-time recovery).
-        ISO-8601 (C(2025-05-28T14:00:00Z); no zone means UTC), C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase
-        such as C(6 hours ago).
-    type: str
-  name:
-    description: With O(backup_dir), the backup with this name (or archive file name).
-    type: str
   dest:
     description:
       - The application root to restore into (the guide's C(/home/cayir/cicd_project)). Created when missing,
@@ -142,27 +136,10 @@ options:
       - Paths that must be in the archive for O(verify_first) to pass; see M(devops.reddit_backup.backup_verify).
     type: list
     elements: str
-  identity_file:
-    description:
-      - The age identity (private key) file that decrypts encrypted archives (C(.age)), as C(age-keygen) writes it,
-        mode C(0600) (a file readable by others is refused). Only the C(age) process opens it; its content is never
-        read into Ansible, logged or put on a command line. The path itself is not secret.
-      - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
-      - Required for encrypted archives; without it, or with a key the archive was not encrypted to, the restore
-        fails before anything changes, with a message that says which. Altered ciphertext is refused as damage.
-      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
-        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
-    type: path
   temp_dir:
     description:
       - In check mode, where databases are copied for their integrity check (the system's temporary folder by default).
     type: path
-  lock_timeout:
-    description:
-      - Seconds to wait for another restore into the same parent folder before failing. The lock is released by
-        the kernel when its holder dies.
-    type: float
-    default: 60
 notes:
   - Needs Python 3.9+ on the target (no C(tarfile) extraction filters are used; Debian 12's 3.11.2 works) and, for
     zstd archives, the C(zstd) tool. Staging needs free space beside O(dest) for what the scope restores.
@@ -321,17 +298,18 @@ duration:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    IDENTITY, LOCK_TIMEOUT, SELECTION, TRUSTED_SIGNERS, shared_options)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (
     DEFAULT_KEEP, RestoreRequest, restore)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=shared_options(
+            SELECTION, IDENTITY, LOCK_TIMEOUT, TRUSTED_SIGNERS,
             archive=dict(type="path"),
             backup_dir=dict(type="path"),
-            before=dict(type="str"),
-            name=dict(type="str"),
             dest=dict(type="path", required=True),
             scope=dict(type="raw", default="full"),
             verify_first=dict(type="bool", default=True),
@@ -341,11 +319,7 @@ def main():
             force=dict(type="bool", default=False),
             keep=dict(type="list", elements="str", default=list(DEFAULT_KEEP)),
             required=dict(type="list", elements="str"),
-            identity_file=dict(type="path"),
             temp_dir=dict(type="path"),
-            lock_timeout=dict(type="float", default=60),
-            allowed_signers=dict(type="path"),
-            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
             require_same_root=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],

@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
   - devops.reddit_backup.backup_dir
+  - devops.reddit_backup.lock_timeout
   - devops.reddit_backup.remote
   - devops.reddit_backup.trusted_signers
 attributes:
@@ -192,25 +193,23 @@ duration:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    BACKUP_DIR, LOCK_TIMEOUT, TRUSTED_SIGNERS, shared_options)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
     REMOTE_ARGUMENT_SPEC, request_from_params, sync)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            REMOTE_ARGUMENT_SPEC,
+        argument_spec=shared_options(
+            REMOTE_ARGUMENT_SPEC, BACKUP_DIR, LOCK_TIMEOUT, TRUSTED_SIGNERS,
             remote=dict(type="str", required=True),
-            backup_dir=dict(type="path", required=True),
-            lock_timeout=dict(type="float", default=60),
             direction=dict(type="str", choices=["push", "pull"], default="push"),
             select=dict(type="str", default="all"),
             before=dict(type="str"),
             type=dict(type="str", choices=["full", "incremental", "config", "database"]),
             delete=dict(type="bool", default=False),
             now=dict(type="str"),
-            allowed_signers=dict(type="path"),
-            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
         ),
         required_if=[("select", "before", ["before"])],
         supports_check_mode=True,

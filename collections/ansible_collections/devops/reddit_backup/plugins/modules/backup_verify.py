@@ -33,6 +33,9 @@ author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
   - devops.reddit_backup.trusted_signers
+  - devops.reddit_backup.selection
+  - devops.reddit_backup.selection.type
+  - devops.reddit_backup.identity
   - devops.reddit_backup.attributes
   - devops.reddit_backup.attributes.action_group
 attributes:
@@ -52,19 +55,6 @@ options:
     description:
       - Pick the archive from this backup directory, by O(name) or O(before); the newest backup by default.
     type: path
-  before:
-    description:
-      - With O(backup_dir), the newest backup created at or before this moment. ISO-8601
-        (C(2025-05-28T14:00:00Z); no zone means UTC), C(YYYYmmdd_HHMMSS), epoch seconds, or a phrase such as
-        C(6 hours ago).
-    type: str
-  name:
-    description: With O(backup_dir), the backup with this name (or archive file name).
-    type: str
-  type:
-    description: With O(backup_dir), only pick among backups of this type.
-    type: str
-    choices: [full, incremental, config, database]
   level:
     description: V(quick) checks the checksum, structure, manifest and member list; V(comprehensive) checks everything.
     type: str
@@ -77,19 +67,6 @@ options:
         C(config/monitoring.yml) for full and configuration backups.
     type: list
     elements: str
-  identity_file:
-    description:
-      - The age identity (private key) file that decrypts encrypted archives (C(.age)), as C(age-keygen) writes it,
-        mode C(0600) (a file readable by others is refused). Only the C(age) process opens it; its content is never
-        read into Ansible, logged or put on a command line. The path itself is not secret.
-      - Keep it off the app servers (they need only the public keys); bring it for a verification or a restore.
-      - Without it, an encrypted archive can only be checked at O(level=quick), which needs no key (the C(.sha256)
-        sidecar covers the ciphertext) and checks the checksum, the age header and the catalog entry. At
-        O(level=comprehensive) it is V(unverifiable) with a message that says the key is needed; a key the archive
-        was not encrypted to is V(unverifiable) with a message that says so; altered ciphertext is V(invalid).
-      - Decryption proves nothing about who made the archive (age is not sender-authenticated, and the public keys
-        are in C(.meta.json)), so a new archive encrypted to them passes. Give O(trusted_signing_keys) for that.
-    type: path
   fail_on_invalid:
     description: Fail the task when the verdict is not V(valid). With V(false), read RV(valid) and RV(status).
     type: bool
@@ -238,26 +215,23 @@ from contextlib import nullcontext
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    IDENTITY, SELECTION, SELECTION_TYPE, TRUSTED_SIGNERS, shared_options)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._signing import trust_from
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import pick_archive, verify_archive
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=shared_options(
+            SELECTION, SELECTION_TYPE, IDENTITY, TRUSTED_SIGNERS,
             archive=dict(type="path"),
             backup_dir=dict(type="path"),
-            before=dict(type="str"),
-            name=dict(type="str"),
-            type=dict(type="str", choices=["full", "incremental", "config", "database"]),
             level=dict(type="str", choices=["quick", "comprehensive"], default="comprehensive"),
             required=dict(type="list", elements="str"),
-            identity_file=dict(type="path"),
             fail_on_invalid=dict(type="bool", default=True),
             record=dict(type="bool", default=True),
             temp_dir=dict(type="path"),
-            allowed_signers=dict(type="path"),
-            trusted_signing_keys=dict(type="list", elements="str", no_log=False),
         ),
         mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
         required_one_of=[("archive", "backup_dir")],
