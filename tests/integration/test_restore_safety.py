@@ -95,6 +95,10 @@ def test_a_failed_restore_says_nothing_changed_and_every_restore_is_recorded(sam
     assert parse(textfile.read_text())[key] == 1
     state = json.loads((textfile_dir / "reddit_backup_demo.prom.state.json").read_text())
     assert backed_up["name"] in json.dumps(state)
+    too_early = run(tmp_path, "restore_point_in_time", settings(
+        sample_app, tmp_path, reddit_backup_restore_before="2001-01-01T00:00:00Z", **monitoring))
+    assert too_early.failed and "Nothing was stopped or changed" in failure(too_early)
+    assert parse(textfile.read_text())[key] == 0
 
 
 def test_restore_full_rebuilds_a_missing_venv_and_says_what_it_did_not_restore(sample_app, tmp_path):
