@@ -322,8 +322,8 @@ class _RestoreJob:
                   "restored": [unit["target"] for unit in pending],
                   "safety_copies": plan.safety_copies(pending),
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
-                  "missing": plan.missing, "not_restored": not_restored(self.scope, self.request.keep, plan.missing,
-                                                                                   manifest["members"]),
+                  "missing": plan.missing,
+                  "not_restored": not_restored(self.scope, self.request.keep, plan.missing, manifest["members"]),
                   "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings}

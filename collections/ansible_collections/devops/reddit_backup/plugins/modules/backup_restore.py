@@ -257,8 +257,8 @@ missing:
   sample: []
 not_restored:
   description:
-    - What this restore left as it was, in words, so a summary never implies the whole application came back:
-      for V(full), the entries named in O(keep) (C(venv/) is never in a backup: rebuild it from the wheelhouse),
+    - What this restore left as it was, in words, so a summary never implies the whole application came back.
+    - For V(full), the entries named in O(keep) (C(venv/) is never in a backup; rebuild it from the wheelhouse),
       what backups never hold (C(logs/*.log.*), C(__pycache__)) and earlier safety copies; for another scope,
       everything outside it; and the paths of the scope the backup lacks.
   returned: always
