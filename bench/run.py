@@ -4,7 +4,9 @@
                         [--only backup,verify,restore,incremental] [--methods guide,ansible,engine,...]
                         [--collections DIR] [--seed 0] [--keep-outputs] [--output FILE]
 
-Prints the machine, then a markdown table per benchmark family; writes everything to bench/results/latest.json.
+Prints the machine, then a markdown table per benchmark family; writes everything to bench/results/latest.json
+and the figures the READMEs show to bench/results/measured.json (committed; tools/render_measurements.py renders
+them into the READMEs).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 import _fixtures  # noqa: E402
+import _measured  # noqa: E402
 import backup  # noqa: E402
 import incremental  # noqa: E402
 import restore  # noqa: E402
@@ -46,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="keep the last round's outputs in WORKDIR/out, the shared archives in WORKDIR/fixtures "
                              "and the incremental family's state (removed by default)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="JSON results (default bench/results/latest.json)")
+    parser.add_argument("--measured", default=_measured.MEASURED,
+                        help="the README figures: this run's families replace theirs in it "
+                             "(default bench/results/measured.json)")
     options = parser.parse_args(argv)
     options.only = [name.strip() for name in options.only.split(",") if name.strip()]
     unknown = [name for name in options.only if name not in FAMILIES]
@@ -96,9 +102,11 @@ def main(argv=None) -> int:
             _fixtures.remove(workdir)  # the archives verify and restore read (about the database's size)
     results["seconds"] = round(time.monotonic() - started, 1)
     _common.write_json(options.output, results)
+    _measured.record(options.measured, results)
     shown = os.path.relpath(options.output)
     shown = options.output if shown.startswith("..") else shown
-    print("bench: %.0f s in all; results in %s" % (results["seconds"], shown))
+    print("bench: %.0f s in all; results in %s; README figures in %s" % (
+        results["seconds"], shown, os.path.relpath(options.measured)))
     return 0
 
 

@@ -17,7 +17,8 @@
 #      no systemd unit is enabled in the root (test dependencies are installed with no service started or
 #      enabled); and at the end nothing stays mounted.
 # Wall times: build/fresh-check/summary.txt (each command) and build/fresh-check/test-summary.txt (each step of
-# `make test`, copied from the clone's build/test-summary.txt).
+# `make test`, copied from the clone's build/test-summary.txt), recorded in tools/results/fresh-check.json and
+# rendered into the README (tools/render_measurements.py).
 #
 # Environment:
 #   FRESH_CHECK_SKIP=molecule   `make test` steps left out inside the root (default: molecule; its podman
@@ -219,6 +220,8 @@ main() {
         log "=== make test steps in the fresh root ==="
         cat "$WORK/test-summary.txt"
     fi
+    # The README's newcomer table shows these figures (tools/results/fresh-check.json).
+    python3 "$ROOT/tools/render_measurements.py" --record-fresh-check "$WORK"
     [ "$failed" -eq 0 ] || die "$failed of ${#commands[@]} commands FAILED in the fresh root"
     log "the README's commands passed on a fresh Debian 12 root${FRESH_CHECK_SKIP:+ (make test without $FRESH_CHECK_SKIP)}"
 }

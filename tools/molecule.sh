@@ -16,7 +16,8 @@
 #   6. Wheelhouses: ansible-core for the containers (the runner role installs its venv from it, offline), and the
 #      sample app's requirements (the disaster recovery rebuilds the app's venv from them, offline).
 #   7. The collection tarball, built once per run (the runner role installs it on the hosts).
-# Then `molecule test` for each scenario, in order, with its wall time; a summary at the end.
+# Then `molecule test` for each scenario, in order, with its wall time; a summary at the end, recorded in
+# molecule/results/measured.json and rendered into the READMEs (tools/render_measurements.py).
 #
 # Usage:
 #   tools/molecule.sh                       set up, then test every scenario (MOLECULE_SCENARIOS)
@@ -371,6 +372,9 @@ run_scenarios() {
         log "=== recovery times measured (RTO from detection to healthy, against the guide's targets) ==="
         cat "$MOLECULE_RESULTS_DIR"/*.recovery-times.txt
     fi
+    # The READMEs show these figures: the scenarios that passed replace theirs in molecule/results/measured.json.
+    python3 "$ROOT/tools/render_measurements.py" --record-molecule "$MOLECULE_RESULTS_DIR" \
+        --image-build-seconds "$IMAGE_BUILD_SECONDS"
     [ "$failed" -eq 0 ] || die "$failed of $# scenarios FAILED"
     log "all $# scenarios passed"
 }

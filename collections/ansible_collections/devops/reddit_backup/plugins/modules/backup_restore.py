@@ -6,13 +6,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: backup_restore
-short_description: Restore a backup, or its databases, configuration, units or chosen paths, safely and atomically
+short_description: Restore a backup, or its databases, configuration, units or chosen paths, staged and swapped in
 version_added: 0.1.0
 description:
   - Restores one scope of a backup into O(dest), the application root, which may not exist yet. The guide's
     C(tar -x), C(mv ... .corrupted) and C(sqlite3 .restore) steps, done so that a hostile or damaged archive, a
-    full disk or a kill at any moment cannot leave a half-restored application.
-  - The archive is never trusted. It is read once and staged in a hidden folder beside O(dest) (C(.tmp-restore-*),
+    full disk or a kill at any moment cannot leave a half-restored item (but see below for filesystems without
+    C(RENAME_EXCHANGE)).
+  - The archive is never trusted. It is read once and staged in a hidden folder beside O(dest) (C(.reddit-restore-*),
     same filesystem); every member must match the manifest (path, type, size, mode, sha256); absolute paths,
     C(..), symlinks leading outside O(dest), hard links, devices, FIFOs and duplicate members are refused; files
     are created without following symlinks; setuid and setgid bits are dropped; staging stops at the size the
