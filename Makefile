@@ -45,11 +45,11 @@ help:
 	@echo "make importer        build the collection and run galaxy-importer on the tarball"
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
 	@echo "make docs            the HTML documentation site with antsibull-docs + Sphinx (build/docs/html)"
-	@echo "make matrix          sanity, unit tests and modules on the oldest supported ansible-core (tools/matrix.sh)"
+	@echo "make matrix          sanity, unit tests and modules on the oldest and newest supported ansible-core (tools/matrix.sh)"
 	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
 	@echo "make mutants         break each safety promise on purpose (tests/mutants.yml); its tests must fail"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
-	@echo "make bench           python bench/run.py, then the README figures from bench/results/measured.json"
+	@echo "make bench           python bench/run.py and bench/command.py, then the README figures from bench/results/measured.json"
 	@echo "make fresh-check     make demo and make test on a clean clone in a fresh Debian 12 root (slow)"
 	@echo "make lock            refresh requirements-lock.txt from requirements-dev.txt"
 	@echo "make clean           remove build output, demo data and caches (keeps .venv)"
@@ -128,7 +128,7 @@ demo:
 
 bench:
 	$(call setup_for,bench)
-	cd "$(ROOT)" && python bench/run.py && python tools/render_measurements.py
+	cd "$(ROOT)" && python bench/run.py && python bench/command.py && python tools/render_measurements.py
 
 # The steps of `make test`, one a line (tools/fresh-check.sh leaves some out inside its root).
 print-test-steps:

@@ -37,7 +37,7 @@ cd "$ROOT"
 
 VENV="$ROOT/.venv"
 WORK="$ROOT/build/molecule"
-MOLECULE_SCENARIOS="${MOLECULE_SCENARIOS:-default recovery pre_maintenance disaster_recovery}"
+MOLECULE_SCENARIOS="${MOLECULE_SCENARIOS:-default recovery pre_maintenance disaster_recovery drill_host}"
 
 # Pins: molecule and its driver (they pull in only enrich beside what .venv has), and the `ansible` release
 # whose containers.podman we unpack (ansible 12 is the package of ansible-core 2.19, the one in .venv).

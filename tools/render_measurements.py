@@ -35,7 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTION = os.path.join(ROOT, "collections", "ansible_collections", "devops", "reddit_backup")
 RESULTS = {"bench": os.path.join(ROOT, "bench", "results", "measured.json"),
            "molecule": os.path.join(ROOT, "molecule", "results", "measured.json"),
-           "fresh-check": os.path.join(ROOT, "tools", "results", "fresh-check.json")}
+           "fresh-check": os.path.join(ROOT, "tools", "results", "fresh-check.json"),
+           "command": os.path.join(ROOT, "bench", "results", "command.json")}
 BLOCK = re.compile(r"(<!-- measured:(?P<source>[a-z-]+):(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /measured -->)",
                    re.S)
 # RTO lines by the scenario name the playbook prints: the guide's name for it, the playbook.
@@ -241,7 +242,44 @@ def fresh_check_steps(results: dict) -> str:
         _table(["step in the fresh Debian 12 root", "wall time", "result"], rows)])
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the scheduled command's fixed cost (bench/command.py)
+
+COMMAND_METHODS = (
+    ("before", "`reddit-backup create --type database`, before: it ran the backup playbook (ansible-playbook)"),
+    ("after", "`reddit-backup create --type database`, after: it calls the engine directly"),
+    ("engine", "the engine's `create_backup()` alone, in the runner venv's Python"),
+)
+
+
+def command_fixed_cost(results: dict) -> str:
+    figures = results["results"]
+    machine = results["machine"]
+
+    def median(method: str, key: str):
+        return (figures[method].get(key) or {}).get("median")
+
+    rows = []
+    for key, title in COMMAND_METHODS:
+        wall = figures[key]["wall_seconds"]
+        rows.append([title, _cell(wall["median"], "%.2f"), "%.2f–%.2f" % (wall["min"], wall["max"]),
+                     _cell(median(key, "cpu_seconds"), "%.2f"), _cell(median(key, "tree_peak_mb"), "%.1f"),
+                     _cell(median(key, "largest_process_mb"), "%.1f")])
+    engine = median("engine", "engine_seconds")
+    fixed = ["- fixed cost around the engine's own %.2f s: %.2f s before, %.2f s after (%.1fx less)" % (
+        engine, median("before", "wall_seconds") - engine, median("after", "wall_seconds") - engine,
+        (median("before", "wall_seconds") - engine) / (median("after", "wall_seconds") - engine))]
+    run = "Measured by `bench/command.py` (`make bench`) on %s, commit %s: %d cores (%s), %s; %.0f MB database, " \
+          "%d runs of each method after a warm-up round, round-robin; load average %s at the start." % (
+              results["date"], machine["code"]["commit"], machine["nproc"], machine["cpu"], machine["ansible_core"],
+              results["options"]["db_size_mb"], results["options"]["repeat"],
+              " ".join(str(value) for value in machine["loadavg_start"]))
+    return "\n\n".join([run, _table(["method", "median s", "min–max s", "CPU s", "peak RSS of the tree MB",
+                                      "largest process MB"], rows), "\n".join(fixed)])
+
+
 RENDERERS = {
+    ("command", "fixed-cost"): command_fixed_cost,
     ("bench", "backup"): bench_backup,
     ("bench", "verify"): bench_verify,
     ("bench", "restore"): bench_restore,

@@ -132,7 +132,10 @@ class Host:
             return handle.read()
 
     def catalog(self) -> list:
-        completed = self.run("list", "--json")
+        return self.catalog_of(APP)
+
+    def catalog_of(self, app: str) -> list:
+        completed = self.run("--app", app, "list", "--json")
         assert completed.returncode == 0, completed.stderr
         return json.loads(completed.stdout)["backups"]
 

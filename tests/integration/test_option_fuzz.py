@@ -137,6 +137,7 @@ def bases(sandbox: str) -> dict:
         "backup_verify": {"backup_dir": backups, "record": False, "temp_dir": "OUT", "level": "quick"},
         "backup_restore": {"backup_dir": "OUT/backups", "dest": "OUT/restore", "temp_dir": "OUT", "scope": "config"},
         "backup_prune": {"backup_dir": "OUT/backups"},
+        "backup_safety_copies": {"app_root": app, "now": "2025-05-28T14:00:00Z"},
         "backup_sync": {"backup_dir": "OUT/backups", "remote": "ssh://u@127.0.0.1:1/srv", "timeout": 2},
         "backup_metrics": {"backup_dir": backups, "textfile": "OUT/m.prom", "state_file": "OUT/state.json",
                            "run": {"operation": "backup", "status": "success"}},

@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import threading
 
 import pytest
 
@@ -29,7 +31,9 @@ def new_requests(host, before: int, count: int = 1) -> list:
 def test_create_list_and_the_log(apphost):  # noqa: F811
     created = apphost.run("create")
     assert created.returncode == 0, created.stdout + created.stderr
-    assert "TASK [Take the backup]" in created.stdout, "the playbook's output is shown"
+    assert re.search(r"^archive:\s+%s/daily/backup_" % re.escape(apphost.backup_dir), created.stdout, re.M), \
+        "what the engine made is shown"
+    assert "PLAY RECAP" not in created.stdout, "no ansible-playbook on the scheduled path"
     summary = created.stdout.strip().splitlines()[-1]
     assert re.match(r"^reddit-backup: create --type full succeeded in [\d.]+ s: backup_\d{8}_\d{6}(-\d+)? "
                     r"\([\d.]+ KiB\) %s/daily/" % re.escape(apphost.backup_dir), summary), summary
@@ -45,7 +49,7 @@ def test_create_list_and_the_log(apphost):  # noqa: F811
     log = open(apphost.log).read()
     assert re.search(r"^==== \S+Z reddit-backup create --type full \(demo, pid \d+\) ====$", log, re.M)
     assert summary in log
-    assert "PLAY RECAP" in log
+    assert "databases: data/reddit_sentiment.db (integrity ok)" in log, "the whole output is logged"
     assert "reddit-backup list" not in log, "listing changes nothing and is not logged"
 
     assert series(apphost, "last_run_success", operation="backup", type="full") == 1
@@ -73,7 +77,7 @@ def test_a_failed_backup_exits_1_notifies_and_a_recovery_notifies_again(apphost)
     assert failed.returncode == 1
     assert "already exists" in failed.stderr, "the tail of the output is printed on failure"
     assert failed.stderr.strip().splitlines()[-1].startswith(
-        "reddit-backup: create --type full --name twice FAILED (ansible-playbook exited 2)")
+        "reddit-backup: create --type full --name twice FAILED (a backup named twice already exists")
     event = new_requests(apphost, before, 1)[-1]
     assert (event["app"], event["operation"], event["type"], event["status"]) == ("demo", "backup", "full", "failed")
     assert "already exists" in event["message"] and event["details"]["log"] == apphost.log
@@ -142,18 +146,19 @@ def test_commands_whose_playbook_is_not_installed_say_so(apphost, tmp_path):  # 
     collection = tmp_path / "collections" / "ansible_collections" / "devops" / "reddit_backup"
     shutil.copytree(os.path.join(apphost.root, "opt", "reddit-backup", "collections", "ansible_collections",
                                  "devops", "reddit_backup"), str(collection))
-    for playbook in ("recovery_test.yml", "verify_restore.yml", "cleanup.yml"):
+    for playbook in ("recovery_test.yml", "verify_restore.yml"):
         if (collection / "playbooks" / playbook).exists():
             (collection / "playbooks" / playbook).unlink()
     settings = json.load(open(os.path.join(apphost.config, "runner.json")))
     settings["collections_path"] = str(tmp_path / "collections")
     (tmp_path / "config" / "demo").mkdir(parents=True)
     (tmp_path / "config" / "demo" / "runner.json").write_text(json.dumps(settings))
-    for command in ("recovery-test", "verify-restore", "cleanup"):
+    for command in ("recovery-test", "verify-restore"):
         result = apphost.run("--config-dir", str(tmp_path / "config"), command)
         assert result.returncode == 3, (command, result.stderr)
         assert "is not installed yet" in result.stderr and "Nothing was done." in result.stderr
-    assert "cleanup: the playbook devops.reddit_backup.cleanup is not installed yet" in open(apphost.log).read()
+    assert "verify-restore: the playbook devops.reddit_backup.verify_restore is not installed yet" in \
+        open(apphost.log).read()
 
 
 def test_exit_codes_for_usage_and_configuration_errors(apphost, tmp_path):  # noqa: F811
@@ -171,3 +176,35 @@ def test_operator_environment_does_not_leak_into_runs(apphost):  # noqa: F811
     result = apphost.run("--quiet", "create", "--type", "config",
                          env={"ANSIBLE_COLLECTIONS_PATH": "/nonexistent", "ANSIBLE_STDOUT_CALLBACK": "nope"})
     assert result.returncode == 0, result.stderr
+
+
+def test_on_a_terminal_the_commands_run_with_progress(apphost):  # noqa: F811
+    """stdout and stderr a terminal: the progress display is wired into create and verify (a short run draws
+    nothing, and the run's own lines come through)."""
+    primary, secondary = os.openpty()
+    screen = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not chunk:
+                return
+            screen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        for args in (("create", "--type", "config"), ("verify", "--comprehensive")):
+            completed = subprocess.run([apphost.command, *args], stdin=subprocess.DEVNULL, stdout=secondary,
+                                       stderr=secondary, timeout=300)
+            assert completed.returncode == 0, (args, b"".join(screen)[-2000:])
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    text = b"".join(screen).decode(errors="replace")
+    assert "reddit-backup: create --type config succeeded" in text and "VALID" in text, text[-2000:]
+    assert "Traceback" not in text

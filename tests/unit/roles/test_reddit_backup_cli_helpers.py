@@ -3,23 +3,25 @@ user, reading the failing task's message, telling archive paths from backup name
 
 from __future__ import annotations
 
-import importlib.util
+import io
 import os
 import pwd
+import types
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CLI = os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup", "roles", "runner", "files",
-                   "reddit_backup_cli.py")
+from ansible_collections.devops.reddit_backup.plugins.module_utils._command import cli as cli_module
+from ansible_collections.devops.reddit_backup.plugins.module_utils._command import (
+    output, playbooks, progress, settings, words)
 
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("reddit_backup_cli", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The command's pieces under one name, as the tests knew them when the command was one file."""
+    parts = types.SimpleNamespace()
+    for module in (settings, output, words, playbooks, cli_module):
+        parts.__dict__.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
+    return parts
 
 
 class FakeSettings:
@@ -108,3 +110,76 @@ def test_verify_gets_only_the_keys_the_inventory_sets(cli):
             "allowed_signers": ""}
     assert cli.verify_keys(KeySettings({"verify_keys": keys})) == {
         "identity_file": "/etc/reddit_backup/age-identity.txt"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_draws_after_a_few_seconds_and_clears_its_line(tmp_path):
+    clock, screen = Clock(), io.StringIO()
+    shown = progress.Progress(True, "verify", clock=clock, stream=screen)
+    shown.update(10, 100)
+    assert screen.getvalue() == "", "a short run draws nothing"
+    clock.now += 4
+    shown.update(40 << 20, 100 << 20)
+    assert screen.getvalue() == "\rverify: 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, 6 s left"
+    clock.now += 0.1
+    shown.update(41 << 20, 100 << 20)
+    assert screen.getvalue().count("\r") == 1, "redrawn at most twice a second"
+    shown.close()
+    drawn = "verify: 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, 6 s left"
+    assert screen.getvalue().endswith("\r" + " " * len(drawn) + "\r")
+    silent = io.StringIO()
+    off = progress.Progress(False, "create", clock=clock, stream=silent)
+    clock.now += 10
+    off.update(1, 2)
+    off.close()
+    assert silent.getvalue() == "", "no terminal: nothing drawn"
+
+
+def test_the_read_watch_follows_the_descriptor_reading_the_file(tmp_path):
+    archive = tmp_path / "backup.tar.zst"
+    archive.write_bytes(b"x" * 4096)
+    seen = []
+
+    class Recorder:
+        enabled = True
+
+        def update(self, done, total):
+            seen.append((done, total))
+
+        def close(self):
+            seen.append("closed")
+
+    watch = progress.ReadWatch(str(archive), Recorder())
+    with open(str(archive), "rb", buffering=0) as handle:
+        handle.read(1000)
+        assert watch.position() == 1000
+    assert watch.position() is None, "closed: nothing reads it"
+    with watch:
+        pass
+    assert seen[-1] == "closed"
+
+
+def test_quiet_under_a_systemd_timer_prints_only_the_summary(tmp_path, monkeypatch, capsys):
+    class LogSettings:
+        log_file = str(tmp_path / "logs" / "backup.log")
+        runner = {}
+
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+    quiet = output.Output(LogSettings(), quiet=True)
+    quiet.line("archive: somewhere")
+    quiet.succeeded("reddit-backup: create --type database succeeded in 0.2 s")
+    quiet.close()
+    assert capsys.readouterr().out == "reddit-backup: create --type database succeeded in 0.2 s\n"
+    monkeypatch.delenv("JOURNAL_STREAM")
+    cron = output.Output(LogSettings(), quiet=True)
+    cron.succeeded("reddit-backup: cleanup succeeded in 0.1 s")
+    cron.close()
+    assert capsys.readouterr().out == "", "cron mails any output: --quiet stays quiet there"
+    assert open(LogSettings.log_file).read().count("succeeded") == 2, "the log has both"

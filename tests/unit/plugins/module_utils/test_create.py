@@ -165,3 +165,15 @@ def test_failing_compressor_fails_the_backup_and_removes_the_partial(app, tmp_pa
         create_backup(BackupRequest(str(app), str(tmp_path / "b"), now=NOW))
     assert os.listdir(str(tmp_path / "b" / "daily")) == []
     assert _catalog.list_backups(str(tmp_path / "b")) == []
+
+
+def test_progress_reports_every_byte_read_against_the_total(app, tmp_path):
+    calls = []
+    result = create_backup(BackupRequest(str(app), str(tmp_path / "backups"), now=NOW,
+                                         progress=lambda done, total: calls.append((done, total))))
+    assert calls, "a callback was given: it is called"
+    assert [done for done, _total in calls] == sorted(done for done, _total in calls), "it only grows"
+    assert all(done <= total for done, total in calls)
+    assert calls[-1][0] >= result["bytes"] * 0.9, "about every byte of file data was reported"
+    plain = create_backup(BackupRequest(str(app), str(tmp_path / "plain"), now=NOW))
+    assert plain["files"] == result["files"], "without a callback, the same backup"

@@ -269,3 +269,128 @@ def test_promtool_accepts_the_textfile(paths):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", "promtool lint findings: %s%s" % (
         checked.stdout, checked.stderr)
+
+
+# --- issue 12: only known label values, declared schedules, drill history and the RTO report -------------------
+
+@pytest.mark.parametrize("backup_type", ["differential", "Full", "all ", ""])
+def test_an_unknown_type_is_refused_and_leaves_no_series(paths, backup_type):
+    backup_dir, textfile = paths
+    run = {"operation": "backup", "type": backup_type, "status": "failed"}
+    if backup_type == "":
+        _metrics.record(textfile, backup_dir, run=run)  # empty means "all", as before
+        return
+    with pytest.raises(BackupError, match="run type %r is not one of full, incremental, config, database, all"
+                       % backup_type):
+        _metrics.record(textfile, backup_dir, run=run)
+    assert not os.path.exists(_metrics.default_state_file(textfile))
+    assert not os.path.exists(textfile)
+
+
+def test_runs_of_unknown_types_an_older_version_recorded_are_forgotten(paths, fixed_usage):
+    backup_dir, textfile = paths
+    state = {"format": 1, "recovery_test": None, "runs": {
+        "backup/differential": {"operation": "backup", "type": "differential", "status": "failed", "finished": 1},
+        "backup/full": {"operation": "backup", "type": "full", "status": "success", "finished": 2}}}
+    with open(_metrics.default_state_file(textfile), "w") as handle:
+        json.dump(state, handle)
+    result = _metrics.record(textfile, backup_dir)
+    assert "differential" not in result["text"]
+    assert value(result, "last_run_success", operation="backup", type="full") == 1
+    assert any("backup/differential" in warning for warning in result["warnings"])
+
+
+def test_a_declared_schedule_keeps_the_time_it_was_first_declared(paths, fixed_usage):
+    backup_dir, textfile = paths
+    first = _metrics.record(textfile, backup_dir, schedule={"verify": 93600, "recovery_test": 691200})
+    since = value(first, "schedule_since_timestamp_seconds", operation="verify")
+    assert value(first, "schedule_max_age_seconds", operation="verify") == 93600
+    assert since > 0 and first["changed"]
+    again = _metrics.record(textfile, backup_dir, schedule={"verify": 93600, "recovery_test": 691200})
+    assert not again["changed"]
+    later = _metrics.record(textfile, backup_dir, run={"operation": "verify", "status": "success"},
+                            schedule={"verify": 3600})
+    assert value(later, "schedule_since_timestamp_seconds", operation="verify") == since
+    assert value(later, "schedule_max_age_seconds", operation="verify") == 3600
+    assert value(later, "schedule_max_age_seconds", operation="recovery_test") is None
+    kept = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "full", "status": "success"})
+    assert value(kept, "schedule_max_age_seconds", operation="verify") == 3600
+
+
+@pytest.mark.parametrize("schedule,message", [
+    ({"drill": 10}, "schedule operation 'drill'"),
+    ({"verify": 0}, "more than 0 seconds"),
+    ({"verify": "daily"}, "not a number"),
+    (["verify"], "must be a mapping"),
+])
+def test_a_bad_schedule_is_named(paths, schedule, message):
+    backup_dir, textfile = paths
+    with pytest.raises(BackupError, match=message):
+        _metrics.record(textfile, backup_dir, schedule=schedule)
+
+
+def test_the_rto_report_reads_the_recorded_drills(paths, fixed_usage, tmp_path):
+    backup_dir, textfile = paths
+    state_file = _metrics.default_state_file(textfile)
+    for seconds in (30.0, 50.0, 40.0):
+        _metrics.record(textfile, backup_dir, run={"operation": "dr_simulation", "status": "success",
+                                                   "rto_seconds": seconds, "rto_target_seconds": 60})
+    _metrics.record(textfile, backup_dir, run={"operation": "recovery_test", "status": "failed"})
+    recorded = _metrics.record(textfile, backup_dir, run={"operation": "recovery_test", "status": "success",
+                                                          "restore_seconds": 12.5})
+    assert value(recorded, "last_run_rto_seconds", operation="dr_simulation", type="all") == 40
+    assert value(recorded, "last_run_rto_target_seconds", operation="dr_simulation", type="all") == 60
+    path = str(tmp_path / "rto-report.txt")
+    report = _metrics.write_rto_report(path, state_file, 92, 60)
+    assert report["passed"] and report["rto_seconds"] == 50
+    assert report["kinds"]["dr_simulation"] == {"drills": 3, "failed": 0, "worst_seconds": 50.0,
+                                                "median_seconds": 40.0, "latest_seconds": 40.0}
+    assert report["kinds"]["recovery_test"]["failed"] == 1
+    with open(path) as handle:
+        text = handle.read()
+    assert "RTO MET" in text and "dr_simulation  drills 3, failed 0, worst 50.0 s" in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    missed = _metrics.write_rto_report(path, state_file, 92, 45)
+    assert not missed["passed"] and missed["run"]["status"] == "failed"
+    assert "RTO NOT PROVEN" in open(path).read()
+
+
+def test_an_rto_report_without_simulations_fails_and_says_so(paths, tmp_path):
+    _backup_dir, textfile = paths
+    report = _metrics.write_rto_report(str(tmp_path / "r.txt"), _metrics.default_state_file(textfile), 92, 60)
+    assert not report["passed"] and report["run"]["status"] == "failed"
+    assert "none recorded" in report["text"]
+    with pytest.raises(BackupError, match="folder of the RTO report"):
+        _metrics.write_rto_report(str(tmp_path / "no" / "r.txt"), _metrics.default_state_file(textfile), 92, 60)
+
+
+def test_drill_history_is_bounded(paths, monkeypatch):
+    backup_dir, textfile = paths
+    monkeypatch.setattr(_metrics, "HISTORY_LIMIT", 3)
+    for finished in (1, 2, 3, 4, 5):
+        _metrics.record(textfile, backup_dir, run={"operation": "recovery_test", "status": "success",
+                                                   "finished": time_of(finished)})
+    state, _ = _metrics.load_state(_metrics.default_state_file(textfile))
+    assert [drill["finished"] for drill in state["drills"]] == [time_of(3), time_of(4), time_of(5)]
+
+
+def time_of(day):
+    return at(12, day).timestamp()
+
+
+def test_the_remote_copy_is_kept_until_a_push_says_otherwise(paths, fixed_usage):
+    backup_dir, textfile = paths
+    plain = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "full", "status": "success"})
+    assert value(plain, "remote_last_success_timestamp_seconds") is None, "absent where nothing is pushed"
+    pushed = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "database", "status": "success"},
+                             remote={"newest": "2025-05-28T02:00:00Z", "checked": 1748400000})
+    assert value(pushed, "remote_last_success_timestamp_seconds") == 1748397600
+    assert value(pushed, "remote_checked_timestamp_seconds") == 1748400000
+    later = _metrics.record(textfile, backup_dir, run={"operation": "backup", "type": "full", "status": "failed"})
+    assert value(later, "remote_last_success_timestamp_seconds") == 1748397600
+    empty = _metrics.record(textfile, backup_dir, run={"operation": "sync", "status": "success"},
+                            remote={"newest": None})
+    assert value(empty, "remote_last_success_timestamp_seconds") == 0, "0: nothing on the remote"
+    with pytest.raises(BackupError, match="remote newest 'yesterday' is not a time"):
+        _metrics.record(textfile, backup_dir, run={"operation": "sync", "status": "success"},
+                        remote={"newest": "yesterday"})

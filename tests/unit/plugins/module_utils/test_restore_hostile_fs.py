@@ -27,11 +27,13 @@ from tests.unit.plugins.module_utils.test_restore import REPO, tree
 
 pytestmark = pytest.mark.needs_root  # the attacker steps run as nobody, started by root
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+# Debian's: a venv's interpreter may need files under /root that nobody cannot read (pyenv's libpython3.12).
+NOBODY_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def as_nobody(script: str, *args) -> None:
     """Run the attacker's step (Python) as the unprivileged user nobody."""
-    subprocess.run(NOBODY + [sys.executable, "-c", script] + [str(arg) for arg in args], check=True, timeout=60)
+    subprocess.run(NOBODY + [NOBODY_PYTHON, "-c", script] + [str(arg) for arg in args], check=True, timeout=60)
 
 
 @pytest.fixture

@@ -75,6 +75,23 @@ def test_a_bit_flip_anywhere_is_found_and_the_member_named(backup):
     open(archive, "wb").write(original)
 
 
+def test_a_flip_in_any_header_checksum_field_is_found(backup):
+    """The bytes after the checksum's NUL are read by no tarfile (and newer tarfiles skip TarInfo.frombuf): every
+    header's field is checked, not only the one the stride above happens to hit."""
+    archive = backup["archive"]
+    original = open(archive, "rb").read()
+    with tarfile.open(archive) as tar:
+        headers = sorted({offset for m in tar.getmembers() for offset in (m.offset, m.offset_data - tarfile.BLOCKSIZE)})
+    for offset in (header + field for header in headers for field in range(148, 156)):
+        damaged = bytearray(original)
+        damaged[offset] ^= 0x10
+        open(archive, "wb").write(bytes(damaged))
+        resign(archive)
+        result = verify_archive(archive, "quick", record=False)
+        assert result["status"] == "invalid", "a flip at byte %d of a header's checksum field went unnoticed" % offset
+    open(archive, "wb").write(original)
+
+
 def test_a_flip_in_compressed_bytes_or_in_recompressed_data_is_found(app, tmp_path):
     made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "b")))
     archive = made["archive"]

@@ -24,8 +24,9 @@ class _HashingReader:
     """Reads exactly ``size`` bytes from ``handle``, hashing them; a file that shrank while being read is padded
     with zeros (and reported) so the tar stream stays well-formed, and one that grew is cut at ``size``."""
 
-    def __init__(self, handle, size: int, page_size: int = 0) -> None:
+    def __init__(self, handle, size: int, page_size: int = 0, on_read=None) -> None:
         self.handle = handle
+        self.on_read = on_read
         self.remaining = size
         self.sha256 = hashlib.sha256()
         self.padded = 0
@@ -39,6 +40,8 @@ class _HashingReader:
             self.padded += count - len(data)
             data += b"\0" * (count - len(data))
         self.remaining -= count
+        if self.on_read is not None:
+            self.on_read(count)
         self.sha256.update(data)
         if self.page_size:  # a database snapshot: its page hashes come from the same read (chunks hold whole pages)
             self.page_digests += page_digests(data, self.page_size)
@@ -72,8 +75,9 @@ class _Names:
 class ArchiveWriter:
     """A tar stream (pax format) written to ``stream``; ``members`` collects the manifest's member records."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, on_read=None) -> None:
         self._tar = tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, bufsize=COPY_CHUNK)
+        self._on_read = on_read  # told the size of every chunk of file data read (a progress display)
         self._tar.copybufsize = COPY_CHUNK
         self._names = _Names()
         self.members: list = []
@@ -120,7 +124,7 @@ class ArchiveWriter:
             size = os.fstat(handle.fileno()).st_size
             member = self._info(path, info, tarfile.REGTYPE)
             member.size = size
-            reader = _HashingReader(handle, size, page_size)
+            reader = _HashingReader(handle, size, page_size, self._on_read)
             self._tar.addfile(member, reader)
         if reader.padded:
             self.warnings.append("%s shrank by %d bytes while it was read; the archived copy is padded with zeros"

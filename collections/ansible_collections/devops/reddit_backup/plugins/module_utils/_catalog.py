@@ -274,6 +274,9 @@ def list_backups(backup_dir: str) -> list:
                 folder_fd = _fs.open_dir(subdir, dir_fd=root)
             except FileNotFoundError:
                 continue
+            except _fs.PermissionDenied:  # named, never silently left out: its backups are unknown to this user
+                backups.append(_unreadable_folder(backup_dir, subdir, root))
+                continue
             try:
                 for filename in sorted(os.listdir(folder_fd)):
                     if filename.startswith(TEMP_PREFIX) or archive_suffix(filename) is None:
@@ -288,6 +291,14 @@ def list_backups(backup_dir: str) -> list:
     backups.sort(key=lambda backup: (backup["created"] or "", backup["archive"]))
     _mark_restorable(backups)
     return backups
+
+
+def _unreadable_folder(backup_dir: str, subdir: str, root_fd: int) -> dict:
+    """A damaged entry for a type folder this user cannot open: the backups in it are listed as unknown."""
+    info = os.stat(subdir, dir_fd=root_fd, follow_symlinks=False)
+    problem = _fs.unreadable_message("folder", subdir, root_fd).split(" ", 2)[2]
+    return _damaged_entry(os.path.join(backup_dir, subdir), backup_dir, subdir + "/", info,
+                          "the backups in it cannot be listed: it " + problem)
 
 
 def healthy(backups: list) -> list:

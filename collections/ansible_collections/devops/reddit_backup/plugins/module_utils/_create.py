@@ -16,6 +16,7 @@ from ._archive import ArchiveWriter
 from ._compress import CompressedWriter, suffix_for
 from ._errors import BackupError, NoSpace
 from ._lock import DirectoryLock, ensure_readers_file
+from ._verify import CONFIG_FILES, required_problem
 
 CREATABLE_TYPES = ("full", "incremental", "config", "database")
 CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
@@ -41,6 +42,8 @@ class BackupRequest:
     encryption_recipients_file: str = None  # a file of age public keys, one a line
     wheelhouse: str = None  # a folder of wheels a full backup carries under wheelhouse/ (see _wheelhouse)
     signing_key: str = None  # an OpenSSH private key (root's, 0600): the catalog entry is signed with it
+    required: list = None  # files a config backup must hold (None: _verify.CONFIG_FILES, what verify requires)
+    progress: object = None  # called as progress(bytes_read, bytes_to_read) while file data is archived
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -66,6 +69,7 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     backup_dir = _catalog.check_backup_dir(request.backup_dir, app_root)
     selection = _selection.select(app_root, "full" if request.type == "incremental" else request.type,
                                   request.include, request.exclude, request.databases, backup_dir)
+    _refuse_missing_required(request, selection, app_root)
     wheelhouse = None
     if request.wheelhouse:
         if request.type != "full":
@@ -100,6 +104,25 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     return dict(_result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size,
                         sha256), encrypted=bool(recipients), wheelhouse=wheelhouse, signed=bool(signing_key),
                 **job.signature)
+
+
+def _refuse_missing_required(request: BackupRequest, selection, app_root: str) -> None:
+    """A configuration backup without a required file would be recorded as the newest good configuration, and
+    restored over a working one: refuse it, naming the files (the verification of the backup would fail too)."""
+    if request.type != "config":
+        return
+    required = CONFIG_FILES if request.required is None else request.required
+    problem = required_problem(required)
+    if problem:
+        raise BackupError(problem)
+    taken = {entry.path for entry in selection.entries if entry.kind == "file"}
+    missing = [path for path in required if path.strip("/") not in taken]
+    if missing:
+        raise BackupError("configuration backup refused: required configuration files are missing under %s: %s. "
+                          "It would be recorded as the newest configuration backup and a restore_config would bring "
+                          "the damage back. Restore them (restore_config takes the newest backup that has them), or "
+                          "set required to the files this application needs; nothing was written"
+                          % (app_root, ", ".join(missing)))
 
 
 def _ensure_type_folder(backup_dir: str, subdir: str) -> None:
@@ -200,7 +223,7 @@ class _ArchiveJob:
         return snapshots
 
     def _write_tar(self, stream, snapshots: dict, checks: "_IntegrityChecks") -> tuple:
-        writer = ArchiveWriter(stream)
+        writer = ArchiveWriter(stream, self._progress_counter())
         parent_members = self.parent_index["members"] if self.parent_index else {}
         states: dict = {}
         database_records = []
@@ -252,6 +275,18 @@ class _ArchiveJob:
                          for record in database_records}
             index = {"members": states, "databases": databases}
         return manifest, index
+
+    def _progress_counter(self):
+        """None without a progress callback; else a counter of the bytes read, reported against the total."""
+        if self.request.progress is None:
+            return None
+        total = sum(entry.stat.st_size for entry in self.selection.entries if entry.kind == "file")
+        done = [0]
+
+        def count(size: int) -> None:
+            done[0] += size
+            self.request.progress(done[0], max(total, done[0]))
+        return count
 
     def _add_member(self, writer: ArchiveWriter, entry) -> dict:
         if entry.kind == "dir":

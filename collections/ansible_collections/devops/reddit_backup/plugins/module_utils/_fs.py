@@ -25,6 +25,10 @@ READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 MAX_LINK_HOPS = 40
 
 
+class PermissionDenied(BackupError):
+    """This run's user may not open a path (another user's private folder or file)."""
+
+
 def _trusted_uid(uid: int) -> bool:
     """A link or file made by root or by this run's user; anything else someone else could have planted."""
     return uid in (0, os.geteuid())
@@ -92,8 +96,10 @@ def _open_component(dir_fd: int, name: str, create: bool, shown: str, links_ok: 
         try:
             os.mkdir(name, PRIVATE_DIR_MODE, dir_fd=dir_fd)
         except FileExistsError:
-            pass
-        return _open_component(dir_fd, name, False, shown, links_ok)
+            return _open_component(dir_fd, name, False, shown, links_ok)
+        made = _open_component(dir_fd, name, False, shown, links_ok)
+        _give_new_folder(dir_fd, made)
+        return made
     except OSError as error:
         if error.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise as_backup_error(error, shown) from error
@@ -107,6 +113,48 @@ def _open_component(dir_fd: int, name: str, create: bool, shown: str, links_ok: 
     if not stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
         raise BackupError("%s exists but is not a directory; move it away or choose another backup_dir" % shown)
     raise _refuse_link(shown)
+
+
+def folder_owner_to_give(dir_fd: int):
+    """(uid, gid) of the folder ``dir_fd`` when this run is root and the folder belongs to another user (the backup
+    directory's owner, whose scheduled runs must use what root writes there), else None."""
+    if os.geteuid() != 0:
+        return None
+    info = os.fstat(dir_fd)
+    return None if info.st_uid == 0 else (info.st_uid, info.st_gid)
+
+
+def _give_new_folder(parent_fd: int, fd: int) -> None:
+    """Give the folder root just made to the owner of the folder it was made in; only while it is still root's
+    and empty (the name may have been swapped meanwhile: an empty folder gives nothing away)."""
+    owner = folder_owner_to_give(parent_fd)
+    info = os.fstat(fd)
+    if owner and info.st_uid == 0 and not os.listdir(fd):
+        os.fchown(fd, *owner)
+
+
+def give_new_file(fd: int, path: str) -> None:
+    """Give the file root just created at ``path`` (its open descriptor ``fd``) to the owner of its folder, if the
+    name in that folder is still this very file; the folder is reached as open_dir reaches it (never through a link
+    another user made, which could point at a third user's folder), and only what was created is given."""
+    if os.geteuid() != 0:
+        return
+    try:
+        folder = open_dir(os.path.dirname(os.path.abspath(path)))
+    except (OSError, BackupError):
+        return  # reached only through a planted link: it stays root's, which nobody else can read
+    try:
+        owner = folder_owner_to_give(folder)
+        if owner is None:
+            return
+        named = os.stat(os.path.basename(path), dir_fd=folder, follow_symlinks=False)
+        created = os.fstat(fd)
+        if (named.st_dev, named.st_ino) == (created.st_dev, created.st_ino) and created.st_uid == 0:
+            os.fchown(fd, *owner)
+    except OSError:
+        pass  # gone or swapped: it stays root's, which nobody else can read
+    finally:
+        os.close(folder)
 
 
 def ensure_private_dir(path: str, dir_fd: int = None) -> bool:
@@ -141,6 +189,8 @@ def open_regular(path: str, dir_fd: int = None, limit: int = None, what: str = "
         if error.errno == errno.ELOOP:
             raise BackupError("%s %s is a symbolic link; this tool reads only regular files there: remove the link"
                               % (what, path)) from None
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise PermissionDenied(unreadable_message(what, path, dir_fd)) from None
         raise
     info = os.fstat(fd)
     problem = None
@@ -189,8 +239,10 @@ def temp_path(directory: str, stem: str) -> str:
 
 
 def open_private(path: str):
-    """Open a new file for binary writing with mode 0600 from its first byte."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    """Open a new file for binary writing with mode 0600 from its first byte; made by root in a folder another
+    user owns (the backup directory's owner), it is given to that user."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    give_new_file(fd, path)
     return os.fdopen(fd, "wb")
 
 
@@ -286,6 +338,19 @@ def _remove_own_temp(dir_fd: int, name: str) -> bool:
     return False
 
 
+def unreadable_message(what: str, path: str, dir_fd: int = None) -> str:
+    """Why this run's user cannot read ``path`` (whose it is, its mode) and what the operator does about it."""
+    try:
+        info = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+        whose = "owned by uid %d, mode %04o" % (info.st_uid, info.st_mode & 0o7777)
+    except OSError:
+        whose = "its folder is closed to this user"
+    shown = path if dir_fd is None else os.path.join(_fd_path(dir_fd), path)
+    return ("%s %s cannot be read by uid %d (%s): it was written by another user (root running a playbook before "
+            "this version gave what it writes to the backup directory's owner). As root, give it to the backup "
+            "directory's owner (chown -R OWNER: BACKUP_DIR) and run again" % (what, shown, os.geteuid(), whose))
+
+
 def as_backup_error(error: OSError, path: str) -> BackupError:
     """Turn an OSError into a message that says what to do; ENOSPC becomes NoSpace."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -294,6 +359,6 @@ def as_backup_error(error: OSError, path: str) -> BackupError:
             "backup_dir (earlier backups are untouched and the partial file was removed)" % path
         )
     if error.errno in (errno.EACCES, errno.EPERM):
-        return BackupError("permission denied on %s: %s; fix its ownership or mode, or run as its owner"
-                           % (path, error.strerror))
+        return PermissionDenied("permission denied on %s: %s; fix its ownership or mode, or run as its owner"
+                                % (path, error.strerror))
     return BackupError("%s: %s" % (path, error.strerror or error))

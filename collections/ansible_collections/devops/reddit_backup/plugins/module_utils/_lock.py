@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from ._catalog import SUBDIRS
 from ._errors import BackupError, LockTimeout
-from ._fs import PRIVATE_FILE_MODE, open_dir
+from ._fs import PRIVATE_FILE_MODE, folder_owner_to_give, open_dir
 
 LOCK_NAME = ".lock"
 READERS_NAME = ".readers"
@@ -136,6 +136,7 @@ def open_lock_file(path: str) -> int:
             if error.errno == errno.ELOOP:
                 raise _foreign_lock(path, "it is a symbolic link") from None
             raise
+        give_to = folder_owner_to_give(folder)
     finally:
         os.close(folder)
     info = os.fstat(fd)
@@ -150,6 +151,8 @@ def open_lock_file(path: str) -> int:
     if problem:
         os.close(fd)
         raise _foreign_lock(path, problem)
+    if give_to and info.st_uid == 0 and info.st_size == 0:  # empty: handing it over gives nothing away
+        os.fchown(fd, *give_to)
     return fd
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 from . import _catalog, _fs
 from ._publish import write_public
@@ -24,9 +24,16 @@ from ._errors import BackupError
 
 PREFIX = "reddit_backup_"
 STATE_FORMAT = 1
-OPERATIONS = ("backup", "verify", "cleanup", "prune", "restore", "recovery_test", "sync")
+OPERATIONS = ("backup", "verify", "cleanup", "prune", "restore", "recovery_test", "sync", "dr_simulation",
+              "rto_report")
 STATUSES = ("success", "failed")
 ANY_TYPE = "all"
+# Only these become label values: a typo'd type would leave a series nothing ever clears.
+RUN_TYPES = _catalog.TYPES + (ANY_TYPE,)
+# The drills the quarterly RTO report reads back; kept for a little more than a year, at most HISTORY_LIMIT.
+DRILL_OPERATIONS = ("recovery_test", "dr_simulation")
+HISTORY_SECONDS = 400 * 86400
+HISTORY_LIMIT = 500
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = ("type", "operation", "status")
 LOCK_TIMEOUT = 30.0
@@ -51,6 +58,15 @@ FAMILIES = {
     "recovery_test_success": "Whether the last recovery test restored and verified the latest backup (1) or not (0).",
     "recovery_test_timestamp_seconds": "When the last recovery test ended.",
     "recovery_test_restore_seconds": "Restore time the last recovery test measured.",
+    "last_run_rto_seconds": "Recovery time the last run of each operation measured (disaster-recovery "
+                            "simulation) or reported (worst of the quarter, RTO report).",
+    "last_run_rto_target_seconds": "The recovery time objective the last run of each operation was held to.",
+    "schedule_max_age_seconds": "How old the last run of each scheduled operation may get before it is stale.",
+    "schedule_since_timestamp_seconds": "Since when each operation is scheduled here (a drill that never ran is "
+                                        "stale once this is older than its maximum age).",
+    "remote_last_success_timestamp_seconds": "Creation time of the newest backup on the remote copy, as the last "
+                                             "push found it (0: none there); absent where nothing is pushed.",
+    "remote_checked_timestamp_seconds": "When a push last read the remote copy's catalog.",
 }
 VERIFICATION_STATUSES = ("valid", "invalid", "unverifiable", "unverified")
 
@@ -98,9 +114,12 @@ def check_run(run) -> dict:
     status = run.get("status")
     if status not in STATUSES:
         raise BackupError("run status %r is not one of %s" % (status, ", ".join(STATUSES)))
+    backup_type = str(run.get("type") or ANY_TYPE)
+    if backup_type not in RUN_TYPES:
+        raise BackupError("run type %r is not one of %s" % (backup_type, ", ".join(RUN_TYPES)))
     checked = {
         "operation": operation,
-        "type": str(run.get("type") or ANY_TYPE),
+        "type": backup_type,
         "status": status,
         "finished": epoch(run.get("finished")) or time.time(),
         "duration": _number(run.get("duration"), "duration"),
@@ -110,7 +129,46 @@ def check_run(run) -> dict:
     }
     if operation == "recovery_test":
         checked["restore_seconds"] = _number(run.get("restore_seconds"), "restore_seconds")
+    for field in ("rto_seconds", "rto_target_seconds"):
+        if run.get(field) not in (None, ""):
+            checked[field] = _number(run.get(field), field)
     return checked
+
+
+def check_schedule(schedule) -> dict:
+    """{operation: max age in seconds} as the state keeps it; raises BackupError naming what is wrong."""
+    if schedule is None:
+        return None
+    if not isinstance(schedule, dict):
+        raise BackupError("schedule must be a mapping of operation to maximum age in seconds, not %r" % (schedule,))
+    checked = {}
+    for operation, max_age in schedule.items():
+        if operation not in OPERATIONS:
+            raise BackupError("schedule operation %r is not one of %s" % (operation, ", ".join(OPERATIONS)))
+        seconds = _number(max_age, "schedule %s maximum age" % operation)
+        if not seconds:
+            raise BackupError("schedule %s: the maximum age must be more than 0 seconds" % operation)
+        checked[operation] = seconds
+    return checked
+
+
+def declare_schedule(state: dict, schedule: dict, now: float) -> None:
+    """Replace the declared schedule; an operation declared before keeps the time it was first declared."""
+    before = state.get("schedule") or {}
+    state["schedule"] = {operation: {"max_age": max_age, "since": (before.get(operation) or {}).get("since", now)}
+                         for operation, max_age in sorted(schedule.items())}
+
+
+def remember_drill(state: dict, run: dict) -> None:
+    """Keep the drills (not only the last one) for the RTO report: a year of them, at most HISTORY_LIMIT."""
+    if run["operation"] not in DRILL_OPERATIONS:
+        return
+    history = [drill for drill in state.get("drills") or [] if drill.get("finished", 0) > run["finished"] -
+               HISTORY_SECONDS]
+    history.append({key: run.get(key) for key in ("operation", "status", "finished", "duration", "name",
+                                                  "restore_seconds", "rto_seconds", "rto_target_seconds")
+                    if run.get(key) is not None})
+    state["drills"] = history[-HISTORY_LIMIT:]
 
 
 def _number(value, what: str):
@@ -123,6 +181,17 @@ def _number(value, what: str):
     if number < 0:
         raise BackupError("run %s %r is negative" % (what, value))
     return number
+
+
+def check_remote(remote) -> dict:
+    """What a push found on the remote copy, as the state keeps it; raises BackupError naming what is wrong."""
+    if not remote:
+        return None
+    newest = remote.get("newest")
+    checked = {"newest": epoch(newest) if newest else None, "checked": epoch(remote.get("checked")) or time.time()}
+    if newest and checked["newest"] is None:
+        raise BackupError("remote newest %r is not a time" % newest)
+    return checked
 
 
 def run_key(run: dict) -> str:
@@ -163,7 +232,7 @@ class StateLock:
 def load_state(state_file: str) -> tuple:
     """(state, warning): the saved run results, or an empty state with a warning when the file is unreadable
     (a damaged state must not stop metrics; it only forgets earlier run results)."""
-    empty = {"format": STATE_FORMAT, "runs": {}, "recovery_test": None}
+    empty = {"format": STATE_FORMAT, "runs": {}, "recovery_test": None, "remote": None}
     try:
         with open(state_file, encoding="utf-8") as handle:
             state = json.load(handle)
@@ -174,6 +243,20 @@ def load_state(state_file: str) -> tuple:
     if not isinstance(state, dict) or not isinstance(state.get("runs"), dict):
         return empty, "metrics state %s had an unknown shape; earlier run results are forgotten" % state_file
     state.setdefault("recovery_test", None)
+    state.setdefault("remote", None)
+    return _forget_unknown_runs(state, state_file)
+
+
+def _forget_unknown_runs(state: dict, state_file: str) -> tuple:
+    """Runs of an operation or type we do not know (an older version recorded a typo such as 'differential')
+    are dropped, so their series disappear instead of alerting forever."""
+    unknown = sorted(key for key, run in state["runs"].items() if not isinstance(run, dict)
+                     or run.get("operation") not in OPERATIONS or run.get("type") not in RUN_TYPES)
+    for key in unknown:
+        del state["runs"][key]
+    if unknown:
+        return state, "metrics state %s held runs of unknown operations or types (%s); they are forgotten" % (
+            state_file, ", ".join(unknown))
     return state, None
 
 
@@ -254,12 +337,23 @@ def build_samples(backups: list, state: dict, usage: dict, labels: dict) -> list
         add("last_run_duration_seconds", _round(run.get("duration")), **run_labels)
         if run["operation"] == "backup":
             add("last_run_size_bytes", _int(run.get("size")), **run_labels)
+        add("last_run_rto_seconds", _round(run.get("rto_seconds")), **run_labels)
+        add("last_run_rto_target_seconds", _round(run.get("rto_target_seconds")), **run_labels)
+
+    for operation, declared in sorted((state.get("schedule") or {}).items()):
+        add("schedule_max_age_seconds", _round(declared.get("max_age")), operation=operation)
+        add("schedule_since_timestamp_seconds", _int(declared.get("since")), operation=operation)
 
     recovery = state.get("recovery_test")
     if recovery:
         add("recovery_test_success", int(recovery["status"] == "success"))
         add("recovery_test_timestamp_seconds", int(recovery["finished"]))
         add("recovery_test_restore_seconds", _round(recovery.get("restore_seconds")))
+
+    remote = state.get("remote")
+    if remote:
+        add("remote_last_success_timestamp_seconds", int(remote.get("newest") or 0))
+        add("remote_checked_timestamp_seconds", int(remote["checked"]))
 
     if usage:
         add("filesystem_size_bytes", usage["size"])
@@ -320,10 +414,13 @@ def parse(text: str) -> dict:
 
 
 def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=None, filesystem_path=None,
-           check_mode: bool = False) -> dict:
-    """Record ``run`` (if any) in the state, then rewrite ``textfile`` from the catalog, the filesystem and the
-    state. Returns what was written and what the run replaced (``previous``: the last result of the same
-    operation and type, so callers can tell a recovery from a failure)."""
+           check_mode: bool = False, remote=None, schedule=None) -> dict:
+    """Record ``run`` (if any) and declare ``schedule`` (if given: {operation: max age in seconds}, replacing the
+    one declared before) in the state, then rewrite ``textfile`` from the catalog, the filesystem and the
+    state. ``remote`` ({"newest": creation time of the newest backup on the remote copy or None}) is what a push
+    found there; it is kept until the next push says otherwise. Returns what was written and what the run replaced
+    (``previous``: the last result of the same operation and type, so callers can tell a recovery from a
+    failure)."""
     if not textfile.endswith(".prom"):
         raise BackupError("textfile %s must end in .prom: node_exporter's textfile collector reads only those"
                           % textfile)
@@ -333,9 +430,11 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
                           "textfile at node_exporter's --collector.textfile.directory" % directory)
     labels = check_labels(labels)
     run = check_run(run)
+    remote = check_remote(remote)
+    schedule = check_schedule(schedule)
     state_file = state_file or default_state_file(textfile)
     warnings = []
-    lock = StateLock(state_file) if run and not check_mode else None
+    lock = StateLock(state_file) if (run or schedule is not None) and not check_mode else None
     if lock:
         lock.__enter__()
     try:
@@ -343,14 +442,21 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
         if warning:
             warnings.append(warning)
         previous = None
+        state_before = json.dumps(state, sort_keys=True)
+        if schedule is not None:
+            declare_schedule(state, schedule, time.time())
         if run:
             previous = state["runs"].get(run_key(run))
             state["runs"][run_key(run)] = run
+            remember_drill(state, run)
             if run["operation"] == "recovery_test":
                 state["recovery_test"] = run
-            if not check_mode:
-                # readable by all, like the textfile: a run by hand as root must not lock the job user out
-                write_public(state_file, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
+            if remote:
+                state["remote"] = remote
+        state_changed = bool(run) or json.dumps(state, sort_keys=True) != state_before
+        if state_changed and not check_mode:
+            # readable by all, like the textfile: a run by hand as root must not lock the job user out
+            write_public(state_file, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
         backups = _catalog.list_backups(backup_dir) if os.path.isdir(backup_dir) else []
         usage = filesystem_usage(filesystem_path or backup_dir)
         text = render(build_samples(backups, state, usage, labels))
@@ -367,7 +473,8 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
         if lock:
             lock.__exit__(None, None, None)
     return {
-        "changed": changed or bool(run),
+        "changed": changed or state_changed,
+        "state_changed": state_changed,
         "textfile": textfile,
         "state_file": state_file,
         "text": text,
@@ -377,3 +484,83 @@ def record(textfile: str, backup_dir: str, run=None, labels=None, state_file=Non
         "previous": previous,
         "warnings": warnings,
     }
+
+
+def _median(values: list):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def rto_report(state_file: str, days: float, target_seconds: float, now: float = None) -> dict:
+    """The recovery-time report of the drills recorded in the last ``days``: each drill, and per kind the count,
+    failures and the worst, median and latest measured recovery time against ``target_seconds``. ``passed`` when
+    at least one disaster-recovery simulation passed in the period and none measured more than the target."""
+    now = time.time() if now is None else now
+    state, _warning = load_state(state_file)
+    drills = sorted((drill for drill in state.get("drills") or [] if drill.get("finished", 0) > now - days * 86400),
+                    key=lambda drill: drill["finished"])
+    kinds = {}
+    for operation in DRILL_OPERATIONS:
+        mine = [drill for drill in drills if drill.get("operation") == operation]
+        times = [drill.get("rto_seconds", drill.get("restore_seconds")) for drill in mine
+                 if drill.get("status") == "success"]
+        times = [seconds for seconds in times if seconds is not None]
+        kinds[operation] = {"drills": len(mine), "failed": sum(drill.get("status") != "success" for drill in mine),
+                            "worst_seconds": max(times) if times else None, "median_seconds": _median(times),
+                            "latest_seconds": times[-1] if times else None}
+    simulations = kinds["dr_simulation"]
+    worst = simulations["worst_seconds"]
+    passed = simulations["drills"] > simulations["failed"] and worst is not None and worst <= target_seconds
+    report = {"generated": now, "days": days, "rto_target_seconds": target_seconds, "kinds": kinds,
+              "drills": drills, "passed": passed, "rto_seconds": worst}
+    report["text"] = render_rto_report(report)
+    return report
+
+
+def render_rto_report(report: dict) -> str:
+    """The report as a person reads it."""
+    def seconds(value):
+        return "-" if value is None else "%.1f s" % value
+    lines = ["Recovery time report, %s" % _when(report["generated"]),
+             "Period: the last %g days. Recovery time objective: %s." % (report["days"],
+                                                                         seconds(report["rto_target_seconds"])),
+             "Verdict: %s" % ("RTO MET: the worst disaster-recovery simulation stayed within the objective"
+                              if report["passed"] else
+                              "RTO NOT PROVEN: no passing disaster-recovery simulation in the period, or one "
+                              "exceeded the objective"), ""]
+    for operation, kind in report["kinds"].items():
+        lines.append("%-14s drills %d, failed %d, worst %s, median %s, latest %s" % (
+            operation, kind["drills"], kind["failed"], seconds(kind["worst_seconds"]),
+            seconds(kind["median_seconds"]), seconds(kind["latest_seconds"])))
+    lines += ["", "Drills:"]
+    for drill in report["drills"]:
+        lines.append("  %s  %-14s %-8s %s  %s" % (_when(drill["finished"]), drill.get("operation"),
+                                                  drill.get("status"),
+                                                  seconds(drill.get("rto_seconds", drill.get("restore_seconds"))),
+                                                  drill.get("name") or ""))
+    if not report["drills"]:
+        lines.append("  none recorded")
+    return "\n".join(lines) + "\n"
+
+
+def write_rto_report(path: str, state_file: str, days: float, target_seconds: float, check_mode: bool = False) -> dict:
+    """Make the report, write it to ``path`` (readable by all, atomically) and return it with the run to record."""
+    if days <= 0 or target_seconds <= 0:
+        raise BackupError("the RTO report needs a period of more than 0 days and a target of more than 0 seconds "
+                          "(got %s days, %s s)" % (days, target_seconds))
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise BackupError("the folder of the RTO report %s does not exist; create it or choose another path" % path)
+    report = rto_report(state_file, days, target_seconds)
+    if not check_mode:
+        write_public(path, report["text"].encode())
+    report["run"] = {"operation": "rto_report", "status": "success" if report["passed"] else "failed",
+                     "rto_seconds": report["rto_seconds"], "rto_target_seconds": target_seconds,
+                     "error": None if report["passed"] else "recovery time objective not proven (see %s)" % path}
+    return report

@@ -434,6 +434,7 @@ class _Sync:
         _fs.ensure_private_dir(folder, dir_fd=root)
         type_fd = _fs.open_dir(folder, dir_fd=root)
         try:
+            _give_landed(staging.fd, relative, type_fd)
             in_the_way = [name for name in [base] + [path[len(folder) + 1:] for path in sidecars]
                           if _fs._lexists_at(type_fd, name)]
             if in_the_way:
@@ -507,11 +508,30 @@ def _is_dir_at(dir_fd: int, name: str) -> bool:
     return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
 
 
+def _give_to_folder_owner(fd: int, dir_fd: int) -> None:
+    """A file root made in a folder another user owns (the backup directory's owner) goes to that user."""
+    owner = _fs.folder_owner_to_give(dir_fd)
+    if owner and os.fstat(fd).st_uid == 0:
+        os.fchown(fd, *owner)
+
+
+def _give_landed(staging_fd: int, relative: str, type_fd: int) -> None:
+    """The pulled archive (in root's private staging, where nobody else can plant) goes to the type folder's
+    owner before it is linked there, like everything root writes in the backup directory."""
+    fd = os.open(relative, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=staging_fd)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            _give_to_folder_owner(fd, type_fd)
+    finally:
+        os.close(fd)
+
+
 def _write_new(dir_fd: int, name: str, data: bytes, shown: str) -> None:
     """Write ``name`` in ``dir_fd`` whole (0600) under a temp name, then link it in; never over an existing file."""
     tmp = os.path.basename(_fs.temp_path("", name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _fs.PRIVATE_FILE_MODE,
                  dir_fd=dir_fd)
+    _give_to_folder_owner(fd, dir_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

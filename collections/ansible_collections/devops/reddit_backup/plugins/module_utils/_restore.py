@@ -10,6 +10,7 @@ kill at any moment leaves each item old or new.
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import os
 import pwd
@@ -20,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import _lock, _manifest, _procs, _signing, _sqlite, _swap, _verdict
-from ._catalog import read_checksum
+from . import _lock, _manifest, _procs, _safety, _signing, _sqlite, _swap, _verdict
+from ._catalog import list_backups, parse_time, read_checksum
 from ._confined import Anchor
 from ._errors import BackupError
 from ._manifest_checks import DELTA_SUFFIX, catalog_check, catalog_says_known_format, check
@@ -31,7 +32,7 @@ from ._restore_plan import SAFETY_INFIX, STAGING_PREFIX, Plan, under
 from ._selection import CONFIG_INCLUDES, DEFAULT_EXCLUDES
 from ._staging import Stager
 from ._tarsafe import check_path
-from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check
+from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check, verify_archive
 
 SCOPES = ("full", "database", "config", "systemd")
 # The backup types that hold each scope, for picking "the newest backup" when no archive is named.
@@ -57,6 +58,8 @@ class RestoreRequest:
     scope: object = "full"
     verify_first: bool = True
     safety_copy: bool = True
+    safety_copies_keep: int = _safety.DEFAULT_KEEP  # of each item's safety copies, the newest kept after a restore
+    safety_copies_max_age: str = _safety.DEFAULT_MAX_AGE  # and none older (None: no age limit)
     owner: str = None
     group: str = None
     force: bool = False
@@ -67,6 +70,7 @@ class RestoreRequest:
     trusted_signing_keys: list = None  # public key lines, trusted like allowed_signers
     require_same_root: bool = False  # refuse a dest other than the app root the backup recorded
     temp_dir: str = None
+    newest_good: bool = False  # picked from backup_dir and failing verification: take the newest one that passes
     lock_timeout: float = 60.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -107,10 +111,67 @@ def parse_scope(scope) -> _Scope:
     return _Scope("paths", tuple(cleaned))
 
 
+MAX_FALLBACK_CANDIDATES = 20  # older backups verified to find one that passes, newest first
+
+
+class VerificationFailed(BackupError):
+    """The backup picked for a restore failed verification (or is damaged); nothing was changed."""
+
+    def __init__(self, message: str, archive: str) -> None:
+        super().__init__(message)
+        self.archive = archive
+
+
 def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
-    """Restore, holding the backup directory's readers' lock: no prune deletes a link of the chain being read."""
+    """Restore, holding the backup directory's readers' lock: no prune deletes a link of the chain being read.
+    A backup picked from ``backup_dir`` (not named) that fails verification is never restored: the error names
+    the newest older one that passes, and with ``newest_good`` that one is restored instead."""
     with _lock.reading(request.backup_dir, request.archive, request.lock_timeout, "backup_restore"):
-        return _restore(request, check_mode, pause)
+        try:
+            result = _restore(request, check_mode, pause)
+        except VerificationFailed as failure:
+            if request.archive or request.name or not request.backup_dir:
+                raise  # the operator chose this backup: no other one is put in its place
+            result = _newest_good_instead(request, check_mode, pause, failure)
+        result.setdefault("passed_over", [])
+        return result
+
+
+def _newest_good_instead(request: RestoreRequest, check_mode: bool, pause, failure: VerificationFailed) -> dict:
+    good = _newest_passing(request, failure.archive)
+    if good is None:
+        raise BackupError("%s; no older backup of that kind in %s passes verification either (of the %d newest "
+                          "checked)" % (failure, request.backup_dir, MAX_FALLBACK_CANDIDATES)) from None
+    if not request.newest_good:
+        raise BackupError("%s. The newest backup that passes verification is %s (made %s): restore it by name "
+                          "(name: %s; reddit_backup_restore_name), or set newest_good: true "
+                          "(reddit_backup_restore_newest_good: true) to take the newest one that passes"
+                          % (failure, good["name"], good["created"], good["name"])) from None
+    result = _restore(dataclasses.replace(request, name=good["name"], before=None), check_mode, pause)
+    result["warnings"].append("the newest backup %s failed verification, so the newest one that passes, %s (made "
+                              "%s), was restored instead" % (failure.archive, good["name"], good["created"]))
+    result["passed_over"] = [failure.archive]
+    return result
+
+
+def _newest_passing(request: RestoreRequest, failed: str):
+    """The newest backup older than ``failed`` (of the kinds the scope restores, at or before ``before``) that
+    passes a comprehensive verification, or None."""
+    types = SCOPE_TYPES.get(parse_scope(request.scope).name)
+    backups = [b for b in list_backups(request.backup_dir) if b.get("restorable") and not b.get("damaged")
+               and (types is None or b["type"] in types)]
+    failed_entry = next((b for b in backups if b["archive"] == failed), None)
+    if failed_entry is not None:
+        backups = backups[:backups.index(failed_entry)]
+    if request.before is not None:
+        limit = parse_time(request.before)
+        backups = [b for b in backups if parse_time(b["created"]) <= limit]
+    for backup in list(reversed(backups))[:MAX_FALLBACK_CANDIDATES]:
+        verdict = verify_archive(backup["archive"], "comprehensive", request.required, request.temp_dir,
+                                 record=False, identity_file=request.identity_file)
+        if verdict["valid"]:
+            return backup
+    return None
 
 
 def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
@@ -121,6 +182,7 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
     nothing is written beside or in the destination. ``pause(step)`` is a test hook called between steps."""
     started = time.monotonic()
     scope = parse_scope(request.scope)
+    _safety.check_rule(request.safety_copies_keep, request.safety_copies_max_age)
     chain = pick_chain(request.archive, request.backup_dir, request.before, request.name,
                        SCOPE_TYPES.get(scope.name))
     for archive in chain:
@@ -222,7 +284,15 @@ class _RestoreJob:
                 _swap.recover(staging, self.dest)  # after a failure mid-swap this finishes each unit; else cleans up
                 raise
             _swap.recover(staging, self.dest)
+            result["safety_copies_removed"] = self._apply_safety_retention(result)
             return result
+
+    def _apply_safety_retention(self, result: dict) -> list:
+        """The safety copies' retention rule, after the swap, under the restore's lock; this restore's own copies
+        are always kept."""
+        removed = _safety.prune_held(self.dest, self.request.safety_copies_keep, self.request.safety_copies_max_age,
+                                     self.request.now, protect=set(result["safety_copies"]))
+        return [copy["path"] for copy in removed]
 
     def _staging_parent(self) -> str:
         """Beside dest, on dest's filesystem; inside dest when dest is a mount point."""
@@ -281,12 +351,13 @@ class _RestoreJob:
             with ArchiveReader(archive, identity_file=self.request.identity_file) as reader:
                 run_pass(reader, verifier, stager)
         except DamagedArchive as error:
-            raise BackupError("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest)) from None
+            raise VerificationFailed("refusing to restore: %s. Nothing in %s was changed" % (error, self.dest),
+                                     self.archive) from None
         except UnknownFormat as error:
             damaged = " (and its catalog entry says format %s: it is damaged)" % _manifest.FORMAT_VERSION \
                 if catalog_says_known_format(meta) else ""
-            raise BackupError("refusing to restore: %s%s. Nothing in %s was changed" % (error, damaged, self.dest)) \
-                from None
+            raise VerificationFailed("refusing to restore: %s%s. Nothing in %s was changed"
+                                     % (error, damaged, self.dest), self.archive) from None
         if archive == self.chain[0]:
             self._root_type = reader.manifest.get("type")
         return reader
@@ -326,7 +397,7 @@ class _RestoreJob:
                   "not_restored": not_restored(self.scope, self.request.keep, plan.missing, manifest["members"]),
                   "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
-                  "recovered": self.recovered, "warnings": self.warnings}
+                  "recovered": self.recovered, "warnings": self.warnings, "safety_copies_removed": []}
         if self.check_mode or not result["changed"]:
             return result
         _swap.check_same_filesystem(staging, [unit["target"] for unit in pending] + [e["target"] for e in aside])
@@ -371,8 +442,9 @@ class _RestoreJob:
             except BackupError as error:
                 self.warnings.append("the verification verdict was not recorded: %s" % error)
         if status != "valid":
-            raise BackupError("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
-                              "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
+            message = ("refusing to restore from %s: it failed verification (%s). Nothing in %s was changed; "
+                       "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
+            raise VerificationFailed(message, self.archive)
         return verification
 
 
@@ -422,8 +494,7 @@ def _check_open_databases(dest: str, databases: list, force: bool) -> list:
         paths += [live] + _swap.side_files(live)
     if not paths:
         return []
-    found, unreadable = _procs.holders(paths)
-    warnings = []
+    found, warnings = _procs.in_use(paths)
     if found:
         by_process: dict = {}
         for holder in found:
@@ -434,9 +505,6 @@ def _check_open_databases(dest: str, databases: list, force: bool) -> list:
             raise BackupError("refusing to restore over a database in use: %s. Stop the service first (the restore "
                               "playbooks do), or set force: true to replace it anyway" % described)
         warnings.append("force: replaced a database in use by %s; those processes keep the old file open" % described)
-    if unreadable:
-        warnings.append("could not look into %d processes (run as root to see them all); a database they hold open "
-                        "would not be noticed" % unreadable)
     return warnings
 
 

@@ -10,6 +10,7 @@ import stat
 from dataclasses import dataclass, field
 
 from . import _nofollow
+from ._safety import is_safety_copy
 from ._errors import BackupError
 from ._sqlite import SIDE_FILE_SUFFIXES, is_sqlite_file
 
@@ -95,7 +96,7 @@ def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) 
         if relative in seen:
             continue
         entry = _entry(app_root, relative, info)
-        if relative != "." and is_excluded(entry.path, excludes):
+        if relative != "." and (is_excluded(entry.path, excludes) or _is_safety_copy(entry.path)):
             continue
         seen.add(relative)
         if entry.kind == "special":
@@ -112,6 +113,12 @@ def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) 
                 selection.warnings.append("%s: its contents were left out of this backup" % error)
                 continue
             stack.extend((os.path.normpath(os.path.join(relative, name)), child) for name, child in children)
+
+
+def _is_safety_copy(path: str) -> bool:
+    """What a restore moved aside is never backed up, whatever the include/exclude options say: it would come back
+    with every full restore."""
+    return is_safety_copy(os.path.basename(path), top_level="/" not in path)
 
 
 def _list_dir(app_root: str, entry: Entry) -> list:

@@ -38,8 +38,15 @@ class GuardedTarInfo(tarfile.TarInfo):
     @classmethod
     def frombuf(cls, buf, encoding, errors):
         info = super().frombuf(buf, encoding, errors)
-        if not _CHECKSUM_FIELD.match(buf[148:156]):
-            raise Refused("a tar header whose checksum field is damaged (%r)" % bytes(buf[148:156]))
+        check_checksum_field(buf)
+        return info
+
+    # Newer CPython security releases (Debian 12's python3.11 3.11.2-6+deb12u8, for one) read every header
+    # through _frombuf, never through frombuf: without this the checksum field went unchecked there.
+    @classmethod
+    def _frombuf(cls, buf, encoding, errors, *, dircheck=True):
+        info = super()._frombuf(buf, encoding, errors, dircheck=dircheck)  # pylint: disable=no-member
+        check_checksum_field(buf)
         return info
 
     def _proc_member(self, tarfile_):  # pylint: disable=arguments-renamed
@@ -59,6 +66,13 @@ class GuardedTarInfo(tarfile.TarInfo):
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise Refused("a GNU sparse member at byte %d" % self.offset)
         return super()._proc_member(tarfile_)
+
+
+def check_checksum_field(buf) -> None:
+    """Refuse a header whose checksum field is not six octal digits, NUL, space: tarfile reads the digits up to
+    the NUL, and the header's checksum leaves the field itself out, so nothing else sees a change after the NUL."""
+    if not _CHECKSUM_FIELD.match(buf[148:156]):
+        raise Refused("a tar header whose checksum field is damaged (%r)" % bytes(buf[148:156]))
 
 
 class GuardedTarFile(tarfile.TarFile):

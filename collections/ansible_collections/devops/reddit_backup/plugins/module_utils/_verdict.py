@@ -42,6 +42,8 @@ def read_verdict(archive: str):
     """The recorded verdict of ``archive``, or None when it was never verified (or the sidecar is unreadable)."""
     try:
         verdict = json.loads(_fs.read_regular(verdict_path(archive), VERDICT_LIMIT, what="verdict").decode("utf-8"))
+    except _fs.PermissionDenied as error:  # recorded, but not for this user: say so instead of "never verified"
+        return {"status": "unreadable", "valid": False, "reason": str(error)}
     except (OSError, ValueError, BackupError):
         return None
     return verdict if isinstance(verdict, dict) else None

@@ -125,6 +125,16 @@ options:
       - The wheels are not part of the application's state, so incremental backups built on this one neither store
         them again nor delete them on restore. Only for O(type=full).
     type: path
+  required:
+    description:
+      - Files (relative to O(app_root)) a V(config) backup must hold. When one is missing the backup is refused with
+        a message naming it, and nothing is written, so a damaged configuration is never recorded as the newest
+        configuration backup (which a configuration restore would then bring back).
+      - By default the files M(devops.reddit_backup.backup_verify) requires of a configuration backup
+        (C(config/production.env), C(config/logging.conf), C(config/monitoring.yml)). An empty list takes the
+        backup without this check. Other backup types ignore it.
+    type: list
+    elements: str
   signing_key:
     description:
       - An OpenSSH private key on the host (ed25519, no passphrase, such as C(ssh-keygen -t ed25519 -N '' -f
@@ -335,6 +345,7 @@ def main():
             encryption_recipients_file=dict(type="path"),
             wheelhouse=dict(type="path"),
             signing_key=dict(type="path", no_log=False),
+            required=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )
@@ -350,7 +361,8 @@ def run(module):
                             integrity=params["integrity"], lock_timeout=params["lock_timeout"],
                             chain_max=params["chain_max"], encryption_recipients=params["encryption_recipients"],
                             encryption_recipients_file=params["encryption_recipients_file"],
-                            wheelhouse=params["wheelhouse"], signing_key=params["signing_key"])
+                            wheelhouse=params["wheelhouse"], signing_key=params["signing_key"],
+                            required=params["required"])
     try:
         result = create_backup(request, check_mode=module.check_mode)
     except BackupError as error:

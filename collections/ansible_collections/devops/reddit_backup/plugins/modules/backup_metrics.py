@@ -74,11 +74,14 @@ options:
         description: What ran.
         type: str
         required: true
-        choices: [backup, verify, cleanup, prune, restore, recovery_test, sync]
+        choices: [backup, verify, cleanup, prune, restore, recovery_test, sync, dr_simulation, rto_report]
       type:
-        description: The backup type it concerned (V(full), V(incremental), V(config), V(database)), or V(all).
+        description:
+          - The backup type it concerned (V(full), V(incremental), V(config), V(database)), or V(all).
+          - Only these become label values, so a misspelt type never leaves a series that nothing clears.
         type: str
         default: all
+        choices: [full, incremental, config, database, all]
       status:
         description: How it ended.
         type: str
@@ -102,6 +105,42 @@ options:
       restore_seconds:
         description: For a recovery test, the restore time it measured.
         type: float
+      rto_seconds:
+        description:
+          - The recovery time it measured (for a disaster-recovery simulation, from the start of the restore to the
+            checked service), as C(reddit_backup_last_run_rto_seconds).
+        type: float
+      rto_target_seconds:
+        description: The recovery time objective it was held to, as C(reddit_backup_last_run_rto_target_seconds).
+        type: float
+  schedule:
+    description:
+      - "The operations scheduled on this host and how old the last run of each may get, in seconds, such as
+        C({verify: 93600, recovery_test: 691200}). Written as C(reddit_backup_schedule_max_age_seconds) and
+        C(reddit_backup_schedule_since_timestamp_seconds) (when the operation was first declared), so the alerting
+        rules tell a drill that never ran from one that is not due yet."
+      - Replaces the schedule declared before; omit it to keep that one. An empty mapping declares none.
+    type: dict
+  rto_report:
+    description:
+      - Write the recovery time report of the drills recorded in the state (recovery tests and disaster-recovery
+        simulations) to O(rto_report.path), and record it as an V(rto_report) run, V(failed) when no
+        disaster-recovery simulation passed in the period or one exceeded the objective.
+      - Mutually exclusive with O(run).
+    type: dict
+    suboptions:
+      path:
+        description: The report file (plain text, mode C(0644)); its folder must exist.
+        type: path
+        required: true
+      days:
+        description: The period the report covers, in days up to now.
+        type: float
+        default: 92
+      rto_target_seconds:
+        description: The recovery time objective.
+        type: float
+        required: true
 notes:
   - Runs on the host that holds the backups, as a user that may write to the textfile's directory.
 seealso:
@@ -142,6 +181,24 @@ EXAMPLES = r"""
       status: success
       duration: 95.2
       restore_seconds: 41.7
+
+- name: Declare the drill host's schedule, so a drill that never runs is alerted on
+  devops.reddit_backup.backup_metrics:
+    backup_dir: /srv/backups/app1
+    textfile: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+    schedule:
+      verify: 93600
+      recovery_test: 691200
+      dr_simulation: 2764800
+      rto_report: 8208000
+
+- name: Write the quarterly RTO report
+  devops.reddit_backup.backup_metrics:
+    backup_dir: /srv/backups/app1
+    textfile: /var/lib/prometheus/node-exporter/reddit_backup_reddit-sentiment.prom
+    rto_report:
+      path: /var/lib/reddit-backup/reddit-sentiment/rto-report.txt
+      rto_target_seconds: 14400
 """
 
 RETURN = r"""
@@ -178,17 +235,34 @@ previous:
   returned: always
   type: dict
   sample: {"operation": "backup", "type": "full", "status": "failed", "finished": 1748397600.0}
+state_changed:
+  description:
+    - Whether the state file changed (a run recorded, a different O(schedule) declared). The textfile alone is
+      rewritten whenever the catalog or the free space moved; a role that only declares its schedule reports a
+      change on this.
+  returned: always
+  type: bool
+  sample: false
+report:
+  description:
+    - With O(rto_report), the report (C(text), C(passed), C(rto_seconds) the worst measured recovery time of the
+      passing disaster-recovery simulations, C(kinds) the figures per kind of drill, C(drills) every drill).
+  returned: when O(rto_report) is given
+  type: dict
+  sample: {"passed": true, "rto_seconds": 41.7, "rto_target_seconds": 14400, "days": 92}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import record
+from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import (
+    default_state_file, record, write_rto_report)
 
 RUN_SPEC = dict(
     operation=dict(type="str", required=True,
-                   choices=["backup", "verify", "cleanup", "prune", "restore", "recovery_test", "sync"]),
-    type=dict(type="str", default="all"),
+                   choices=["backup", "verify", "cleanup", "prune", "restore", "recovery_test", "sync",
+                            "dr_simulation", "rto_report"]),
+    type=dict(type="str", default="all", choices=["full", "incremental", "config", "database", "all"]),
     status=dict(type="str", required=True, choices=["success", "failed"]),
     duration=dict(type="float"),
     size=dict(type="int"),
@@ -196,6 +270,13 @@ RUN_SPEC = dict(
     error=dict(type="str"),
     finished=dict(type="str"),
     restore_seconds=dict(type="float"),
+    rto_seconds=dict(type="float"),
+    rto_target_seconds=dict(type="float"),
+)
+REPORT_SPEC = dict(
+    path=dict(type="path", required=True),
+    days=dict(type="float", default=92),
+    rto_target_seconds=dict(type="float", required=True),
 )
 
 
@@ -208,7 +289,10 @@ def main():
             labels=dict(type="dict", default={}),
             filesystem_path=dict(type="path"),
             run=dict(type="dict", options=RUN_SPEC),
+            schedule=dict(type="dict"),
+            rto_report=dict(type="dict", options=REPORT_SPEC),
         ),
+        mutually_exclusive=[("run", "rto_report")],
         supports_check_mode=True,
     )
     with guarded(module, "recording metrics"):
@@ -217,17 +301,24 @@ def main():
 
 def run(module):
     params = module.params
+    run_result, report = params["run"], None
     try:
-        result = record(params["textfile"], params["backup_dir"], run=params["run"], labels=params["labels"],
+        if params["rto_report"]:
+            wanted = params["rto_report"]
+            report = write_rto_report(wanted["path"], params["state_file"] or default_state_file(params["textfile"]),
+                                      wanted["days"], wanted["rto_target_seconds"], check_mode=module.check_mode)
+            run_result = report.pop("run")
+        result = record(params["textfile"], params["backup_dir"], run=run_result, labels=params["labels"],
                         state_file=params["state_file"], filesystem_path=params["filesystem_path"],
-                        check_mode=module.check_mode)
+                        check_mode=module.check_mode, schedule=params["schedule"])
     except BackupError as error:
         module.fail_json(msg=str(error))
     for warning in result["warnings"]:
         module.warn(warning)
     module.exit_json(changed=result["changed"], textfile=result["textfile"], state_file=result["state_file"],
                      series=result["series"], metrics=result["text"], filesystem=result["filesystem"],
-                     previous=result["previous"])
+                     previous=result["previous"], state_changed=result["state_changed"],
+                     **({"report": report} if report else {}))
 
 
 if __name__ == "__main__":

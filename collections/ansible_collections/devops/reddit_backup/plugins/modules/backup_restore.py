@@ -99,9 +99,30 @@ options:
   safety_copy:
     description:
       - Move what is replaced aside as C(<path>.pre-restore-<UTC stamp>) (like the guide's C(.corrupted)) instead of
-        deleting it. Safety copies are never removed by this collection.
+        deleting it. Backups never take safety copies; after the restore, O(safety_copies_keep) and
+        O(safety_copies_max_age) decide which earlier ones stay (this restore's own are always kept).
     type: bool
     default: true
+  newest_good:
+    description:
+      - When the backup picked from O(backup_dir) (the newest, or the newest at or before O(before)) fails
+        verification, restore the newest older backup of the same kind that passes a comprehensive verification
+        instead, and say so in a warning and RV(passed_over). V(false) refuses, naming that backup in the message.
+      - A backup given by O(archive) or O(name) is never replaced by another.
+    type: bool
+    default: false
+  safety_copies_keep:
+    description:
+      - After a restore, of each item's safety copies (C(data), C(config), the whole app root ...) the newest this
+        many stay; older ones are removed (M(devops.reddit_backup.backup_safety_copies) applies the same rule).
+    type: int
+    default: 3
+  safety_copies_max_age:
+    description:
+      - After a restore, safety copies older than this (by the restore time in their name) are removed, however few
+        there are, except this restore's own. A duration such as C(7d); an empty string sets no age limit.
+    type: str
+    default: 7d
   owner:
     description:
       - User (name or uid) to own everything restored. By default, when run as root, restored items take the
@@ -244,6 +265,19 @@ safety_copies:
   type: list
   elements: str
   sample: [/home/cayir/cicd_project/data.pre-restore-20250528T140312Z]
+passed_over:
+  description: With O(newest_good), the newer backup that failed verification and was not restored.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/cayir/cicd_project/backups/config/config_20250528_140000.tar.zst]
+safety_copies_removed:
+  description: Earlier safety copies the retention rule (O(safety_copies_keep), O(safety_copies_max_age)) removed
+    after this restore.
+  returned: always
+  type: list
+  elements: str
+  sample: [/home/cayir/cicd_project/data.pre-restore-20250501T020000Z]
 databases:
   description: The databases restored (paths relative to O(dest)).
   returned: always
@@ -315,6 +349,9 @@ def main():
             scope=dict(type="raw", default="full"),
             verify_first=dict(type="bool", default=True),
             safety_copy=dict(type="bool", default=True),
+            newest_good=dict(type="bool", default=False),
+            safety_copies_keep=dict(type="int", default=3),
+            safety_copies_max_age=dict(type="str", default="7d"),
             owner=dict(type="str"),
             group=dict(type="str"),
             force=dict(type="bool", default=False),
@@ -336,6 +373,8 @@ def run(module):
     request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
                              before=params["before"], name=params["name"], scope=params["scope"],
                              verify_first=params["verify_first"], safety_copy=params["safety_copy"],
+                             newest_good=params["newest_good"], safety_copies_keep=params["safety_copies_keep"],
+                             safety_copies_max_age=params["safety_copies_max_age"] or None,
                              owner=params["owner"], group=params["group"], force=params["force"],
                              keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
                              lock_timeout=params["lock_timeout"], identity_file=params["identity_file"],

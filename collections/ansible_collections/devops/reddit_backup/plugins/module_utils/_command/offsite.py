@@ -1,0 +1,52 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The remote copy: push what the remote lacks, then apply the retention policy there, as the backup playbook's
+push and backup_prune with a remote do; the newest backup left there goes into the metrics."""
+
+from __future__ import annotations
+
+from .. import _remote
+from .._errors import BackupError
+from .engine_job import run_engine_job
+from .retention import retention_policy
+from .settings import ConfigError
+
+
+def remote_configured(settings) -> bool:
+    """As the backup playbook decides: a push when reddit_backup_remote_sync is true and a remote is set."""
+    return bool(settings.setting("remote_sync", False)) and bool(settings.setting("remote", ""))
+
+
+def sync_request(settings) -> _remote.SyncRequest:
+    return _remote.SyncRequest(
+        backup_dir=settings.backup_dir, remote=settings.setting("remote"), direction="push", select="all",
+        ssh_key=settings.setting("remote_ssh_key"), known_hosts=settings.setting("remote_known_hosts"),
+        ssh_host_key_checking=settings.setting("remote_host_key_checking", "strict"),
+        s3_endpoint_url=settings.setting("s3_endpoint_url"), s3_region=settings.setting("s3_region"),
+        s3_access_key=settings.setting("s3_access_key"), s3_secret_key=settings.setting("s3_secret_key"))
+
+
+def push_and_prune(settings, output, outcome, dry_run: bool = False) -> None:
+    """Push, then remote retention; a failure of either is the run's failure (a BackupError naming the remote)."""
+    request = sync_request(settings)
+    try:
+        pushed = _remote.sync(request, check_mode=dry_run)
+        pruned = _remote.prune_remote(request, retention_policy(settings), settings.setting("prune_now") or None,
+                                      check_mode=dry_run)
+    except BackupError as error:
+        raise BackupError("pushing to the remote copy %s failed: %s" % (request.remote, error)) from None
+    output.line("remote:    %s %d backups (%d bytes) to %s; %s %d there by the retention policy, %d kept"
+                % ("would push" if dry_run else "pushed", len(pushed["transferred"]), pushed["bytes"],
+                   pushed["remote"], "would remove" if dry_run else "removed", len(pruned["deleted"]),
+                   len(pruned["kept"])))
+    created = [item["created"] for item in pruned["kept"] if item.get("created")]
+    outcome.remote = {"newest": max(created) if created else None}
+
+
+def command_sync(settings, args) -> int:
+    if not remote_configured(settings):
+        raise ConfigError("no remote copy is configured for %s: set reddit_backup_remote (ssh:// or s3:// URL) and "
+                          "reddit_backup_remote_sync: true in the inventory, then re-run the runner role"
+                          % settings.app)
+    return run_engine_job(settings, args, "sync", "all",
+                          lambda output, outcome: push_and_prune(settings, output, outcome, args.dry_run))
