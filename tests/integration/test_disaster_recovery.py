@@ -73,7 +73,9 @@ def test_disaster_recovery_on_a_new_server(backup_server, sample_app, tmp_path, 
                "reddit_backup_manage_services": False, "reddit_backup_identity_file": str(identity),
                "reddit_backup_remote": backup_server.remote, "reddit_backup_remote_ssh_key": backup_server.ssh_key,
                "reddit_backup_remote_known_hosts": backup_server.known_hosts,
-               "reddit_backup_health_check": False}
+               "reddit_backup_health_check": False,
+               # a new folder, not the old server's app root: a move on purpose; no runner on this test machine
+               "reddit_backup_restore_to_other_root": True, "reddit_backup_dr_runner": False}
     args = []
     for key, value in options.items():
         args += ["-e", '{"%s": %s}' % (key, _json(value))]
@@ -85,6 +87,10 @@ def test_disaster_recovery_on_a_new_server(backup_server, sample_app, tmp_path, 
     rpo = result.result("Report the data-loss window")["msg"]
     assert rto.startswith("RTO complete server failure: ") and rto.endswith("met")
     assert rpo.startswith("RPO complete server failure: ") and rpo.endswith("met")
+    summary = result.result("Say what the recovery brought back, and what it did not")["msg"]
+    assert summary[2] == "venv: rebuilt offline from the backup's wheelhouse"
+    assert "venv/: never in a backup" in summary[1]
+    assert summary[3].startswith("schedules: NOT re-applied (reddit_backup_dr_runner is false)")
 
     # The data equals the old server's last backup, and the venv was rebuilt offline from the wheelhouse.
     restored_db = new_root / "data" / "reddit_sentiment.db"

@@ -28,8 +28,8 @@ from ._errors import BackupError
 from ._manifest_checks import DELTA_SUFFIX, catalog_check, catalog_says_known_format, check
 from ._reader import ArchiveReader, DamagedArchive, UnknownFormat
 from ._restore_chain import apply_link, check_composed, check_link, link_budget, merge_state, pick_chain
-from ._restore_plan import STAGING_PREFIX, Plan, under
-from ._selection import CONFIG_INCLUDES
+from ._restore_plan import SAFETY_INFIX, STAGING_PREFIX, Plan, under
+from ._selection import CONFIG_INCLUDES, DEFAULT_EXCLUDES
 from ._staging import Stager
 from ._tarsafe import check_path
 from ._verify import Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check, verify_archive
@@ -40,6 +40,8 @@ SCOPE_TYPES = {"full": ("full", "incremental"), "database": ("full", "incrementa
                "config": ("full", "incremental", "config"), "systemd": ("full", "incremental", "config")}
 SCOPE_PATHS = {"config": CONFIG_INCLUDES, "systemd": ("systemd",)}
 DEFAULT_KEEP = ("backups", "venv")
+KEPT_REASONS = {"venv": "never in a backup, left as it is (rebuild it from the wheelhouse when it is missing)",
+                "backups": "the backups themselves, left as they are"}
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 LEGACY_STAGING_PREFIX = ".tmp-restore-"  # earlier versions: it matched the temp prefix that create and prune remove
 
@@ -66,6 +68,7 @@ class RestoreRequest:
     identity_file: str = None  # the age private key file encrypted archives need (only age reads it)
     allowed_signers: str = None  # an OpenSSH allowed_signers file: every link must be signed by a key in it
     trusted_signing_keys: list = None  # public key lines, trusted like allowed_signers
+    require_same_root: bool = False  # refuse a dest other than the app root the backup recorded
     temp_dir: str = None
     newest_good: bool = False  # picked from backup_dir and failing verification: take the newest one that passes
     lock_timeout: float = 60.0
@@ -208,6 +211,8 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
 def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, signed) -> dict:
     """The restore of ``chain`` (its links' signed catalog entries in ``signed``, or None when not checked)."""
     metas = [link.meta for link in signed] if signed else [read_meta(archive) for archive in chain]
+    if request.require_same_root and metas[-1]:  # fail fast; the manifest's own app_root is checked before the swap
+        check_same_root(request, metas[-1].get("app_root"), chain[-1], dest)
     if scope.name == "full" and metas[0] and metas[0].get("type") not in (None, "full"):
         raise BackupError("scope full needs a full backup (or an incremental one, which builds on a full backup), "
                           "and %s is a %s backup; restore scope %s from it, or pick a full backup"
@@ -376,6 +381,8 @@ class _RestoreJob:
             stager.finalize()
             self.warnings += ["setuid/setgid bits dropped from %s" % path for path in stager.cleared]
             self.root_only = set(stager.root_only)
+        if self.request.require_same_root:
+            check_same_root(self.request, manifest.get("app_root"), self.archive, self.dest)
         plan = Plan(self, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
@@ -386,7 +393,9 @@ class _RestoreJob:
                   "restored": [unit["target"] for unit in pending],
                   "safety_copies": plan.safety_copies(pending),
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
-                  "missing": plan.missing, "members": members,
+                  "missing": plan.missing,
+                  "not_restored": not_restored(self.scope, self.request.keep, plan.missing, manifest["members"]),
+                  "members": members,
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings, "safety_copies_removed": []}
         if self.check_mode or not result["changed"]:
@@ -437,6 +446,36 @@ class _RestoreJob:
                        "restore from another backup" % (archive, "; ".join(errors[:5]), self.dest))
             raise VerificationFailed(message, self.archive)
         return verification
+
+
+def check_same_root(request: RestoreRequest, recorded, archive: str, dest: str) -> None:
+    """Refuse a dest that is not the app root the backup was made of (a typo'd root would be filled and used)."""
+    if not isinstance(recorded, str) or not recorded:
+        raise BackupError("refusing to restore %s into %s: the backup records no app root to compare with; nothing "
+                          "was changed. Set require_same_root: false to restore it anyway" % (archive, dest))
+    given = os.path.normpath(os.path.abspath(request.dest))
+    if os.path.normpath(recorded) in (given, dest) or os.path.realpath(recorded) in (given, dest):
+        return
+    raise BackupError("refusing to restore into %s: backup %s was made of %s (its recorded app_root), a different "
+                      "path; nothing was changed. Fix the app root you gave (a typo?), or restore into another root "
+                      "on purpose with require_same_root: false (the restore playbooks: "
+                      "reddit_backup_restore_to_other_root: true)" % (given, archive, recorded))
+
+
+def not_restored(scope: _Scope, keep, missing: list, members: list) -> list:
+    """What this restore leaves as it is, in words, so no summary implies the whole application came back."""
+    left = ["%s: not in the backup" % path for path in missing]
+    if scope.name != "full":
+        inside = "the databases" if scope.name == "database" else ", ".join(scope.paths or ())
+        left.append("everything outside scope %s (%s): left as it is" % (scope.name, inside))
+        return left
+    for name in keep or ():
+        left.append("%s/: %s" % (name, KEPT_REASONS.get(name, "kept in place (keep)")))
+    never = [pattern for pattern in DEFAULT_EXCLUDES if pattern not in (keep or ())]
+    left.append("%s: never in a backup" % ", ".join(never))
+    if not any(SAFETY_INFIX in member["path"].split("/")[0] for member in members):
+        left.append("safety copies of earlier restores (*%s*): not in this backup" % SAFETY_INFIX)
+    return left
 
 
 def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:

@@ -144,6 +144,15 @@ options:
     type: list
     elements: str
     default: [backups, venv]
+  require_same_root:
+    description:
+      - Refuse, before anything is read or changed, when O(dest) is not the application root the backup was made
+        of (the C(app_root) its manifest and C(.meta.json) record), naming both paths. A typo in O(dest) would
+        otherwise fill a new folder while the real application stays as it was.
+      - V(false) restores into any folder (a scratch root for a drill, a new server with another layout). The
+        collection's restore playbooks set V(true) unless C(reddit_backup_restore_to_other_root) is V(true).
+    type: bool
+    default: false
   required:
     description:
       - Paths that must be in the archive for O(verify_first) to pass; see M(devops.reddit_backup.backup_verify).
@@ -281,6 +290,16 @@ missing:
   type: list
   elements: str
   sample: []
+not_restored:
+  description:
+    - What this restore left as it was, in words, so a summary never implies the whole application came back.
+    - For V(full), the entries named in O(keep) (C(venv/) is never in a backup; rebuild it from the wheelhouse),
+      what backups never hold (C(logs/*.log.*), C(__pycache__)) and earlier safety copies; for another scope,
+      everything outside it; and the paths of the scope the backup lacks.
+  returned: always
+  type: list
+  elements: str
+  sample: ["venv/: never in a backup, left as it is (rebuild it from the wheelhouse when it is missing)"]
 members:
   description: Number of members the archive holds (the manifest not counted).
   returned: always
@@ -339,6 +358,7 @@ def main():
             keep=dict(type="list", elements="str", default=list(DEFAULT_KEEP)),
             required=dict(type="list", elements="str"),
             temp_dir=dict(type="path"),
+            require_same_root=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
         required_one_of=[("archive", "backup_dir")],
@@ -359,7 +379,8 @@ def run(module):
                              keep=params["keep"], required=params["required"], temp_dir=params["temp_dir"],
                              lock_timeout=params["lock_timeout"], identity_file=params["identity_file"],
                              allowed_signers=params["allowed_signers"],
-                             trusted_signing_keys=params["trusted_signing_keys"])
+                             trusted_signing_keys=params["trusted_signing_keys"],
+                             require_same_root=params["require_same_root"])
     try:
         result = restore(request, check_mode=module.check_mode)
     except BackupError as error:
