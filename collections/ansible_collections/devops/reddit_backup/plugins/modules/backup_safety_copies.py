@@ -9,8 +9,8 @@ module: backup_safety_copies
 short_description: List the safety copies restores left, and remove those a retention rule no longer keeps
 version_added: 0.1.0
 description:
-  - A restore never deletes what it replaces; it moves it aside as a safety copy, C(<item>.pre-restore-<UTC stamp>)
-    below the app root (a partial restore, such as C(data.pre-restore-20250528T140312Z)),
+  - By default (M(devops.reddit_backup.backup_restore)'s C(safety_copy)) a restore moves what it replaces aside as a
+    safety copy, C(<item>.pre-restore-<UTC stamp>) below the app root (a partial restore, such as C(data.pre-restore-20250528T140312Z)),
     C(<app root>.pre-restore-<stamp>) beside it (a full restore), or C(pre-restore-<stamp>) inside it (a full
     restore of an app root that is a mount point). Backups never take them.
   - The rule, per item (C(data), C(config/production.env), the whole app root), is that the O(keep) newest safety copies
@@ -19,7 +19,7 @@ description:
   - The app user owns the app root and may plant links or folders named like safety copies. The search and every
     removal go through folder descriptors and never follow a symbolic link, so a planted link is removed as a link
     and nothing outside the app root and its parent is reached. Runs under the lock a restore takes on the app
-    root's parent (waiting O(lock_timeout) for a running restore), so it never removes what a restore is making.
+    root's parent, waiting O(lock_timeout) for a running restore.
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
