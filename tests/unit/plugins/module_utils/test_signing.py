@@ -282,3 +282,27 @@ def test_the_application_user_cannot_sign_with_the_hosts_key(tmp_path):
         assert b"BEGIN SSH SIGNATURE" in _signing.sign(key, b"genuine meta")
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_signed_entry_that_differs_from_the_manifest_inside_is_refused(app, tmp_path, signer):
+    """The archive is the one the signed entry names (its sha256 matches), but the entry says something the
+    manifest inside does not (here: another app root), as a signer fooled into signing a doctored entry would
+    make: the catalog check compares the two, in every verify and in every restore, verify_first or not."""
+    made = backup(app, tmp_path / "backups", signer["host"][0])
+    meta_path = made["archive"] + ".meta.json"
+    meta = json.load(open(meta_path))
+    meta["app_root"] = "/srv/elsewhere"
+    doctored = json.dumps(meta).encode()
+    with open(meta_path, "wb") as handle:
+        handle.write(doctored)
+    with open(made["signature"], "wb") as handle:
+        handle.write(_signing.sign(signer["host"][0], doctored))
+    refused = verify(made["archive"], [signer["host"][1]])
+    signature = [c for c in refused["checks"] if c["name"] == "signature"][0]
+    assert signature["ok"], "the signature itself is sound: only the comparison with the manifest finds it"
+    catalog = [c for c in refused["checks"] if c["name"] == "catalog"][0]
+    assert refused["status"] == "invalid" and not catalog["ok"]
+    assert "app_root is" in catalog["detail"] and "/srv/elsewhere" in catalog["detail"]
+    with pytest.raises(BackupError, match="refusing to restore"):
+        restore_into(tmp_path / "backups", tmp_path / "restored", [signer["host"][1]], verify_first=False)
+    assert not (tmp_path / "restored").exists()
