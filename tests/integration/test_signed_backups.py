@@ -45,7 +45,9 @@ def _new_server_settings(tmp_path, server, identity, root: str, trusted: list) -
             "reddit_backup_manage_services": False, "reddit_backup_identity_file": identity,
             "reddit_backup_remote": server.remote, "reddit_backup_remote_ssh_key": server.ssh_key,
             "reddit_backup_remote_known_hosts": server.known_hosts, "reddit_backup_health_check": False,
-            "reddit_backup_trusted_signing_keys": trusted}
+            "reddit_backup_trusted_signing_keys": trusted,
+            # the new server's app root is another path than the old one's, on purpose; and this host gets no runner
+            "reddit_backup_restore_to_other_root": True, "reddit_backup_dr_runner": False}
 
 
 def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(
