@@ -65,6 +65,7 @@ def test_disaster_recovery_on_a_new_server(backup_server, sample_app, tmp_path, 
     shutil.rmtree(str(old_backups))
 
     new_root = tmp_path / "new-server" / "app"
+    os.makedirs(str(tmp_path / "new-server" / "systemd-system"))  # as a new server's /etc/systemd/system is there
     port = free_port()
     options = {"reddit_backup_hosts": "localhost", "reddit_backup_app_root": str(new_root),
                "reddit_backup_backup_dir": str(tmp_path / "new-server" / "backups"),
@@ -75,7 +76,9 @@ def test_disaster_recovery_on_a_new_server(backup_server, sample_app, tmp_path, 
                "reddit_backup_remote_known_hosts": backup_server.known_hosts,
                "reddit_backup_health_check": False,
                # a new folder, not the old server's app root: a move on purpose; no runner on this test machine
-               "reddit_backup_restore_to_other_root": True, "reddit_backup_dr_runner": False}
+               "reddit_backup_restore_to_other_root": True, "reddit_backup_dr_runner": False,
+               # the restored unit files go to the test's own folder, never to this machine's /etc/systemd/system
+               "reddit_backup_systemd_dir": str(tmp_path / "new-server" / "systemd-system")}
     args = []
     for key, value in options.items():
         args += ["-e", '{"%s": %s}' % (key, _json(value))]

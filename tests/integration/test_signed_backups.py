@@ -38,6 +38,7 @@ def _inventory(folder, settings: dict) -> str:
 
 
 def _new_server_settings(tmp_path, server, identity, root: str, trusted: list) -> dict:
+    os.makedirs(str(tmp_path / root / "systemd-system"), exist_ok=True)  # as a new server's /etc/systemd/system is
     return {"reddit_backup_hosts": "app_servers", "reddit_backup_app_root": str(tmp_path / root / "app"),
             "reddit_backup_backup_dir": str(tmp_path / root / "backups"),
             "reddit_backup_app_owner": "root", "reddit_backup_app_group": "root",
@@ -45,7 +46,11 @@ def _new_server_settings(tmp_path, server, identity, root: str, trusted: list) -
             "reddit_backup_manage_services": False, "reddit_backup_identity_file": identity,
             "reddit_backup_remote": server.remote, "reddit_backup_remote_ssh_key": server.ssh_key,
             "reddit_backup_remote_known_hosts": server.known_hosts, "reddit_backup_health_check": False,
-            "reddit_backup_trusted_signing_keys": trusted}
+            "reddit_backup_trusted_signing_keys": trusted,
+            # the new server's app root is another path than the old one's, on purpose; and this host gets no runner
+            "reddit_backup_restore_to_other_root": True, "reddit_backup_dr_runner": False,
+            # the restored unit files go to the test's own folder, never to this machine's /etc/systemd/system
+            "reddit_backup_systemd_dir": str(tmp_path / root / "systemd-system")}
 
 
 def test_disaster_recovery_restores_a_signed_backup_and_refuses_a_forged_one(
