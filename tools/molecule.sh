@@ -15,7 +15,8 @@
 #      the `ansible` package on PyPI into build/molecule/collections (no Galaxy server is reachable).
 #   6. Wheelhouses: ansible-core for the containers (the runner role installs its venv from it, offline), and the
 #      sample app's requirements (the disaster recovery rebuilds the app's venv from them, offline).
-#   7. The collection tarball, built once per run (the runner role installs it on the hosts).
+#   7. The collection tarball, built once per run (the runner role installs it on the hosts), and installed
+#      from it with ansible-galaxy into build/molecule/installed-collections (the default scenario's collection).
 # Then `molecule test` for each scenario, in order, with its wall time; a summary at the end, recorded in
 # molecule/results/measured.json and rendered into the READMEs (tools/render_measurements.py).
 #
@@ -321,6 +322,17 @@ build_collection() {
         "$ROOT/collections/ansible_collections/devops/reddit_backup" >/dev/null
     MOLECULE_COLLECTION_TARBALL="$(ls "$dist"/devops-reddit_backup-*.tar.gz)"
     export MOLECULE_COLLECTION_TARBALL
+    install_collection
+}
+
+# The default scenario runs the collection as an operator has it: this tarball installed with ansible-galaxy
+# into a scratch collections path (no galaxy.yml there, so the runner role ships the installed collection).
+install_collection() {
+    local installed="$WORK/installed-collections"
+    rm -rf "$installed"
+    mkdir -p "$installed"
+    ANSIBLE_COLLECTIONS_PATH="$installed" "$VENV/bin/ansible-galaxy" collection install \
+        -p "$installed" "$MOLECULE_COLLECTION_TARBALL" >/dev/null
 }
 
 # --- the scenarios --------------------------------------------------------------------------------------------
