@@ -54,6 +54,7 @@ SCENARIOS = (
     ("recovery", "`recovery` (two backups, five disasters and recoveries)"),
     ("pre_maintenance", "`pre_maintenance` (two runs of the playbook)"),
     ("disaster_recovery", "`disaster_recovery` (three hosts; the venv rebuilt from the backup's wheels)"),
+    ("drill_host", "`drill_host` (the drill host's four timers, each run as its timer would)"),
 )
 RTO_LINE = re.compile(r"^(?P<host>[^:]+): RTO (?P<scenario>.+?): (?P<seconds>[0-9.]+) s from start to healthy; "
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
