@@ -119,7 +119,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog impo
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import LOCK_TIMEOUT, shared_options
-from ansible_collections.devops.reddit_backup.plugins.module_utils._safety import prune_safety_copies
+from ansible_collections.devops.reddit_backup.plugins.module_utils._safety import (
+    DEFAULT_KEEP, DEFAULT_MAX_AGE, prune_safety_copies)
 
 
 def main():
@@ -127,8 +128,8 @@ def main():
         argument_spec=shared_options(
             LOCK_TIMEOUT,
             app_root=dict(type="path", required=True),
-            keep=dict(type="int", default=3),
-            max_age=dict(type="str", default="7d"),
+            keep=dict(type="int", default=DEFAULT_KEEP),
+            max_age=dict(type="str", default=DEFAULT_MAX_AGE),
             remove=dict(type="list", elements="path", default=[]),
             prune=dict(type="bool", default=True),
             now=dict(type="str"),
@@ -144,8 +145,6 @@ def run(module):
     try:
         now = parse_time(params["now"]) if params["now"] else None
         keep, max_age = (params["keep"], params["max_age"]) if params["prune"] else (None, None)
-        if keep is not None and keep < 0:
-            raise BackupError("keep must be 0 or more, not %d" % keep)
         result = prune_safety_copies(params["app_root"], keep, max_age, params["remove"], now, module.check_mode,
                                      params["lock_timeout"])
     except BackupError as error:
