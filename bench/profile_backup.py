@@ -51,7 +51,7 @@ try:  # page hashes for incremental chains arrived after the first engine; profi
     from ansible_collections.devops.reddit_backup.plugins.module_utils import _pages  # noqa: E402
 except ImportError:
     _pages = None
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import (  # noqa: E402
     BackupRequest, create_backup)
 
 DB_RELPATH = "data/reddit_sentiment.db"

@@ -14,7 +14,7 @@ import zipfile
 import pytest
 import yaml
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
 from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
 from tests.notifyservers import webhook  # noqa: F401  (a fixture)

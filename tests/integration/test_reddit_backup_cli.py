@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runnerhost import apphost  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

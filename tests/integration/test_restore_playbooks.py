@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import REPO, run_playbook
 
 DB = "data/reddit_sentiment.db"

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runner import REPO, run_playbook
 from tests.integration.test_disaster_recovery import make_wheel
 from tests.integration.test_operator_settings import failure, operator_inventory

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
 from tests.integration.runner import REPO, run_playbook
 from tests.integration.runnerhost import (APP, apphost, changed_tasks, role_play, task_result,  # noqa: F401
                                           write_play)

@@ -13,9 +13,9 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runner import run_playbook
 from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
 from tests.integration.test_operator_settings import failure, operator_inventory

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._app_checks import find_databases, verify_app
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.app_checks import find_databases, verify_app
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from tests.unit.plugins.module_utils.apptree import make_db, write
 

@@ -13,10 +13,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _fs, _lock
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, sync
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _lock
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 from tests.unit.plugins.module_utils.apptree import make_db, write
 from tests.unit.plugins.module_utils.test_remote import server_folder  # noqa: F401  (a fixture)
 from tests.servers import backup_server  # noqa: F401  (a fixture)
@@ -31,9 +33,10 @@ T0 = datetime(2025, 5, 28, 2, 0, tzinfo=timezone.utc)
 APP_USER_RUN = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _retention
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 app, backups = sys.argv[2], sys.argv[3]
 created = [create_backup(BackupRequest(app, backups, type=kind))["archive"] for kind in ("full", "config")]
 created.append(create_backup(BackupRequest(app, backups, type="config", name="app-user-named"))["archive"])
@@ -103,7 +106,7 @@ def test_what_the_app_user_cannot_read_is_named_not_left_out(app_home):
     os.chown(os.path.join(backups, "config"), 0, 0) if os.path.isdir(os.path.join(backups, "config")) else None
     os.chown(archive + ".verify.json", 0, 0)
     script = ("import json, sys; sys.path.insert(0, sys.argv[1]);"
-              "from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog;"
+              "from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog;"
               "print(json.dumps(_catalog.list_backups(sys.argv[2])))")
     run = subprocess.run(AS_NOBODY + [script, COLLECTIONS, backups], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 NOW = datetime(2025, 5, 28, 20, 0, 0, tzinfo=timezone.utc)

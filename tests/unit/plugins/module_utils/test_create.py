@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 NOW = datetime(2025, 5, 28, 2, 0, 0, tzinfo=timezone.utc)

@@ -13,12 +13,13 @@ import zipfile
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _crypto, _fs
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import crypto as _crypto
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 
 SAMPLE_LOGGING = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "examples", "sample_app", "skeleton",
                               "config", "logging.conf")

@@ -13,10 +13,10 @@ import tempfile
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _procs
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import procs as _procs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from tests.unit.plugins.module_utils.apptree import make_db
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "collections"))
@@ -36,7 +36,7 @@ sys.stdin.readline()
 GUARD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _procs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import procs as _procs
 found, warnings = _procs.in_use(sys.argv[2:])
 print(json.dumps({"found": found, "warnings": warnings, "proc_only": _procs.holders(sys.argv[2:])[0]}))
 """

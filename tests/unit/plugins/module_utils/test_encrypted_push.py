@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, sync
 from tests.servers import backup_server  # noqa: F401  (fixture)
 
 

@@ -13,11 +13,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _chain, _fs, _lock, _retention
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import chain as _chain
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _lock
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, LockTimeout
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 
 T0 = datetime(2025, 5, 28, 2, 0, tzinfo=timezone.utc)
 ATTACKER = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -172,7 +176,7 @@ def test_prune_waits_for_a_reader_and_never_deletes_what_it_reads(app, tmp_path)
 def test_a_running_verify_holds_off_a_prune_until_it_has_read_the_backup(app, tmp_path, monkeypatch):
     """The verify itself takes the readers' lock: held mid-read (at a gate), a prune times out and deletes nothing;
     once the verify has finished (valid), the same prune deletes the old backup."""
-    from ansible_collections.devops.reddit_backup.plugins.module_utils import _verify
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify as _verify
     backups = tmp_path / "b"
     old = backup(app, backups, 0, type="config")
     backup(app, backups, 24 * 200, type="config")

@@ -20,12 +20,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _remote
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import sync as _remote
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, prune_remote, sync
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_s3 import S3Store
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_ssh import SshStore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, prune_remote, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.s3 import S3Store
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.ssh import SshStore
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
 T0 = datetime(2025, 5, 26, 2, 0, 0, tzinfo=timezone.utc)

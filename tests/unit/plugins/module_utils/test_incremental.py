@@ -9,8 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _chain, _pages
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import chain as _chain
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from tests.unit.plugins.module_utils.test_create import read_archive
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 

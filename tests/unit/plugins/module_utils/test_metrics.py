@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _metrics
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import metrics as _metrics
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 USAGE = {"path": "/backups", "size": 1000, "avail": 50, "used": 950, "utilisation": 0.95}

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _notify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import notify as _notify
 from tests.notifyservers import closed_port, smtp, webhook  # noqa: F401  (fixtures)
 
 MOMENT = datetime(2025, 5, 28, 2, 0, 5, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._notify_policy import notification_for
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.notify_policy import notification_for
 
 GUIDE = ["failure", "recovery"]
 

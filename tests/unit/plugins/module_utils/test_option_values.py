@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _retention
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 
@@ -58,7 +59,7 @@ def test_keep_within_reaching_before_year_1_keeps_everything():
 # What the option fuzz (tests/integration/test_option_fuzz.py) found, each refused in words before any work.
 
 def test_a_scope_of_the_wrong_type_is_named():
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import parse_scope
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import parse_scope
     for scope in (99999999999999999999, {"x": 1}, ["config", 5]):
         with pytest.raises(BackupError, match="scope must be one of"):
             parse_scope(scope)
@@ -66,14 +67,14 @@ def test_a_scope_of_the_wrong_type_is_named():
 
 @pytest.mark.parametrize("owner,group", [("nul\x00byte", None), (None, "nul\x00byte"), ("no-such-user-x", None)])
 def test_an_owner_or_group_no_account_has_is_named(owner, group):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import _owner_ids
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import _owner_ids
     with pytest.raises(BackupError, match="unknown owner"):
         _owner_ids(owner, group)
 
 
 @pytest.mark.parametrize("required", [[""], ["/"], ["x\n"], ["nul\x00byte"], ["../etc/passwd"]])
 def test_an_impossible_required_path_is_named_before_verifying(required, tmp_path):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import Verifier
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import Verifier
     with pytest.raises(BackupError, match="required entry 1 is empty"):
         Verifier("quick", str(tmp_path), required)
     Verifier("quick", str(tmp_path), ["config/production.env", "data/my db.db"])
@@ -85,21 +86,21 @@ def test_an_impossible_required_path_is_named_before_verifying(required, tmp_pat
     ({"mail_to": ["ops@example.com"], "mail_from": "a\x00b"}, "mail_from holds a line break"),
     ({"mail_to": ["ops@example.com"], "smtp_host": "mail\nhost"}, "smtp_host is empty or holds")])
 def test_mail_settings_an_smtp_dialogue_cannot_carry_are_named(settings, words):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._notify import build_event, notify
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.notify import build_event, notify
     result = notify(build_event("app", "backup", "failed"), **settings)
     assert result["reason"].startswith(words) and not result["delivered"]
 
 
 @pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0, -1, 1e308])
 def test_a_remote_timeout_out_of_bounds_is_named(timeout, tmp_path):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, open_store
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, open_store
     with pytest.raises(BackupError, match="timeout must be a number of seconds above 0 and at most 3600"):
         open_store(SyncRequest(str(tmp_path), "ssh://u@127.0.0.1:1/srv", timeout=timeout))
 
 
 @pytest.mark.parametrize("option", ["access_key", "secret_key", "session_token", "region"])
 def test_s3_credentials_with_a_line_break_are_named_not_quoted(option):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_s3 import S3Store
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.s3 import S3Store
     secrets = {"access_key": "AKIAFUZZ", "secret_key": "s3cr3t-value", option: "tok-5ecret-1234\n"}
     with pytest.raises(BackupError) as error:
         S3Store("bucket", "prefix", endpoint_url="http://127.0.0.1:1", **secrets)

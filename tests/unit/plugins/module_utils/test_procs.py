@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._procs import holders
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.procs import holders
 from tests.unit.plugins.module_utils.apptree import make_db
 
 HOLD = """

@@ -19,12 +19,16 @@ import threading
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import (
-    _catalog, _manifest, _pages, _restore, _sqlite, _swap)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import restore as _restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verdict import read_verdict
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.verdict import read_verdict
 from tests.unit.plugins.module_utils.apptree import make_db
 from tests.unit.plugins.module_utils.test_reader import entry, resign, tar_bytes, write_archive
 from tests.unit.plugins.module_utils.test_restore import DB, REPO, _run_driver, damage, rows, tree
@@ -293,8 +297,10 @@ def test_a_snapshot_replaces_its_destination_atomically(tmp_path, monkeypatch):
 CREATE_DRIVER = """
 import os, signal, sys
 sys.path[:0] = [sys.argv[4]]
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _chain, _create, _fs
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import chain as _chain
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import create as _create
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 kill_at, written = sys.argv[3], []
 def killing(name, real):
     def step(*args, **kwargs):

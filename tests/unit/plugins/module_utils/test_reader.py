@@ -13,11 +13,11 @@ import tarfile
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _manifest
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import read_checksum
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._reader import ArchiveReader, DamagedArchive
-from ansible_collections.devops.reddit_backup.plugins.module_utils._tarsafe import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import read_checksum
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import ArchiveReader, DamagedArchive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import (
     check_path, escaping_symlinks, resolve_link)
 
 MTIME = 1764208800

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import (
     SyncRequest, parse_remote, prune_remote, select_backups, sync)
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
@@ -126,7 +126,9 @@ def test_check_mode_copies_nothing(server_folder, three_backups):
 CHILD = r"""
 import json, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _remote, _remote_ssh, _remote_s3
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import sync as _remote
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import ssh as _remote_ssh
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import s3 as _remote_s3
 request = json.loads(sys.argv[3])
 if request["remote"].startswith("ssh://"):
     _remote_ssh.SshStore.multiplex = False  # no shared ssh master outliving the kill

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import LockTimeout
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, prune_remote, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, prune_remote, sync
 from tests.unit.plugins.module_utils.test_lock import hold_in_child
 from tests.unit.plugins.module_utils.test_remote import (  # noqa: F401  (fixtures)
     backup_server, listing, server_folder, three_backups)

@@ -14,10 +14,11 @@ import sys
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _staging, _swap
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import staging as _staging
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, NoSpace
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from tests.unit.plugins.module_utils.test_reader import entry, manifest_for, tar_bytes, write_archive
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -311,8 +312,8 @@ def test_without_rename_exchange_the_swap_still_keeps_the_old(app, backup, monke
 DRIVER = """
 import json, os, signal, sys
 sys.path[:0] = [sys.argv[5]]
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _swap
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 if os.environ.get("NO_EXCHANGE"):
     _swap.exchange = lambda first, second: False
 def pause(step):

@@ -17,10 +17,10 @@ import threading
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _manifest
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from tests.unit.plugins.module_utils.apptree import make_db, write
 from tests.unit.plugins.module_utils.test_reader import resign
 from tests.unit.plugins.module_utils.test_restore import REPO, tree

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 from tests.unit.plugins.module_utils.test_restore import backup, damage, tree  # noqa: F401  (fixture)
 
 

@@ -10,10 +10,10 @@ import signal
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _swap
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
 from ansible_collections.devops.reddit_backup.plugins.module_utils._confined import PlantedPath
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from tests.unit.plugins.module_utils.test_restore import REPO, _run_driver, damage, tree
 
 

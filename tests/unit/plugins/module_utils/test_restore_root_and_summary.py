@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from tests.unit.plugins.module_utils.test_restore import backup, tree  # noqa: F401  (backup is a fixture)
 
 

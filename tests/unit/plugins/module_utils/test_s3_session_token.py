@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import (
     REMOTE_ARGUMENT_SPEC, SyncRequest, sync)
 from tests.unit.plugins.module_utils.test_remote import s3_server, three_backups  # noqa: F401  (fixtures)
 

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._schedule import cron_to_oncalendar, parse_cron
+from ansible_collections.devops.reddit_backup.plugins.module_utils._runner.schedule import (
+    cron_to_oncalendar, parse_cron,
+)
 
 GUIDE = [
     ("0 2 * * *", "*-*-* 02:00:00"),          # full, daily 02:00

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _notify, _redact
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import notify as _notify
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _redact
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 TOKEN = "T0KEN-abcdef-123456"
@@ -77,7 +78,7 @@ def test_scrub_replaces_percent_encoded_forms():
 
 def test_s3_endpoint_with_a_token_and_a_space_is_refused_without_it():
     pytest.importorskip("boto3")
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_s3 import S3Store
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.s3 import S3Store
     with pytest.raises(BackupError) as raised:
         S3Store("bucket", "prefix", endpoint_url="http://127.0.0.1:9/%s x" % TOKEN, access_key="AK",
                 secret_key=TOKEN)
@@ -86,7 +87,7 @@ def test_s3_endpoint_with_a_token_and_a_space_is_refused_without_it():
 
 def test_s3_bad_region_is_refused_without_credentials():
     pytest.importorskip("boto3")
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_s3 import S3Store
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.s3 import S3Store
     with pytest.raises(BackupError) as raised:
         S3Store("bucket", "prefix", region="bad region\n", access_key="AKIDEXAMPLE", secret_key=TOKEN)
     assert TOKEN not in str(raised.value) and "s3_region" in str(raised.value)

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._selection import is_excluded, select
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selection import is_excluded, select
 
 
 @pytest.mark.parametrize("path,expected", [

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _signing
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 from tests.unit.plugins.module_utils.test_crypto import SAMPLE_LOGGING, make_key
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None or shutil.which("age") is None,

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import SyncRequest, sync
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import SyncRequest, sync
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 from tests.unit.plugins.module_utils.test_signing import (  # noqa: F401  (fixtures)
     MOMENT, age_key, backup, forge, restore_into, signer, sound_logging_conf, verify)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from tests.unit.plugins.module_utils.test_signing import (  # noqa: F401  (fixtures)
     backup, restore_into, signer, sound_logging_conf, verify)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 from tests.unit.plugins.module_utils.apptree import make_db

@@ -11,8 +11,12 @@ import sqlite3
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _create, _nofollow, _selection, _sqlite, _wheelhouse
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import create as _create
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _nofollow
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import selection as _selection
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import wheelhouse as _wheelhouse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from tests.unit.plugins.module_utils.apptree import make_db, write
 from tests.unit.plugins.module_utils.test_create import NOW, read_archive

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _units
+from ansible_collections.devops.reddit_backup.plugins.module_utils._runner import units as _units
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 GUIDE_JOBS = [

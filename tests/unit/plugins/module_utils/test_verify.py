@@ -10,14 +10,16 @@ import tarfile
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _compress
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups, remove_incomplete
-from ansible_collections.devops.reddit_backup.plugins.module_utils._config_checks import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import compress as _compress
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import (
+    list_backups, remove_incomplete,
+)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.config_checks import (
     check_env, check_logging, check_unit)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verdict import read_verdict
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import pick_archive, verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.verdict import read_verdict
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import pick_archive, verify_archive
 from tests.unit.plugins.module_utils.apptree import make_db
 from tests.unit.plugins.module_utils.test_reader import entry, resign, tar_bytes, write_archive
 

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import stat
 
-from ._errors import BackupError, NoSpace
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, NoSpace
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700

@@ -19,9 +19,11 @@ import stat
 import time
 from datetime import datetime, timezone
 
-from ._catalog import SUBDIRS
-from ._errors import BackupError, LockTimeout
-from ._fs import PRIVATE_FILE_MODE, folder_owner_to_give, open_dir
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import SUBDIRS
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, LockTimeout
+from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import (
+    PRIVATE_FILE_MODE, folder_owner_to_give, open_dir,
+)
 
 LOCK_NAME = ".lock"
 READERS_NAME = ".readers"

@@ -9,9 +9,11 @@ import json
 import os
 import time
 
-from .. import _catalog, _signing, _verify
-from .._errors import BackupError
-from .._guard import bug_report
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify as _verify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import bug_report
 from .output import Output, complain, human_size, say, utc_now
 from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run

@@ -5,8 +5,8 @@ push and backup_prune with a remote do; the newest backup left there goes into t
 
 from __future__ import annotations
 
-from .. import _remote
-from .._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import sync as _remote
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from .engine_job import run_engine_job
 from .retention import retention_policy
 from .settings import ConfigError
