@@ -19,7 +19,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.confi
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.verdict import read_verdict
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import pick_archive, verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import pick_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 from tests.unit.plugins.module_utils.apptree import make_db
 from tests.unit.plugins.module_utils.test_reader import entry, resign, tar_bytes, write_archive
 

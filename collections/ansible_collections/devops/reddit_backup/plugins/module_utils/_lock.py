@@ -47,7 +47,7 @@ class DirectoryLock:
         self._fd = None
 
     def __enter__(self) -> "DirectoryLock":
-        fd = open_dir(self.path) if self.on_folder else open_lock_file(self.path)
+        fd = self._open()
         deadline = time.monotonic() + max(self.timeout, 0)
         while True:
             try:
@@ -66,6 +66,9 @@ class DirectoryLock:
             os.pwrite(fd, json.dumps(holder).encode(), 0)
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        return open_dir(self.path) if self.on_folder else open_lock_file(self.path)
 
     def _busy_message(self, holder: str) -> str:
         folder = os.path.dirname(self.path)

@@ -422,3 +422,30 @@ def _recipients(archive: str):
         return None
     recipients = encryption.get("recipients") if isinstance(encryption, dict) else None
     return recipients if isinstance(recipients, list) else None
+
+
+def run_pass(reader, verifier, stager=None) -> None:
+    """Read every member once: the verifier watches them all, the stager (a restore) writes those in scope.
+    With a stager, the first unsafe member stops the pass (nothing outside the staging folder was written)."""
+    for member in reader.members():
+        verifier.observe(member)
+        if member.problem:
+            if stager is not None:
+                raise DamagedArchive("%s is refused: %s" % (reader.archive, member.problem))
+            continue
+        sinks = []
+        staged = stager.add(member) if stager is not None else None
+        if staged is not None:
+            sinks.append(staged)
+        extra = verifier.sink(member, staged.path if staged is not None else None)
+        if extra is not None:
+            sinks.append(extra)
+        if not sinks or member.kind != "file":
+            continue
+        try:
+            for data in member.chunks():
+                for sink in sinks:
+                    sink.write(data)
+        finally:
+            for sink in sinks:
+                sink.close()

@@ -28,9 +28,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock, ensure_readers_file
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import CONFIG_FILES, required_problem
 
-CREATABLE_TYPES = ("full", "incremental", "config", "database")
 CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
-DELTA_SUFFIX = ".pagedelta"
 
 
 @dataclass
@@ -61,8 +59,8 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     """Make one backup; returns what the module reports. In check mode, select and report only: nothing is
     written, not even the backup directory."""
     started = time.monotonic()
-    if request.type not in CREATABLE_TYPES:
-        raise BackupError("type must be one of %s, not %r" % (", ".join(CREATABLE_TYPES), request.type))
+    if request.type not in _catalog.TYPES:
+        raise BackupError("type must be one of %s, not %r" % (", ".join(_catalog.TYPES), request.type))
     recipients = _crypto.normalize_recipients(request.encryption_recipients, request.encryption_recipients_file)
     if recipients:
         _crypto.require_age()
@@ -320,9 +318,9 @@ class _ArchiveJob:
         delta_path = self._temp("delta-%s" % os.path.basename(entry.path))
         header = _pages.write_delta(snapshot_path, hashes, _pages.decode_hashes(previous["hashes"]),
                                     facts["page_size"], delta_path, whole, previous["sha256"])
-        record = writer.add_file(entry.path + DELTA_SUFFIX, delta_path, entry.stat)
+        record = writer.add_file(entry.path + _pages.DELTA_SUFFIX, delta_path, entry.stat)
         record.update(type="pagedelta", database=entry.path)
-        return dict(facts, path=entry.path, sha256=whole, delta=True, delta_member=entry.path + DELTA_SUFFIX,
+        return dict(facts, path=entry.path, sha256=whole, delta=True, delta_member=entry.path + _pages.DELTA_SUFFIX,
                     changed_pages=header["changed_pages"], base_sha256=previous["sha256"], page_digests=hashes)
 
     def remove_temps(self) -> None:

@@ -71,15 +71,15 @@ def detail_rows(backup: dict) -> list:
 def chosen_archive(settings, args) -> str:
     """The archive to verify; a name or path that names no backup is the caller's mistake (exit 2, no metrics)."""
     if not args.archive:
-        return _verify.pick_archive(backup_dir=settings.backup_dir)
+        return _catalog.pick_archive(backup_dir=settings.backup_dir)
     chosen = archive_or_name(args.archive)
     try:
         if "archive" in chosen:
             if not os.path.lexists(chosen["archive"]):
                 raise BackupError("there is no file at %s; give an archive's path or a backup name (reddit-backup "
                                   "list shows them)" % chosen["archive"])
-            return _verify.pick_archive(archive=chosen["archive"])
-        return _verify.pick_archive(backup_dir=settings.backup_dir, name=chosen["name"])
+            return _catalog.pick_archive(archive=chosen["archive"])
+        return _catalog.pick_archive(backup_dir=settings.backup_dir, name=chosen["name"])
     except BackupError as error:
         raise UsageError("verify %s: %s" % (args.archive, error)) from None
 

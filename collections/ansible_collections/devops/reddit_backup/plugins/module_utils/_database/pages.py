@@ -21,6 +21,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import sha256_file
 
 MAGIC = b"RBPAGEDELTA1\n"
+DELTA_SUFFIX = ".pagedelta"  # a database's page delta is stored beside its path: data/x.db.pagedelta
 DIGEST_BYTES = 16  # truncated sha256 per page: SHA-NI makes it the fastest stdlib hash here
 READ_PAGES = 256
 

@@ -11,7 +11,6 @@ file or the whole new one, never a part.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._repository i
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
 from ansible_collections.devops.reddit_backup.plugins.module_utils._publish import write_public
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock
 
 PREFIX = "reddit_backup_"
 STATE_FORMAT = 1
@@ -199,35 +199,18 @@ def run_key(run: dict) -> str:
     return "%s/%s" % (run["operation"], run["type"])
 
 
-class StateLock:
+class StateLock(DirectoryLock):
     """One writer at a time per state file (an hourly database run may end while a full run ends). The lock is a
     flock on the state file's directory, so no lock file is left behind for another user to trip over."""
 
     def __init__(self, state_file: str, timeout: float = LOCK_TIMEOUT) -> None:
-        self.path = os.path.dirname(os.path.abspath(state_file))
-        self.timeout = timeout
-        self._fd = None
+        super().__init__(os.path.dirname(os.path.abspath(state_file)), timeout, "metrics", name=None)
 
-    def __enter__(self) -> "StateLock":
-        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self._fd)
-                    self._fd = None
-                    raise BackupError("the metrics folder %s stayed locked by another run for %s s"
-                                      % (self.path, self.timeout)) from None
-                time.sleep(0.05)
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
-    def __exit__(self, *exc_info) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    def _busy_message(self, holder: str) -> str:
+        return "the metrics folder %s stayed locked by another run for %s s" % (self.path, self.timeout)
 
 
 def load_state(state_file: str) -> tuple:

@@ -98,7 +98,8 @@ def open_store(request: SyncRequest):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
         raise BackupError("timeout must be a number of seconds above 0 and at most %d" % MAX_TIMEOUT)
     where = parse_remote(request.remote)
-    # pylint: disable=import-outside-toplevel  (a store's module is loaded only when that kind of remote is used)
+    # A store's module is loaded only when that kind of remote is used.
+    # pylint: disable=import-outside-toplevel
     if where["kind"] == "ssh":
         from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.ssh import SshStore
         return SshStore(where["user"], where["host"], where["port"], where["path"], request.ssh_key,
@@ -144,8 +145,8 @@ class RemoteCatalog:
                                         "the remote: %s is larger than any sidecar this tool writes; it was not "
                                         "fetched" % ", ".join(too_big)})
                 continue
-            entry = _catalog._entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path),
-                                    sidecars_only=True)
+            entry = _catalog.read_entry(os.path.join(self.shadow, os.path.dirname(path)), os.path.basename(path),
+                                        sidecars_only=True)
             if entry is not None and entry.get("damaged"):
                 self.incomplete.append({"name": _stem(path), "archive": path, "damaged": True, "reason": "damaged "
                                         "on the remote: %s" % entry["damaged"].replace(self.shadow, store.description)})
@@ -166,7 +167,7 @@ class RemoteCatalog:
                                             "remote: its sidecars are there but not its archive (a push that was "
                                             "interrupted, or is still running)"})
         self.backups.sort(key=lambda backup: (backup["created"] or "", backup["archive"]))
-        _catalog._mark_restorable(self.backups)
+        _catalog.mark_restorable(self.backups)
 
     def sidecar(self, relative: str) -> str:
         return os.path.join(self.shadow, relative)
@@ -298,7 +299,7 @@ class _Sync:
                 continue
             authentic.append(backup)
         self.remote.backups = authentic
-        _catalog._mark_restorable(authentic)
+        _catalog.mark_restorable(authentic)
 
     def run(self, started: float) -> dict:
         push = self.request.direction == "push"
@@ -442,7 +443,7 @@ class _Sync:
         try:
             _give_landed(staging.fd, relative, type_fd)
             in_the_way = [name for name in [base] + [path[len(folder) + 1:] for path in sidecars]
-                          if _fs._lexists_at(type_fd, name)]
+                          if _fs.lexists_at(type_fd, name)]
             if in_the_way:
                 return ("%s is already there and is not this backup (the catalog does not list it); nothing was "
                         "overwritten: move it away to pull %s" % (os.path.join(self.backup_dir, folder, in_the_way[0]),
@@ -475,10 +476,10 @@ class _Sync:
         elif extra and not self.check_mode:
             with _retention.no_readers(self.backup_dir, self.request.lock_timeout, "backup_sync delete"):
                 for backup in reversed(extra):
-                    _retention._remove_backup(backup["path"])
-                    self.deleted.append(_deleted(backup))
+                    _retention.remove_backup(backup["path"])
+                    self.deleted.append(_retention.deleted_entry(backup))
         else:
-            self.deleted += [_deleted(backup) for backup in reversed(extra)]
+            self.deleted += [_retention.deleted_entry(backup) for backup in reversed(extra)]
 
 
 class _PullStaging:
@@ -561,14 +562,9 @@ def _link_new(src_fd: int, src: str, dst_fd: int, name: str, shown: str) -> None
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
             raise _fs.as_backup_error(error, shown) from error
-        if _fs._lexists_at(dst_fd, name):  # no hard links on this filesystem: check, then rename (we hold the lock)
+        if _fs.lexists_at(dst_fd, name):  # no hard links on this filesystem: check, then rename (we hold the lock)
             raise BackupError("%s is already there; nothing was overwritten" % shown) from None
         os.rename(src, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-
-
-def _deleted(backup: dict) -> dict:
-    return {"archive": backup["archive"], "name": backup["name"], "type": backup["type"],
-            "created": backup["created"], "size": backup["size"] or 0}
 
 
 def remove_remote(store, backups: list, check_mode: bool) -> list:
@@ -578,7 +574,7 @@ def remove_remote(store, backups: list, check_mode: bool) -> list:
     if doomed and not check_mode:
         store.delete([b["archive"] for b in doomed])
         store.delete([b["archive"] + suffix for b in doomed for suffix in _catalog.SIDECAR_SUFFIXES])
-    return [_deleted(backup) for backup in doomed]
+    return [_retention.deleted_entry(backup) for backup in doomed]
 
 
 def prune_remote(request: SyncRequest, policy=None, now=None, check_mode: bool = False) -> dict:
@@ -593,13 +589,8 @@ def prune_remote(request: SyncRequest, policy=None, now=None, check_mode: bool =
             reasons = _retention.plan(catalog.backups, policy, moment)
             doomed = [b for b in catalog.backups if not reasons[b["archive"]]]
             deleted = remove_remote(store, doomed, check_mode)
-            kept = [{"archive": b["archive"], "type": b["type"], "name": b["name"], "created": b["created"],
-                     "reasons": reasons[b["archive"]]} for b in catalog.backups if reasons[b["archive"]]]
-            kept += [{"archive": item["archive"], "type": None, "name": item["name"], "created": None,
-                      "reasons": ["%s; retention cannot classify it, so it is kept" % item["reason"]]}
-                     for item in catalog.incomplete]
-            return {"changed": bool(deleted), "remote": store.description, "deleted": deleted, "kept": kept,
-                    "freed_bytes": sum(item["size"] for item in deleted)}
+            return dict(_retention.outcome(catalog.backups, reasons, deleted, catalog.incomplete),
+                        remote=store.description)
         if check_mode or not os.path.isdir(request.backup_dir):
             return apply()
         with DirectoryLock(request.backup_dir, request.lock_timeout, "backup_prune remote"):

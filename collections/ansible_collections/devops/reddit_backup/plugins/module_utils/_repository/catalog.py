@@ -11,6 +11,7 @@ import stat
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.compress import ARCHIVE_SUFFIXES
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import TEMP_PREFIX
@@ -198,7 +199,7 @@ def _meta_problem(meta, folder: str, stem: str):
     return None
 
 
-def _entry(folder: str, filename: str, dir_fd: int = None, sidecars_only: bool = False):
+def read_entry(folder: str, filename: str, dir_fd: int = None, sidecars_only: bool = False):
     """The catalog entry of one archive, None when it is not a complete backup, or one marked ``damaged`` (with
     the reason) when its sidecar cannot be trusted: listed, never chosen, never built on, never pruned.
     ``sidecars_only``: the archive is elsewhere (a remote's sidecars fetched into a private folder)."""
@@ -285,7 +286,7 @@ def list_backups(backup_dir: str) -> list:
                 for filename in sorted(os.listdir(folder_fd)):
                     if filename.startswith(TEMP_PREFIX) or archive_suffix(filename) is None:
                         continue
-                    entry = _entry(os.path.join(backup_dir, subdir), filename, folder_fd)
+                    entry = read_entry(os.path.join(backup_dir, subdir), filename, folder_fd)
                     if entry is not None:
                         backups.append(entry)
             finally:
@@ -293,7 +294,7 @@ def list_backups(backup_dir: str) -> list:
     finally:
         os.close(root)
     backups.sort(key=lambda backup: (backup["created"] or "", backup["archive"]))
-    _mark_restorable(backups)
+    mark_restorable(backups)
     return backups
 
 
@@ -330,7 +331,7 @@ def find_link(backups: list, backup: dict):
         len(found), ", ".join(b["archive"] for b in found))
 
 
-def _mark_restorable(backups: list) -> None:
+def mark_restorable(backups: list) -> None:
     """``restorable``: every link of the backup's chain is present (a full backup always is), found by checksum."""
     restorable = {}
     for backup in backups:  # oldest first, so a parent is decided before its children
@@ -423,3 +424,43 @@ def check_backup_dir(backup_dir, app_root: str = None) -> str:
             raise BackupError("backup_dir %s is the app root %s or a folder above it; give a folder of its own for "
                               "the backups, such as %s" % (backup_dir, app_root, os.path.join(root, "backups")))
     return path
+
+
+def pick_archive(archive=None, backup_dir=None, before=None, name=None, types=None, now=None) -> str:
+    """The archive a verify or restore means: ``archive`` itself, or from ``backup_dir`` the backup called
+    ``name``, else the newest at or before ``before``, else the newest (of ``types`` when given)."""
+    if archive:
+        if backup_dir or before or name:
+            raise BackupError("give either archive, or backup_dir with before or name; not both")
+        return os.path.abspath(archive)
+    if not backup_dir:
+        raise BackupError("give archive (a backup archive's path), or backup_dir to pick a backup from")
+    backups = [b for b in list_backups(backup_dir) if types is None or b["type"] in types]
+    chosen = choose(backups, before=before, name=name, now=now)
+    if chosen is None:
+        wanted = []
+        if name:
+            wanted.append("named %s" % name)
+        if before is not None:
+            wanted.append("made at or before %s" % _manifest.utc_timestamp(parse_time(before, now)))
+        raise BackupError("no complete %sbackup %sin %s; list the backups with backup_info"
+                          % ("/".join(types) + " " if types else "", " ".join(wanted) + " " if wanted else "",
+                             backup_dir))
+    return chosen["archive"]
+
+
+def read_meta(archive: str):
+    """The archive's `.meta.json` catalog entry, or None. Only a plan: everything in it is checked again."""
+    try:
+        meta = json.loads(_fs.read_regular(archive + META_SUFFIX, META_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, BackupError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def meta_database_paths(meta):
+    """The database paths a catalog entry names, or None when it names none reliably."""
+    if not meta or not isinstance(meta.get("databases"), list):
+        return None
+    paths = [db.get("path") for db in meta["databases"] if isinstance(db, dict)]
+    return paths if all(isinstance(path, str) for path in paths) else None

@@ -13,7 +13,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import READERS_NAME, DirectoryLock
 
-CATEGORIES = ("full", "incremental", "config", "database", "manual")
+CATEGORIES = _catalog.TYPES + ("manual",)  # manual: the named backups, whatever their type
 # The guide's retention table; manual (named) backups are kept until someone removes them on purpose.
 DEFAULT_POLICY = {"full": {"keep_within": "30d"}, "incremental": {"keep_within": "7d"},
                   "config": {"keep_within": "90d"}, "database": {"keep_within": "24h"}, "manual": {}}
@@ -155,7 +155,7 @@ def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock
     moment = _catalog.parse_time(now) if now is not None else datetime.now(timezone.utc)
     backup_dir = _catalog.check_backup_dir(backup_dir)
     if not os.path.isdir(backup_dir):
-        return {"changed": False, "deleted": [], "kept": [], "freed_bytes": 0}
+        return outcome([], {}, [])
     if check_mode:
         return _apply(backup_dir, policy, moment, delete=False)
     with DirectoryLock(backup_dir, lock_timeout, "backup_prune"):
@@ -176,16 +176,29 @@ def _apply(backup_dir: str, policy, now: datetime, delete: bool) -> dict:
     deleted = []
     for backup in reversed(doomed):  # newest first: a child goes before the parent it depends on
         if delete:
-            _remove_backup(backup["archive"])
-        deleted.append({"archive": backup["archive"], "type": backup["type"], "name": backup["name"],
-                        "created": backup["created"], "size": backup["size"] or 0})
+            remove_backup(backup["archive"])
+        deleted.append(deleted_entry(backup))
+    return outcome(backups, reasons, deleted)
+
+
+def deleted_entry(backup: dict) -> dict:
+    """A removed backup as a prune or sync result names it."""
+    return {"archive": backup["archive"], "type": backup["type"], "name": backup["name"],
+            "created": backup["created"], "size": backup["size"] or 0}
+
+
+def outcome(backups: list, reasons: dict, deleted: list, unclassified: list = ()) -> dict:
+    """A prune's result, local or remote: what went, what stayed and why (unclassified: entries retention
+    could not judge, each with its reason, kept), and the bytes freed."""
     kept = [{"archive": b["archive"], "type": b["type"], "name": b["name"], "created": b["created"],
              "reasons": reasons[b["archive"]]} for b in backups if reasons[b["archive"]]]
+    kept += [{"archive": item["archive"], "type": None, "name": item["name"], "created": None,
+              "reasons": ["%s; retention cannot classify it, so it is kept" % item["reason"]]} for item in unclassified]
     return {"changed": bool(deleted), "deleted": deleted, "kept": kept,
             "freed_bytes": sum(item["size"] for item in deleted)}
 
 
-def _remove_backup(archive: str) -> None:
+def remove_backup(archive: str) -> None:
     """The archive first (it is what makes a backup exist), then its sidecars: each a regular file unlinked
     inside its folder's descriptor, never through a link (a linked folder is refused)."""
     folder, filename = os.path.split(archive)

@@ -13,7 +13,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._repository i
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages
 from ansible_collections.devops.reddit_backup.plugins.module_utils._confined import Anchor, PlantedPath
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.manifest_checks import DELTA_SUFFIX
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database.pages import DELTA_SUFFIX
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import check_path, escaping_symlinks
 
 DELTA_ALLOWANCE = 64 << 10  # a page delta's header, beyond 4 bytes of page number per page

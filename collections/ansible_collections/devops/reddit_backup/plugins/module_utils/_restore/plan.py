@@ -7,6 +7,7 @@ to the staged tree before the swap (database folders completed with hard links, 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
@@ -20,25 +21,41 @@ STAGING_PREFIX = ".reddit-restore-"
 SAFETY_INFIX = _swap.SAFETY_INFIX
 
 
+@dataclass
+class Target:
+    """What a plan needs of its restore: the archive, where it goes, what of it, and how."""
+    archive: str
+    dest: str
+    parent: str  # dest's parent, which the restore holds locked
+    scope: object  # the restore's scope: name, paths, wants(path)
+    keep: object  # paths kept in place (request.keep)
+    safety_copy: bool
+    stamp: str  # names the safety copies
+    owner: tuple  # (uid, gid) the restored items get; (-1, -1) keeps the archive's
+    root_only: set  # staged paths the archive keeps from everyone but root
+    staged_beside_dest: bool  # staging sits beside dest (same filesystem), not inside it (a mount point)
+    warnings: list  # the restore's warnings, which the plan adds to
+
+
 class Plan:
     """The units a restore swaps (paths under dest), the entries a full restore moves aside, and their safety
     copies; ``prepare`` builds database folders and sets owners in the staging tree."""
 
-    def __init__(self, job, manifest: dict, tree, staging) -> None:
-        self.job = job
-        self.dest = job.dest
+    def __init__(self, target: Target, manifest: dict, tree, staging) -> None:
+        self.target = target
+        self.dest = target.dest
         self.tree = tree
         self.staging = staging
         self.index = {member["path"]: member for member in manifest["members"]}
         self.database_paths = [database["path"] for database in manifest["databases"]]
         self.missing: list = []
         self.aside: list = []
-        full = job.scope.name == "full"
-        same_device = not os.path.isdir(self.dest) or job._staging_parent() == job.parent
+        full = target.scope.name == "full"
+        same_device = not os.path.isdir(self.dest) or target.staged_beside_dest
         self.safety_root = None
-        if full and job.request.safety_copy:
-            self.safety_root = (self.dest + SAFETY_INFIX + job.stamp) if same_device else \
-                os.path.join(self.dest, SAFETY_INFIX.strip(".-") + "-" + job.stamp)
+        if full and target.safety_copy:
+            self.safety_root = (self.dest + SAFETY_INFIX + target.stamp) if same_device else \
+                os.path.join(self.dest, SAFETY_INFIX.strip(".-") + "-" + target.stamp)
             self.safety_root = unused(self.safety_root)
         self.units = self._units(self._wanted(full), full)
         if full and os.path.isdir(self.dest):
@@ -46,31 +63,31 @@ class Plan:
         self._refuse_archive_inside()
 
     def _wanted(self, full: bool) -> list:
-        keep = set(self.job.request.keep or ())
+        keep = set(self.target.keep or ())
         if full:
             top = sorted({path.split("/")[0] for path in self.index})
             kept = [name for name in top if name in keep]
             if kept:
-                self.job.warnings.append("kept in place (named in keep), not restored: %s" % ", ".join(kept))
+                self.target.warnings.append("kept in place (named in keep), not restored: %s" % ", ".join(kept))
             return [name for name in top if name not in keep]
-        if self.job.scope.name == "database":
+        if self.target.scope.name == "database":
             if not self.database_paths:
                 raise BackupError("%s holds no database, so scope database has nothing to restore"
-                                  % self.job.archive)
-            unplanned = set(self.database_paths) - set(self.job.scope.paths or self.database_paths)
+                                  % self.target.archive)
+            unplanned = set(self.database_paths) - set(self.target.scope.paths or self.database_paths)
             if unplanned:
                 raise BackupError("the manifest of %s lists databases its catalog entry does not (%s): the archive "
                                   "or its .meta.json was altered; nothing was changed"
-                                  % (self.job.archive, ", ".join(sorted(unplanned))))
+                                  % (self.target.archive, ", ".join(sorted(unplanned))))
             return list(self.database_paths)
-        wanted = [path for path in self.job.scope.paths if path in self.index]
-        self.missing = [path for path in self.job.scope.paths if path not in self.index]
-        if self.missing and self.job.scope.name == "paths":
+        wanted = [path for path in self.target.scope.paths if path in self.index]
+        self.missing = [path for path in self.target.scope.paths if path not in self.index]
+        if self.missing and self.target.scope.name == "paths":
             raise BackupError("%s is not in %s; list the archive's paths with backup_verify or choose another "
-                              "backup (nothing was changed)" % (", ".join(self.missing), self.job.archive))
+                              "backup (nothing was changed)" % (", ".join(self.missing), self.target.archive))
         if not wanted:
             raise BackupError("%s holds nothing of scope %s (%s); nothing was changed"
-                              % (self.job.archive, self.job.scope.name, ", ".join(self.job.scope.paths)))
+                              % (self.target.archive, self.target.scope.name, ", ".join(self.target.scope.paths)))
         return wanted
 
     def _units(self, wanted: list, full: bool) -> list:
@@ -122,16 +139,16 @@ class Plan:
         target = os.path.join(self.dest, path) if path else self.dest
         exists = os.path.lexists(target)
         safety = None
-        if exists and self.job.request.safety_copy:
+        if exists and self.target.safety_copy:
             safety = os.path.join(self.safety_root, path) if self.safety_root else unused(
-                target + SAFETY_INFIX + self.job.stamp)
+                target + SAFETY_INFIX + self.target.stamp)
         return {"path": path, "kind": kind, "target": target, "exists": exists, "safety": safety,
                 "staged": os.path.join(self.tree, path) if (self.tree and path) else self.tree,
                 "databases": [p for p in self.database_paths if kind == "databases" and under(p, path)]}
 
     def _aside(self) -> list:
         restored = {unit["path"].split("/")[0] for unit in self.units}
-        keep = set(self.job.request.keep or ())
+        keep = set(self.target.keep or ())
         entries = []
         for name in sorted(os.listdir(self.dest)):
             target = os.path.join(self.dest, name)
@@ -143,7 +160,7 @@ class Plan:
         return entries
 
     def _refuse_archive_inside(self) -> None:
-        archive = os.path.realpath(self.job.archive)
+        archive = os.path.realpath(self.target.archive)
         for target in [unit["target"] for unit in self.units if unit["exists"]] + [e["target"] for e in self.aside]:
             if archive.startswith(target.rstrip("/") + "/"):
                 raise BackupError("the archive %s lies inside %s, which this restore would replace; restore from a "
@@ -183,13 +200,13 @@ class Plan:
         return _fs.sha256_file(target) == record["sha256"]
 
     def _owner_current(self, info: os.stat_result) -> bool:
-        uid, gid = self.job.owner
+        uid, gid = self.target.owner
         return uid in (-1, info.st_uid) and gid in (-1, info.st_gid)
 
     def _tree_current(self, unit: dict) -> bool:
         prefix = unit["path"]
         expected = {path: record for path, record in self.index.items()
-                    if under(path, prefix) and self.job.scope.wants(path)}
+                    if under(path, prefix) and self.target.scope.wants(path)}
         found = {prefix: unit["target"]}
         if os.path.isdir(unit["target"]) and not os.path.islink(unit["target"]):
             for dirpath, dirnames, filenames in os.walk(unit["target"]):
@@ -231,7 +248,7 @@ class Plan:
         names = {path.rpartition("/")[2] for path in unit["databases"]}
         skip = {name + suffix for name in names for suffix in ("",) + _swap.SIDE_FILE_SUFFIXES}
         skip |= set(os.listdir(unit["staged"]))
-        anchor = Anchor(self.job.parent)
+        anchor = Anchor(self.target.parent)
         unit["replicated"] = _swap.link_others(live, unit["staged"], skip, anchor)
         info = anchor.lstat(live)  # link_others opened it as a real folder, without following a symlink
         os.chmod(unit["staged"], info.st_mode & 0o7777)
@@ -247,19 +264,19 @@ class Plan:
     def _keep_root_only(self, prefix: str, uid: int) -> None:
         """What the archive records as root's and unreadable by others stays root's when the owner comes from the
         destination: a restore never hands the app user a file the archive kept from it."""
-        if uid in (-1, 0) or self.job.owner != (-1, -1):
+        if uid in (-1, 0) or self.target.owner != (-1, -1):
             return
-        kept = sorted(path for path in self.job.root_only if under(path, prefix))
+        kept = sorted(path for path in self.target.root_only if under(path, prefix))
         for path in kept:
             os.lchown(os.path.join(self.tree, path), 0, 0)
         if kept:
-            self.job.warnings.append("kept owned by root, as the archive records them (no read access for others): "
+            self.target.warnings.append("kept owned by root, as the archive records them (no read access for others): "
                                      "%s" % ", ".join(kept[:10]) + (" and %d more" % (len(kept) - 10)
                                                                     if len(kept) > 10 else ""))
 
     def _owner_for(self, target: str) -> tuple:
         """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""
-        uid, gid = self.job.owner
+        uid, gid = self.target.owner
         if (uid, gid) != (-1, -1) or os.geteuid() != 0:
             return uid, gid
         path = target

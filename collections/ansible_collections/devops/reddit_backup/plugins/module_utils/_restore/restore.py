@@ -30,21 +30,22 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._database imp
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import verdict as _verdict
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import (
-    list_backups, parse_time, read_checksum,
+    list_backups, meta_database_paths, parse_time, read_checksum, read_meta,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._confined import Anchor
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database.pages import DELTA_SUFFIX
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.manifest_checks import (
-    DELTA_SUFFIX, catalog_check, catalog_says_known_format, check,
+    catalog_check, catalog_says_known_format, check,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import (
-    ArchiveReader, DamagedArchive, UnknownFormat,
+    ArchiveReader, DamagedArchive, UnknownFormat, run_pass,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.chain import (
     apply_link, check_composed, check_link, link_budget, merge_state, pick_chain,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.plan import (
-    SAFETY_INFIX, STAGING_PREFIX, Plan, under,
+    SAFETY_INFIX, STAGING_PREFIX, Plan, Target, under,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selection import (
     CONFIG_INCLUDES, DEFAULT_EXCLUDES,
@@ -52,7 +53,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selec
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.staging import Stager
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import check_path
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import (
-    Verifier, judge, meta_database_paths, read_meta, run_pass, signature_check, verify_archive,
+    Verifier, judge, signature_check, verify_archive,
 )
 
 SCOPES = ("full", "database", "config", "systemd")
@@ -404,7 +405,9 @@ class _RestoreJob:
             self.root_only = set(stager.root_only)
         if self.request.require_same_root:
             check_same_root(self.request, manifest.get("app_root"), self.archive, self.dest)
-        plan = Plan(self, manifest, tree, staging)
+        target = Target(self.archive, self.dest, self.parent, self.scope, self.request.keep, self.request.safety_copy,
+                        self.stamp, self.owner, self.root_only, self._staging_parent() == self.parent, self.warnings)
+        plan = Plan(target, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += _check_open_databases(self.dest, databases, self.request.force)
         pending = [unit for unit in plan.units if not plan.is_current(unit)]

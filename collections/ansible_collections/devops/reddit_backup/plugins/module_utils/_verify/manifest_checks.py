@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive import manifest as _manifest
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database.pages import DELTA_SUFFIX
 
 MEMBER_TYPES = ("file", "dir", "symlink", "pagedelta")  # a pagedelta is a file in the tar: a database's changed pages
-DELTA_SUFFIX = ".pagedelta"
 CATALOG_ONLY_KEYS = {"size", "sha256", "files", "bytes"}  # what the catalog entry adds to the manifest's header
 MESSAGES_KEPT = 50  # per check; a wholly foreign archive should not produce a million-line result
 

@@ -28,13 +28,14 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._database imp
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import verdict as _verdict
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database.pages import DELTA_SUFFIX
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import CONTROL_CHARACTERS
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, NoSpace
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.manifest_checks import (
-    DELTA_SUFFIX, catalog_check, catalog_says_known_format, check, compare_members, manifest_problems,
+    catalog_check, catalog_says_known_format, check, compare_members, manifest_problems,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import (
-    ArchiveReader, DamagedArchive, UnknownFormat,
+    ArchiveReader, DamagedArchive, UnknownFormat, run_pass,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import escaping_symlinks
 
@@ -43,29 +44,6 @@ CONFIG_FILES = ("config/production.env", "config/logging.conf", "config/monitori
 TYPES_WITH_CONFIG = ("full", "config")
 DELTA_HEAD_LIMIT = 64 << 10  # a page delta's magic and JSON header line
 SPACE_RESERVE = 64 << 20  # never fill a filesystem to the last byte with copies made only to check them
-
-
-def pick_archive(archive=None, backup_dir=None, before=None, name=None, types=None, now=None) -> str:
-    """The archive a verify or restore means: ``archive`` itself, or from ``backup_dir`` the backup called
-    ``name``, else the newest at or before ``before``, else the newest (of ``types`` when given)."""
-    if archive:
-        if backup_dir or before or name:
-            raise BackupError("give either archive, or backup_dir with before or name; not both")
-        return os.path.abspath(archive)
-    if not backup_dir:
-        raise BackupError("give archive (a backup archive's path), or backup_dir to pick a backup from")
-    backups = [b for b in _catalog.list_backups(backup_dir) if types is None or b["type"] in types]
-    chosen = _catalog.choose(backups, before=before, name=name, now=now)
-    if chosen is None:
-        wanted = []
-        if name:
-            wanted.append("named %s" % name)
-        if before is not None:
-            wanted.append("made at or before %s" % _manifest.utc_timestamp(_catalog.parse_time(before, now)))
-        raise BackupError("no complete %sbackup %sin %s; list the backups with backup_info"
-                          % ("/".join(types) + " " if types else "", " ".join(wanted) + " " if wanted else "",
-                             backup_dir))
-    return chosen["archive"]
 
 
 class _FileSink:
@@ -332,50 +310,6 @@ def _database_problems(copy: str, database: dict) -> list:
     return problems
 
 
-def read_meta(archive: str):
-    """The archive's `.meta.json` catalog entry, or None. Only a plan: everything in it is checked again."""
-    try:
-        meta = json.loads(_fs.read_regular(archive + _catalog.META_SUFFIX, _catalog.META_LIMIT).decode("utf-8"))
-    except (OSError, ValueError, BackupError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def meta_database_paths(meta):
-    """The database paths a catalog entry names, or None when it names none reliably."""
-    if not meta or not isinstance(meta.get("databases"), list):
-        return None
-    paths = [db.get("path") for db in meta["databases"] if isinstance(db, dict)]
-    return paths if all(isinstance(path, str) for path in paths) else None
-
-
-def run_pass(reader, verifier, stager=None) -> None:
-    """Read every member once: the verifier watches them all, the stager (a restore) writes those in scope.
-    With a stager, the first unsafe member stops the pass (nothing outside the staging folder was written)."""
-    for member in reader.members():
-        verifier.observe(member)
-        if member.problem:
-            if stager is not None:
-                raise DamagedArchive("%s is refused: %s" % (reader.archive, member.problem))
-            continue
-        sinks = []
-        staged = stager.add(member) if stager is not None else None
-        if staged is not None:
-            sinks.append(staged)
-        extra = verifier.sink(member, staged.path if staged is not None else None)
-        if extra is not None:
-            sinks.append(extra)
-        if not sinks or member.kind != "file":
-            continue
-        try:
-            for data in member.chunks():
-                for sink in sinks:
-                    sink.write(data)
-        finally:
-            for sink in sinks:
-                sink.close()
-
-
 def judge(checks: list) -> tuple:
     """(status, reason, errors) from the checks."""
     errors = []
@@ -492,7 +426,7 @@ def _verify_ciphertext_into(result: dict, archive: str, signed=None) -> None:
     except OSError as error:
         result["reason"] = str(_fs.as_backup_error(error, archive))
         return
-    meta = signed.meta if signed else read_meta(archive)
+    meta = signed.meta if signed else _catalog.read_meta(archive)
     checks = _crypto.ciphertext_checks(archive, meta, sidecar_sha256, sidecar_error, actual, check)
     checks += [item for item in [chain_check(archive, meta)] if item]
     if signed is not None:
@@ -511,8 +445,8 @@ def _verify_into(result: dict, archive: str, level: str, required, temp_dir, ide
     work_dir = None
     try:
         work_dir = tempfile.mkdtemp(prefix="reddit-backup-verify-", dir=temp_dir)
-        meta = signed.meta if signed else read_meta(archive)
-        verifier = Verifier(level, work_dir, required, meta_database_paths(meta))
+        meta = signed.meta if signed else _catalog.read_meta(archive)
+        verifier = Verifier(level, work_dir, required, _catalog.meta_database_paths(meta))
         verifier.meta = meta
         stream_error = None
         with ArchiveReader(archive, hash_members=level == "comprehensive", identity_file=identity_file) as reader:
