@@ -34,7 +34,8 @@ if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os
     os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
 
 from profile_backup import COLLECTIONS, DB_RELPATH, Clock, measure  # noqa: E402
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs, _pages, _sqlite  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages, sqlite as _sqlite  # noqa: E402
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import (  # noqa: E402
     BackupRequest, create_backup)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import ArchiveReader  # noqa: E402

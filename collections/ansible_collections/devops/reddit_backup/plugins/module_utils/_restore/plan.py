@@ -271,8 +271,8 @@ class Plan:
             os.lchown(os.path.join(self.tree, path), 0, 0)
         if kept:
             self.target.warnings.append("kept owned by root, as the archive records them (no read access for others): "
-                                     "%s" % ", ".join(kept[:10]) + (" and %d more" % (len(kept) - 10)
-                                                                    if len(kept) > 10 else ""))
+                                        "%s" % ", ".join(kept[:10]) + (" and %d more" % (len(kept) - 10)
+                                                                       if len(kept) > 10 else ""))
 
     def _owner_for(self, target: str) -> tuple:
         """The owner given, else (as root) the owner of what is replaced or of its nearest existing folder."""
