@@ -50,6 +50,9 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.plan
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selection import (
     CONFIG_INCLUDES, DEFAULT_EXCLUDES,
 )
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.unit_states import (
+    recorded as recorded_unit_states,
+)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.staging import Stager
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import check_path
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import (
@@ -419,7 +422,7 @@ class _RestoreJob:
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
                   "missing": plan.missing,
                   "not_restored": not_restored(self.scope, self.request.keep, plan.missing, manifest["members"]),
-                  "members": members,
+                  "members": members, "unit_states": recorded_unit_states(manifest),
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings, "safety_copies_removed": []}
         if self.check_mode or not result["changed"]:
