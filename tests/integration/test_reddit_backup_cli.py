@@ -248,7 +248,8 @@ def test_safety_copies_listed_pruned_by_the_inventory_rule_and_removed_by_name(a
 
 def test_a_restore_shows_its_steps_on_a_terminal_and_one_line_with_its_rto_under_a_timer(apphost):  # noqa: F811
     assert apphost.run("--quiet", "create", "--type", "database").returncode == 0
-    rto = r"RTO database corruption: [\d.]+ s from start to restored \(health check off\); target 1800 s \(30 min\): met"
+    rto = (r"RTO database corruption: [\d.]+ s from start to restored \(health check off\); "
+           r"target 1800 s \(30 min\): met")
     quiet = apphost.run("--quiet", "restore-database", "latest", env={"JOURNAL_STREAM": "8:1"})
     assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr
     assert quiet.stderr == "" and quiet.stdout.count("\n") == 1, quiet.stdout[-3000:]

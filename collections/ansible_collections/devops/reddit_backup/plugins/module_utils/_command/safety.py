@@ -57,9 +57,9 @@ def report_pruned(settings, output, result: dict, dry_run: bool) -> str:
     output.line("%s %d safety copies, kept %d" % (verb, len(result["removed"]), len(result["kept"])))
     left = result.get("left") or []
     if left:
+        named = ", ".join("%s (%s)" % (copy["path"], copy["reason"]) for copy in left)
         output.warn("%d safety copies the rule removes are in a folder uid %d may not change: %s; run `%s` as root "
-                    "to remove them" % (len(left), os.geteuid(), ", ".join("%s (%s)" % (copy["path"], copy["reason"])
-                                                                          for copy in left), root_command(settings)))
+                    "to remove them" % (len(left), os.geteuid(), named, root_command(settings)))
     return "%s %d safety copies%s" % (verb, len(result["removed"]), ", %d left for root" % len(left) if left else "")
 
 
