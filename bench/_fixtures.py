@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 
-from _common import TARGET_PYTHON, clean_dir, run_step, sha256_file
+from _files import clean_dir, sha256_file
+from _paths import TARGET_PYTHON
+from _steps import run_step
 
 FOLDER = "fixtures"
 _MADE: dict = {}

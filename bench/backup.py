@@ -9,8 +9,12 @@ import shlex
 import shutil
 import subprocess
 
-from _common import (Step, command_lines, engine_step, fmt, loadavg, markdown_table, minimal_result,
-                     module_cell, playbook_step, run_methods, step_lines, target, warm_page_cache, write_playbook)
+from _ansible import engine_step, minimal_result, playbook_step, write_playbook
+from _files import warm_page_cache
+from _machine import loadavg
+from _report import command_lines, fmt, markdown_table, module_cell, step_lines
+from _stats import target
+from _steps import Step, run_methods
 
 NAME = "backup"
 # The guide's full-system backup excludes (backup-and-recovery-guide.md, "Full System Backup").

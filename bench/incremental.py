@@ -13,8 +13,12 @@ import sys
 import time
 
 import _fixtures
-from _common import (MB, command_lines, engine_step, fmt, loadavg, markdown_table, mb, minimal_result, module_cell,
-                     playbook_step, ratio, run_methods, step_lines, target, warm_page_cache, write_playbook)
+from _ansible import engine_step, minimal_result, playbook_step, write_playbook
+from _files import warm_page_cache
+from _machine import loadavg
+from _report import command_lines, fmt, markdown_table, module_cell, step_lines
+from _stats import MB, mb, ratio, target
+from _steps import run_methods
 from backup import ManualMethod, find_databases
 from restore import SIDE_SUFFIXES
 

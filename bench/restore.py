@@ -10,9 +10,12 @@ import shutil
 import time
 
 import _fixtures
-from _common import (Step, command_lines, engine_step, fmt, fsync_tree, last_json_line, loadavg, markdown_table,
-                     minimal_result, module_cell, playbook_step, ratio, run_methods, sha256_file, step_lines, target,
-                     warm_page_cache, write_playbook)
+from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
+from _files import fsync_tree, sha256_file, warm_page_cache
+from _machine import loadavg
+from _report import command_lines, fmt, markdown_table, module_cell, step_lines
+from _stats import ratio, target
+from _steps import Step, run_methods
 from backup import find_databases
 
 NAME = "restore"
