@@ -1,26 +1,20 @@
-"""Ansible from the bench: a one-task playbook on localhost, and the module's result read back."""
+"""Ansible from the bench: a one-task playbook on localhost, and the module's result read back (the command
+line, the settings and the reader are tests/ansiblerun.py's, the tests' and the reddit-backup command's own)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 from _paths import REPO, TARGET_PYTHON, venv_bin
 from _steps import Step
+from tests.ansiblerun import harness_settings, minimal_result, playbook_argv  # noqa: F401  (the families read it here)
 
 
 def ansible_env(workdir: str, collections: str) -> dict:
-    return {
-        "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": collections,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_HOME": os.path.join(workdir, "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "ansible-tmp"),
-    }
+    """The ANSIBLE_* settings of a bench run (tests/ansiblerun.py's), the minimal callback's JSON results."""
+    return harness_settings(os.path.join(workdir, "ansible-home"), collections, callback="ansible.builtin.minimal")
 
 
 def write_playbook(path: str, title: str, module: str, params: dict, register: str = "result") -> None:
@@ -49,18 +43,10 @@ def module_matcher(*names: str):
 
 
 def playbook_step(label: str, workdir: str, collections: str, playbook: str, module: str) -> Step:
-    argv = [venv_bin("ansible-playbook"), "-i", "localhost,", "-e", "ansible_python_interpreter=%s" % TARGET_PYTHON,
-            playbook]
+    argv = playbook_argv(venv_bin("ansible-playbook"), playbook, {"ansible_python_interpreter": TARGET_PYTHON},
+                         inventory="localhost,")
     return Step(label, argv=argv, env=ansible_env(workdir, collections), cwd=REPO,
                 is_module=module_matcher("AnsiballZ_%s" % module))
-
-
-def minimal_result(stdout: str) -> dict:
-    """The result dict that the minimal callback printed after ``localhost | STATUS => ``."""
-    match = re.search(r"^localhost \| [\w!]+ => ", stdout, re.MULTILINE)
-    if match is None:
-        raise RuntimeError("ansible-playbook printed no task result:\n%s" % stdout[-3000:])
-    return json.JSONDecoder().raw_decode(stdout, match.end())[0]
 
 
 def engine_step(label: str, code: str, collections: str, args: list, function: str) -> Step:

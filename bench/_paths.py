@@ -6,13 +6,12 @@ import os
 import shutil
 import sys
 
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-COLLECTIONS = os.path.join(REPO, "collections")
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # tests/ansiblerun.py: how the harness runs Ansible
 
 # Modules run with the targets' own python (Debian 12: 3.11.2), as the integration tests do.
-TARGET_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+from tests.ansiblerun import COLLECTIONS, TARGET_PYTHON  # noqa: E402,F401
 
 
 def venv_bin(tool: str) -> str:

@@ -28,6 +28,7 @@ import _paths  # noqa: E402
 import _report  # noqa: E402
 import _stats  # noqa: E402
 import _steps  # noqa: E402
+from tests import ansiblerun  # noqa: E402
 from tests.integration.runnerhost import wheelhouse  # noqa: E402  (the offline wheels the runner installs from)
 
 APP = "bench"
@@ -56,10 +57,9 @@ def install(workdir: str, app_root: str) -> str:
     playbook = os.path.join(workdir, "install.json")
     with open(playbook, "w") as handle:
         json.dump(play, handle)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(_paths.REPO, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=_paths.COLLECTIONS, ANSIBLE_HOME=os.path.join(workdir, ".ansible"))
-    subprocess.run([_paths.venv_bin("ansible-playbook"), "-i", "localhost,", "-c", "local", playbook],
-                   check=True, env=env, cwd=_paths.REPO, stdout=subprocess.DEVNULL)
+    installed = ansiblerun.run_playbook(os.path.join(workdir, ".ansible"), playbook)
+    if installed.failed:
+        raise SystemExit("bench: installing the runner failed:\n%s" % installed.stderr[-3000:])
     return root
 
 
