@@ -62,3 +62,17 @@ def command_lines(methods: list) -> list:
             lines.append("  - %s: `%s%s`" % (command["label"], env + " " if env else "",
                                              command["command"].replace("\n", "; ")))
     return lines
+
+
+def measured_headers(*middle: str) -> list:
+    """The columns every family's table starts with; MIDDLE (what the method made) after the CPU."""
+    return ["method", "median s", "min s", "CPU s", *middle, "peak tree RSS MB", "peak 1-proc RSS MB",
+            "module RSS MB (own / +zstd)"]
+
+
+def measured_cells(record: dict, *middle: str) -> list:
+    """A method's cells under measured_headers(): its time, CPU, MIDDLE, memory."""
+    summary_ = record["summary"]
+    return [record["title"], fmt(summary_["median_s"], "%.2f"), fmt(summary_["min_s"], "%.2f"),
+            fmt(summary_["cpu_s"], "%.2f"), *middle, fmt(summary_["tree_peak_mb"], "%.1f"),
+            fmt(summary_["single_peak_mb"], "%.1f"), module_cell(summary_)]

@@ -11,14 +11,11 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
-from tests.integration.runner import run_playbook
-from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
-from tests.integration.test_operator_settings import failure, operator_inventory
+from tests.integration.runnerhost import apphost, installed_from_inventory, wheelhouse  # noqa: F401  (a fixture)
 from tests.sampleapp import seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
 
@@ -60,14 +57,7 @@ def test_the_scheduled_backup_is_pushed_pruned_there_and_measured(apphost, tmp_p
         "monitoring_user": "root", "monitoring_group": "root", "monitoring_notify": True,
         "monitoring_webhook_url": apphost.webhook.url("/hooks/offsite"),
     }
-    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
-                "roles": [{"role": "devops.reddit_backup.runner"}, {"role": "devops.reddit_backup.monitoring"}]}]
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump(install))
-    inventory = operator_inventory(tmp_path, settings)
-    try:
-        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
-        assert not installed.failed, installed.stderr + failure(installed)
+    with installed_from_inventory(tmp_path, settings, ["runner", "monitoring"]):
         made = apphost.run("--quiet", "--app", APP, "create", "--type", "database")
         assert made.returncode == 0, made.stdout + made.stderr
         assert made.stdout == "", "--quiet: nothing on success"
@@ -99,10 +89,6 @@ def test_the_scheduled_backup_is_pushed_pruned_there_and_measured(apphost, tmp_p
         assert event[2]["operation"] == "backup" and "remote copy" in event[2]["message"]
         assert series(textfile, "last_run_success", operation="backup", type="database") == 0
         assert series(textfile, "remote_last_success_timestamp_seconds") == newest, "kept until a push says more"
-    finally:  # the shared host has one application again, as the other tests expect
-        removed = run_playbook(tmp_path, str(playbook), inventory=inventory,
-                               extra_args=["-e", "runner_state=absent", "-e", "monitoring_state=absent"])
-        assert not removed.failed, removed.stderr + failure(removed)
 
 
 def test_usage_errors_stay_out_of_the_metrics(apphost):  # noqa: F811

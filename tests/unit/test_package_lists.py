@@ -17,14 +17,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_programs():
-    spec = importlib.util.spec_from_file_location("harness_programs", REPO / "tools" / "programs.py")
+def load_tool(name: str):
+    """tools/NAME.py as a module (tools/ is no package)."""
+    spec = importlib.util.spec_from_file_location("harness_" + name, REPO / "tools" / (name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-programs = load_programs()
+programs = load_tool("programs")
+packages = load_tool("packages")
 STEPS, DECLARED = programs.parse_packages()
 
 
@@ -124,15 +126,6 @@ def test_every_step_of_make_test_installs_its_own_packages():
     test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", text, re.MULTILINE).group(1)
     assert "SKIP_SETUP=1" not in test_recipe
 
-
-def load_packages():
-    spec = importlib.util.spec_from_file_location("harness_packages", REPO / "tools" / "packages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-packages = load_packages()
 
 # dpkg's status file as dpkg writes it: one stanza a package, `Status: want flag state`.
 DPKG_STATUS = """\
