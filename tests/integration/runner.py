@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests import ansiblerun
-from tests.ansiblerun import BIN, REPO, TARGET_PYTHON, PlayResult  # noqa: F401  (the tests import them from here)
+from tests.ansiblerun import BIN, REPO, TARGET_PYTHON, PlayResult, harness_argv  # noqa: F401  (the tests import them here)
 
 
 def ansible_env(tmp_path) -> dict:
