@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 
 import pytest
@@ -233,3 +234,31 @@ def installed_from_inventory(tmp_path, settings: dict, roles: list):
         absent = [argument for role in roles for argument in ("-e", "%s_state=absent" % role)]
         removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=absent)
         assert not removed.failed, removed.stderr + failure(removed)
+
+
+def run_on_a_terminal(command: list) -> tuple:
+    """``command`` with stdout and stderr a pseudo-terminal, as an operator at a shell runs it; (rc, screen)."""
+    primary, secondary = os.openpty()
+    screen = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not chunk:
+                return
+            screen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "PYTEST"))}
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=clean,
+                                   timeout=300)
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    return completed.returncode, b"".join(screen).decode(errors="replace")
