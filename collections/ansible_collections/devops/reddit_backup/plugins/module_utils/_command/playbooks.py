@@ -27,31 +27,46 @@ PLAYBOOKS = {
 }
 
 
-def ansible_env(settings) -> dict:
-    """The caller's environment without its ANSIBLE_* settings (an operator's shell must not change what a run
-    does), pointed at the runner's ansible.cfg, with Ansible's own files in a folder per user (a run by hand as
-    root must not leave root-owned temporary folders in the job user's way)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    ansible_home = os.path.join(settings.state_dir, "ansible-%d" % os.geteuid())
-    env.update({
-        "ANSIBLE_CONFIG": settings.ansible_cfg,
-        "ANSIBLE_HOME": ansible_home,
-        "ANSIBLE_LOCAL_TEMP": os.path.join(ansible_home, "tmp"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(ansible_home, "tmp"),
+def ansible_settings(config: str, home: str) -> dict:
+    """The ANSIBLE_* values every run of ansible-playbook gets, here and in the project's tests and benchmarks:
+    this ansible.cfg, Ansible's own files under HOME (never in ~), plain text."""
+    return {
+        "ANSIBLE_CONFIG": config,
+        "ANSIBLE_HOME": home,
+        "ANSIBLE_LOCAL_TEMP": os.path.join(home, "tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
-        "PATH": os.path.join(settings.venv, "bin") + os.pathsep + env.get("PATH", "/usr/bin:/bin"),
-    })
+    }
+
+
+def clean_environment(environ: dict, config: str, home: str, bin_dir: str) -> dict:
+    """ENVIRON without its ANSIBLE_* settings (a caller's shell must not change what a run does), with
+    ansible_settings() and BIN_DIR (where ansible-playbook is) first on PATH."""
+    env = {key: value for key, value in environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(ansible_settings(config, home))
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     return env
 
 
-def stream(command: list, env: dict, output: Output) -> int:
-    """Run ``command``; every line it prints goes to the output as it comes. Returns its exit code."""
+def ansible_env(settings) -> dict:
+    """The runner's ansible.cfg and venv, with Ansible's own files in a folder per user (a run by hand as root
+    must not leave root-owned temporary folders in the job user's way)."""
+    ansible_home = os.path.join(settings.state_dir, "ansible-%d" % os.geteuid())
+    env = clean_environment(dict(os.environ), settings.ansible_cfg, ansible_home, os.path.join(settings.venv, "bin"))
+    env["ANSIBLE_REMOTE_TEMP"] = os.path.join(ansible_home, "tmp")
+    return env
+
+
+def stream(command: list, env: dict, output: Output, rto: "RtoLine" = None) -> int:
+    """Run ``command``; every line it prints goes to the output as it comes (and to ``rto``). Returns its exit
+    code."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                                errors="replace", bufsize=1)
     try:
         for text in process.stdout:
             output.line(text.rstrip("\n"))
+            if rto is not None:
+                rto.feed(text.rstrip("\n"))
         return process.wait()
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
@@ -63,8 +78,11 @@ def stream(command: list, env: dict, output: Output) -> int:
         raise
 
 
-def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, check: bool) -> list:
-    command = [os.path.join(settings.venv, "bin", "ansible-playbook"), "%s.%s" % (COLLECTION, playbook)]
+def playbook_argv(ansible_playbook: str, playbook: str, extra_vars: dict = None, verbose: int = 0,
+                  check: bool = False, inventory: str = None, extra_args=()) -> list:
+    """The ansible-playbook command line: PLAYBOOK (a path or a FQCN), the inventory (ansible.cfg's when None),
+    extra variables as JSON, verbosity, check mode."""
+    command = [ansible_playbook] + (["-i", inventory] if inventory else []) + [playbook, *extra_args]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     if verbose:
@@ -72,6 +90,30 @@ def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, ch
     if check:
         command.append("--check")
     return command
+
+
+def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, check: bool) -> list:
+    return playbook_argv(os.path.join(settings.venv, "bin", "ansible-playbook"), "%s.%s" % (COLLECTION, playbook),
+                         extra_vars, verbose, check)
+
+
+class RtoLine:
+    """The recovery-time line a restore playbook reports (its debug task's ``msg: 'RTO ...'``, folded over
+    several lines by the YAML result format), for the run's one summary line."""
+
+    def __init__(self) -> None:
+        self.words, self.indent, self.text = [], None, ""
+
+    def feed(self, line: str) -> None:
+        stripped, indent = line.strip(), len(line) - len(line.lstrip())
+        if stripped.startswith(("msg: 'RTO ", 'msg: "RTO ', "msg: RTO ")):
+            self.indent, self.words = indent, [stripped[4:].strip()]
+        elif self.indent is not None and stripped and indent > self.indent:
+            self.words.append(stripped)
+        else:
+            self.indent = None
+            return
+        self.text = " ".join(self.words).strip("'\"")
 
 
 def failure_message(lines) -> str:
@@ -107,12 +149,12 @@ def run_job(settings, args, playbook_key: str, extra_vars: dict) -> int:
         output.log_only("reddit-backup: %s: %s" % (args.command, error))
         output.close()
         raise
-    rc, interrupted = EXIT_FAILED, False
+    rc, interrupted, rto = EXIT_FAILED, False, RtoLine()
     try:
         with _lock.DirectoryLock(settings.state_dir, float(settings.runner.get("job_lock_timeout", 7200)),
                                  purpose="reddit-backup " + what):
             rc = stream(playbook_command(settings, playbook, extra_vars, args.verbose, False),
-                        ansible_env(settings), output)
+                        ansible_env(settings), output, rto)
     except KeyboardInterrupt:
         interrupted = True
     except Exception as error:  # pylint: disable=broad-except  # reported, logged and recorded below
@@ -127,7 +169,8 @@ def run_job(settings, args, playbook_key: str, extra_vars: dict) -> int:
             failure_message(output.tail) or "ansible-playbook exited %d" % rc)
     record_run(settings, output, run, started)
     if ok:
-        output.succeeded("reddit-backup: %s succeeded in %.1f s" % (what, duration))
+        output.succeeded("reddit-backup: %s succeeded in %.1f s%s"
+                         % (what, duration, ": " + rto.text if rto.text else ""))
         output.close()
         return EXIT_OK
     reason = "interrupted" if interrupted else "ansible-playbook exited %d" % rc
