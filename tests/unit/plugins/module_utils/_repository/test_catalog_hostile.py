@@ -162,7 +162,7 @@ def test_prune_waits_for_a_reader_and_never_deletes_what_it_reads(app, tmp_path)
     backups = tmp_path / "b"
     old = backup(app, backups, 0, type="config")
     backup(app, backups, 24 * 200, type="config")
-    with _lock.reading(archive=old["archive"]):
+    with _lock.reading(_catalog.backup_dir_of(old["archive"])):
         with pytest.raises(LockTimeout, match="being read by a restore or verify"):
             _retention.prune(str(backups), now=T0 + timedelta(days=250), lock_timeout=0.5)
         assert os.path.exists(old["archive"])
