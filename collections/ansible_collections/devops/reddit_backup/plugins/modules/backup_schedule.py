@@ -114,7 +114,7 @@ options:
       - Spreads the jobs of a fleet over this many minutes after their scheduled moment, each host at its own
         stable offset, so a hundred hosts do not start (and push) at the same second. V(0) turns it off.
       - With systemd, C(RandomizedDelaySec=) with C(FixedRandomDelay=true) (systemd 247 and later; Debian 12 has
-        252): systemd derives each timer's offset from the machine id and the unit name, so the interval between
+        252). Systemd derives each timer's offset from the machine id and the unit name, so the interval between
         two runs stays the job's period. A job's own O(jobs[].randomized_delay) wins over it.
       - With cron, the line starts with C(sleep N) where N is the sha256 of C(/etc/machine-id) (the host name when
         it has none) and the cron file's name, modulo the window in seconds.
