@@ -108,9 +108,12 @@ class Verifier:
     (``conclude``). ``database_paths`` (from the catalog entry) says which members to copy for the integrity
     check; without it, every file that starts with SQLite's header is copied. ``extras=False`` keeps only the
     checks a restore never skips (structure, manifest, members, content): no checksum sidecar, no database,
-    required-path or configuration checks."""
+    required-path or configuration checks. ``backup_time_checks=True`` (a restore) takes a database's full
+    ``PRAGMA integrity_check`` passed at backup time for its exact bytes (same sha256 and size) instead of running
+    it again; a verification on its own always runs it."""
 
-    def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True) -> None:
+    def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True,
+                 backup_time_checks: bool = False) -> None:
         if level not in LEVELS:
             raise BackupError("level must be one of %s, not %r" % (", ".join(LEVELS), level))
         problem = required_problem(required)
@@ -121,6 +124,7 @@ class Verifier:
         self.required = required
         self.database_paths = None if database_paths is None else set(database_paths)
         self.extras = extras
+        self.backup_time_checks = backup_time_checks
         self.meta = None  # the archive's catalog entry, compared with the manifest's header when known
         self.observed: dict = {}
         self.unsafe: list = []
@@ -228,6 +232,10 @@ class Verifier:
                     problems.append("its bytes are not the recorded snapshot (sha256 %s, size %d; recorded %s, "
                                     "%s)" % (member.sha256, member.size, database.get("sha256"),
                                              database.get("size")))
+                elif self.backup_time_checks and _fully_checked_at_backup(database):
+                    checks.append(check("database:%s" % path, True, "PRAGMA integrity_check: ok at backup time, on "
+                                        "these exact bytes (sha256 %s); not run again" % database.get("sha256")))
+                    continue
                 if copy is None or not os.path.exists(copy):
                     problems.append("it was not extracted for its integrity check (the catalog entry and the "
                                     "manifest disagree about the databases)")
@@ -291,6 +299,11 @@ def delta_header(head):
     except (UnicodeDecodeError, ValueError):
         return None
     return header if isinstance(header, dict) else None
+
+
+def _fully_checked_at_backup(database: dict) -> bool:
+    """The backup ran the full check on this snapshot and it passed (a quick check at backup time does not count)."""
+    return database.get("integrity_level") == "full" and database.get("integrity") == "ok"
 
 
 def _database_problems(copy: str, database: dict) -> list:
