@@ -14,7 +14,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 from tests.unit.plugins.module_utils.builders import (
-    REPO, damage, entry, make_db, manifest_for, rows, tar_bytes, write_archive,
+    REPO, damage, ed25519, entry, make_db, manifest_for, rows, tar_bytes, write_archive,
 )
 
 DB = "data/reddit_sentiment.db"
@@ -24,19 +24,27 @@ def _database_check(result: dict) -> str:
     return next(item["detail"] for item in result["verification"]["checks"] if item["name"] == "database:" + DB)
 
 
-@pytest.mark.parametrize("level", ["full", "quick"])
-def test_a_full_check_at_backup_time_is_not_run_again_on_the_same_bytes(app, tmp_path, level):
+@pytest.mark.parametrize("level, signed, restore_check", [
+    ("full", True, "PRAGMA integrity_check: ok at backup time, on these exact bytes"),
+    ("full", False, "PRAGMA quick_check: ok; PRAGMA integrity_check passed at backup time on the recorded snapshot"),
+    ("quick", True, "PRAGMA integrity_check: ok; the recorded snapshot"),
+    ("quick", False, "PRAGMA integrity_check: ok; the recorded snapshot"),
+])
+def test_a_full_check_at_backup_time_is_not_run_again_on_the_same_bytes(app, tmp_path, level, signed, restore_check):
+    """Signed by a trusted key, the record of a full check at backup time on these bytes is the check; unsigned, a
+    quick check still looks at every page; after a quick check at backup time, the restore runs the full one."""
     (app / "config" / "logging.conf").write_bytes(open(os.path.join(
         REPO, "examples", "sample_app", "skeleton", "config", "logging.conf"), "rb").read())
-    made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "b"), integrity=level))
+    key = str(tmp_path / "host")
+    trusted = ed25519(key) if signed else None
+    made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "b"), integrity=level,
+                                       signing_key=key if signed else None))
     damage(app)
-    result = restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="database"))
-    assert rows(str(app / DB)) == 500
-    if level == "full":
-        assert "ok at backup time, on these exact bytes" in _database_check(result)
-    else:  # a quick check at backup time leaves the full one to the restore
-        assert _database_check(result).startswith("PRAGMA integrity_check: ok; the recorded snapshot")
-    # A verification on its own always runs the check, whatever the backup ran.
+    result = restore(RestoreRequest(dest=str(app), archive=made["archive"], scope="database",
+                                    trusted_signing_keys=[trusted] if signed else None))
+    assert rows(str(app / DB)) == 500 and result["authenticated"] is signed
+    assert _database_check(result).startswith(restore_check), _database_check(result)
+    # A verification on its own always runs the full check, whatever the backup ran.
     verdict = verify_archive(made["archive"], "comprehensive", None, str(tmp_path))
     assert "PRAGMA integrity_check: ok; the recorded snapshot" in json.dumps(verdict["checks"])
 
@@ -65,9 +73,12 @@ def _archive_with(tmp_path, data: bytes, **record) -> str:
     return write_archive(tmp_path / "b", manifest["name"], tar_bytes(entries, manifest=manifest), meta=meta)
 
 
-def test_a_damaged_database_checked_quickly_at_backup_time_is_refused_before_the_swap(app, tmp_path):
-    archive = _archive_with(tmp_path, _corrupt_database(tmp_path))
-    with pytest.raises(BackupError, match="integrity_check"):
+@pytest.mark.parametrize("recorded", ["quick", "full"])
+def test_a_damaged_database_in_an_unsigned_backup_is_refused_before_the_swap(app, tmp_path, recorded):
+    """Whatever an unsigned record claims about the check at backup time, a damaged page is found at restore."""
+    archive = _archive_with(tmp_path, _corrupt_database(tmp_path), integrity_level=recorded, integrity="ok")
+    with pytest.raises(BackupError, match="database:%s: PRAGMA %s_check" % (DB, "quick" if recorded == "full"
+                                                                            else "integrity")):
         restore(RestoreRequest(dest=str(app), archive=archive, scope="database", required=[DB]))
     assert rows(str(app / DB)) == 500 and sorted(os.listdir(str(app / "data"))) == ["reddit_sentiment.db"]
 
