@@ -304,8 +304,8 @@ def _fully_checked_at_backup(database: dict) -> bool:
 
 
 def _database_passed(database: dict, level: str) -> str:
-    snapshot = "the recorded snapshot (sha256, %s pages of %s bytes)" % (database.get("page_count"),
-                                                                       database.get("page_size"))
+    snapshot = "the recorded snapshot (sha256, %s pages of %s bytes)" % (
+        database.get("page_count"), database.get("page_size"))
     if level == "quick":
         return "PRAGMA quick_check: ok; PRAGMA integrity_check passed at backup time on %s" % snapshot
     return "PRAGMA integrity_check: ok; %s" % snapshot
