@@ -44,7 +44,8 @@ def load(name: str) -> dict:
 @pytest.fixture(scope="module")
 def collections_path() -> str:
     """This tree's collections and awx.awx (unpacked from the pinned ansible package; downloaded when missing)."""
-    spec = importlib.util.spec_from_file_location("awx_collection_tool", os.path.join(REPO, "tools", "awx_collection.py"))
+    path = os.path.join(REPO, "tools", "awx_collection.py")
+    spec = importlib.util.spec_from_file_location("awx_collection_tool", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return "%s:%s" % (os.path.join(REPO, "collections"), tool.ensure_awx_collection())
@@ -85,7 +86,8 @@ def option_findings(where: str, values: dict, options: dict) -> list:
 
 
 def question_findings(where: str, question: dict) -> list:
-    findings = ["%s: %s is not a survey question field" % (where, key) for key in question if key not in QUESTION_FIELDS]
+    findings = ["%s: %s is not a survey question field" % (where, key)
+                for key in question if key not in QUESTION_FIELDS]
     for key in ("question_name", "variable", "type", "required"):
         if key not in question:
             findings.append("%s: no %s" % (where, key))
@@ -221,8 +223,9 @@ def variable_findings(where: str, question: dict, playbook: str, settings: dict)
     option = settings.get(variable)
     if option is None:
         return ["%s: %s is not a declared setting" % (where, variable)]
-    findings = [] if drives(option, playbook) else ["%s: %s is not read by %s (%s)" % (where, variable, playbook,
-                                                                                           read_by(option))]
+    findings = []
+    if not drives(option, playbook):
+        findings.append("%s: %s is not read by %s (%s)" % (where, variable, playbook, read_by(option)))
     kind, default = option.get("type", "str"), option.get("default")
     if kind == "bool":
         if question["type"] != "multiplechoice" or sorted(question.get("choices", [])) != ["false", "true"]:
@@ -236,8 +239,8 @@ def variable_findings(where: str, question: dict, playbook: str, settings: dict)
     elif kind in ("str", "path"):
         if option.get("choices"):
             if question["type"] != "multiplechoice" or not set(question.get("choices", [])) <= set(option["choices"]):
-                findings.append("%s: choices %s are not among the setting's %s" % (where, question.get("choices"),
-                                                                                    option["choices"]))
+                findings.append("%s: choices %s are not among the setting's %s"
+                                % (where, question.get("choices"), option["choices"]))
         elif question["type"] not in ("text", "textarea", "password", "multiplechoice"):
             findings.append("%s: a %s setting is asked as %s" % (where, kind, question["type"]))
         if "default" in question and question["default"] != ("" if default is None else default):
@@ -315,7 +318,8 @@ def test_the_module_checks_catch_a_broken_template(module_docs, change, finding)
      "reddit_backup_kind is not a declared setting"),
     (lambda t: t["reddit-backup backup"]["survey_spec"]["spec"][0].update(choices=["full", "differential"]),
      "are not among the setting's"),
-    (lambda t: t["reddit-backup recovery test"]["survey_spec"]["spec"][0].update(variable="reddit_backup_restore_force"),
+    (lambda t: t["reddit-backup recovery test"]["survey_spec"]["spec"][0].update(
+        variable="reddit_backup_restore_force"),
      "is not read by recovery_test"),
     (lambda t: t["reddit-backup restore full"]["survey_spec"]["spec"][3].update(default="true"),
      "default 'true', the setting's is False"),
@@ -332,7 +336,8 @@ def test_the_settings_checks_catch_a_broken_survey(settings, change, finding):
 def test_a_bool_read_without_the_bool_filter_is_found(tmp_path, monkeypatch):
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
-    (playbooks / "x.yml").write_text("- when: reddit_backup_restore_force\n- when: reddit_backup_restore_force | bool\n")
+    (playbooks / "x.yml").write_text("- when: reddit_backup_restore_force\n"
+                                     "- when: reddit_backup_restore_force | bool\n")
     monkeypatch.setattr(sys.modules[__name__], "COLLECTION", str(tmp_path))
     assert uses_without_bool("reddit_backup_restore_force") == ["playbooks/x.yml:1"]
 

@@ -218,3 +218,10 @@ def test_cron_waits_a_stable_host_derived_offset(tmp_path, monkeypatch):
     assert len(offsets) > 90 and all(0 <= offset < 1800 for offset in offsets)
     assert _units.cron_delay_seconds("a", "b", 30) == _units.cron_delay_seconds("a", "b", 30)
     assert _units.cron_delay_seconds("a", "b", 0) == 0
+
+
+def test_cron_spreads_a_job_with_its_own_timer_delay_too(tmp_path):
+    jobs = [{"name": "often", "schedule": "*/15 * * * *", "command": ["create"], "randomized_delay": "1min"}]
+    _units.plan(schedule(tmp_path, jobs=jobs, spread_minutes=20))  # the timer keeps its own 1 minute
+    with pytest.raises(BackupError, match=re.escape("job often's period (15 minutes")):
+        _units.plan(schedule(tmp_path, scheduler="cron", jobs=jobs, spread_minutes=20))

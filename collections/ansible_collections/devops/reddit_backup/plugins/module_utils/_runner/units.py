@@ -116,12 +116,17 @@ def check_spread(schedule: Schedule) -> None:
         raise BackupError("schedule spread %r: give a whole number of minutes, 0 or more (0 turns the spread off)"
                           % (spread,))
     for job in schedule.jobs:
-        if spread and job.schedule and not job.randomized_delay and not job.on_calendar:
+        if spread and job.schedule and spread_applies(schedule, job):
             period = shortest_period_minutes(job.schedule)
             if spread >= period:
                 raise BackupError("schedule spread of %d minutes is not shorter than job %s's period (%d minutes, "
                                   "%r): its runs would slide onto the next ones; give less than %d"
                                   % (spread, job.name, period, job.schedule, period))
+
+
+def spread_applies(schedule: Schedule, job: Job) -> bool:
+    """Cron delays every job by the spread; a timer with its own delay or its own calendar is the operator's."""
+    return schedule.scheduler == "cron" or not (job.randomized_delay or job.on_calendar)
 
 
 def spread_of(schedule: Schedule, job: Job):
