@@ -18,7 +18,6 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
-import time
 
 import pytest
 import yaml

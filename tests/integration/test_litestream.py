@@ -7,25 +7,19 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, VERSION, AppHome, rows
+from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_ssh import SshStore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, AppHome, rows
 from tests.integration.runner import TARGET_PYTHON
 from tests.integration.test_operator_settings import failure
 from tests.servers import backup_server  # noqa: F401  (a fixture)
-from tests.integration.runner import REPO
-
-import sys
-sys.path.insert(0, os.path.join(REPO, "collections"))
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
-    BackupRequest, create_backup)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (  # noqa: E402
-    RestoreRequest, restore)
 
 pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")
 
@@ -90,6 +84,14 @@ def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup
     wait_for(lambda: os.path.isdir(replica) and any(files for _d, _s, files in os.walk(replica)), 30,
              "the first replica files\n" + host.log())
 
+    # The replica's hidden folder is no archive of the remote's catalog.
+    store = SshStore("root", "127.0.0.1", backup_server.port, backup_server.folder, backup_server.ssh_key,
+                     backup_server.known_hosts)
+    try:
+        assert [name for name in store.list() if ".litestream" in name] == []
+    finally:
+        store.close()
+
     # Our backups meanwhile: a full one (snapshots), then incrementals (page deltas), as the app user's cron would.
     archives = [create_backup(BackupRequest(host.app, host.backups, type="full"))["archive"]]
     for _round in range(3):
@@ -112,7 +114,7 @@ def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup
     # Every backup taken under the writer and Litestream restores, each a consistent prefix of the writer's rows.
     for position, archive in enumerate(archives):
         dest = tempfile.mkdtemp(prefix="restore-", dir=host.home)
-        restore(RestoreRequest(dest=dest, archive=archive, scope="database", backup_dir=None))
+        restore(RestoreRequest(dest=dest, archive=archive, scope="database"))
         restored = rows(os.path.join(dest, "data", "reddit_sentiment.db"))
         assert [row[0] for row in restored] == list(range(1, len(restored) + 1)), archive
         assert position == 0 or restored, archive
@@ -146,8 +148,10 @@ def test_a_host_key_that_does_not_match_stops_replication(host, backup_server, t
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("[127.0.0.1]:%d %s\n" % (backup_server.port, " ".join(
         (tmp_path / "impostor.pub").read_text().split()[:2])))
-    settings = host.settings(reddit_backup_remote=backup_server.remote, reddit_backup_remote_ssh_key=backup_server.ssh_key,
-                             reddit_backup_remote_known_hosts=str(known_hosts), litestream_remote_folder=".litestream/wrongkey")
+    settings = host.settings(reddit_backup_remote=backup_server.remote,
+                             reddit_backup_remote_ssh_key=backup_server.ssh_key,
+                             reddit_backup_remote_known_hosts=str(known_hosts),
+                             litestream_remote_folder=".litestream/wrongkey")
     applied = host.apply(tmp_path, settings)
     assert not applied.failed, applied.stderr + failure(applied)
     host.start_writer()
@@ -158,12 +162,14 @@ def test_a_host_key_that_does_not_match_stops_replication(host, backup_server, t
     assert "host key mismatch" in host.log() or "unable to authenticate" in host.log(), host.log()
 
 
-def test_settings_that_cannot_work_are_refused_before_anything_is_installed(host, backup_server, tmp_path):  # noqa: F811
+def test_settings_that_cannot_work_are_refused_before_anything_is_installed(host, backup_server,  # noqa: F811
+                                                                             tmp_path):
     unknown = tmp_path / "unknown_hosts"
     unknown.write_text("")
     cases = [
         (dict(reddit_backup_remote=backup_server.remote, reddit_backup_remote_ssh_key=backup_server.ssh_key,
-              reddit_backup_remote_known_hosts=str(unknown)), "holds no host key for 127.0.0.1:%d" % backup_server.port),
+              reddit_backup_remote_known_hosts=str(unknown)),
+         "holds no host key for 127.0.0.1:%d" % backup_server.port),
         (dict(reddit_backup_remote=backup_server.remote), "Litestream checks the server's host key"),
         (dict(litestream_wheel_sha256="0" * 64), "instead of " + "0" * 64),
         (dict(litestream_replica_path=os.path.join(host.app, "replica")), "outside the app root"),
