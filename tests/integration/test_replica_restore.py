@@ -4,6 +4,7 @@ copies (plugins/module_utils/_replica), with the real binary of the litestream-b
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
-    ReplicaRestoreRequest, restore_from_replica)
+    ReplicaRestoreRequest, request_from_settings, restore_from_replica)
 from tests.integration.litestreamhost import litestream_wheel, rows
 from tests.sampleapp import seed_app
 
@@ -138,3 +139,31 @@ def test_bad_requests_change_nothing(replicated, tmp_path):
         with pytest.raises(BackupError, match=message.replace("(", r"\(").replace(".", r"\.")):
             restore_from_replica(bad)
     assert open(database, "rb").read() == before
+
+
+def test_replica_settings_that_others_could_write_are_refused(replicated, tmp_path):
+    """Root runs the binary the settings name: a settings file, binary or configuration the app user could have
+    written is refused before anything runs."""
+    settings = tmp_path / "replica.json"
+    document = {"format": "devops.reddit_backup replica 1", "app_root": replicated["app"], "databases": [DATABASE],
+                "config": replicated["config"], "binary": replicated["binary"], "credentials": {}}
+    settings.write_text(json.dumps(document))
+    os.chmod(str(settings), 0o600)
+    chosen = request_from_settings(str(settings), before=None)
+    assert chosen.databases == [DATABASE] and chosen.litestream_binary == replicated["binary"]
+    with pytest.raises(BackupError, match="is not replicated"):
+        request_from_settings(str(settings), databases=["data/other.db"])
+
+    os.chmod(replicated["binary"], 0o757)  # anyone could have replaced what root would run
+    try:
+        with pytest.raises(BackupError, match="only root can write"):
+            request_from_settings(str(settings))
+    finally:
+        os.chmod(replicated["binary"], 0o755)
+    os.chown(str(settings), 65534, 65534)  # the app user's file
+    with pytest.raises(BackupError, match="only root can write"):
+        request_from_settings(str(settings))
+    planted = tmp_path / "planted.json"
+    os.symlink(str(settings), str(planted))
+    with pytest.raises(BackupError, match="cannot be read"):
+        request_from_settings(str(planted))

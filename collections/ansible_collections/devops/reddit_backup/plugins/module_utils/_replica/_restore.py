@@ -16,6 +16,7 @@ from .. import _fs, _safety, _sqlite
 from .._catalog import parse_time
 from .._errors import BackupError
 from .._restore import RestoreRequest, _check_open_databases, _owner_ids, _RestoreJob, _Scope
+from . import _settings
 from ._litestream import Litestream
 
 SOURCE = "replica"
@@ -43,6 +44,20 @@ class ReplicaRestoreRequest:
     force: bool = False
     lock_timeout: float = 60.0
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def request_from_settings(settings_path: str, databases=None, **options) -> ReplicaRestoreRequest:
+    """A request for the replica the litestream role set up, named by its settings file (``replica.json``): all of
+    its databases unless ``databases`` names some of them."""
+    settings = _settings.load(settings_path)
+    chosen = list(databases or settings["databases"])
+    unknown = sorted(set(chosen) - set(settings["databases"]))
+    if unknown:
+        raise BackupError("%s is not replicated (the replica holds %s); restore it from an archive"
+                          % (", ".join(unknown), ", ".join(settings["databases"])))
+    return ReplicaRestoreRequest(app_root=settings["app_root"], databases=chosen, replica_config=settings["config"],
+                                 litestream_binary=settings["binary"], credentials=settings.get("credentials", {}),
+                                 **options)
 
 
 def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = False, pause=None) -> dict:
@@ -118,7 +133,9 @@ class _ReplicaJob(_RestoreJob):
         self.pause("staged")
         manifest = {"members": members, "databases": [{"path": path} for path in self.paths],
                     "app_root": self.app_root}
-        verification = {"valid": True, "status": "valid", "checks": checks, "errors": []}
+        verification = {"valid": True, "status": "valid", "checks": checks, "errors": [],
+                        "reason": "each database restored from the replica passed PRAGMA %s" % (
+                            "integrity_check" if self.integrity == "full" else "quick_check")}
         return manifest, verification, len(members), None
 
     def _staged_member(self, path: str, restored: str, tree) -> dict:
