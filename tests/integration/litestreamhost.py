@@ -161,5 +161,8 @@ class AppHome:
 
 def rows(database: str) -> list:
     """[(id, at)] of the writer's rows, read-only."""
-    with sqlite3.connect("file:%s?mode=ro" % database, uri=True) as db:
+    db = sqlite3.connect("file:%s?mode=ro" % database, uri=True)
+    try:
         return db.execute("SELECT id, at FROM ticks ORDER BY id").fetchall()
+    finally:
+        db.close()

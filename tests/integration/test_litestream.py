@@ -17,8 +17,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._create impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_ssh import SshStore
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
 from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, AppHome, rows
-from tests.integration.runner import TARGET_PYTHON
-from tests.integration.test_operator_settings import failure
+from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
+from tests.integration.test_operator_settings import failure, operator_inventory
 from tests.servers import backup_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")
@@ -240,3 +240,36 @@ def test_the_app_user_cannot_steer_root_with_symlinks(host, tmp_path):
     host.stop()
     assert os.stat(victim).st_uid == 0 and os.listdir(victim) == [], "root's folder was written through a symlink"
     assert os.path.islink(meta)
+
+
+def test_restore_database_takes_the_replica_and_says_so(host, tmp_path):
+    replicas = os.path.join(host.home, "replicas")
+    os.mkdir(replicas, 0o755)
+    settings = host.settings(litestream_replica_path=os.path.join(replicas, "lsapp"),
+                             reddit_backup_replica=host.path("/etc/reddit-backup/lsapp/replica.json"),
+                             reddit_backup_manage_services=False, reddit_backup_health_check=False,
+                             reddit_backup_systemd_dir=str(tmp_path / "units"))
+    applied = host.apply(tmp_path, settings)
+    assert not applied.failed, failure(applied)
+    host.start_writer()
+    host.start_service()
+    time.sleep(5)
+    host.stop()
+    committed = rows(host.database)
+    with open(host.database, "r+b") as handle:  # the guide's scenario 1: the database file is damaged
+        handle.seek(os.path.getsize(host.database) // 2)
+        handle.write(os.urandom(8192))
+
+    result = run_playbook(tmp_path, os.path.join(REPO, "playbooks", "restore_database.yml"),
+                          inventory=operator_inventory(tmp_path, settings))
+    assert not result.failed, result.stderr + failure(result)
+    restored = result.result("Restore the databases from the Litestream replica")
+    assert restored["source"] == "replica" and restored["restored"] == [os.path.join(host.app, "data")]
+    said = result.result("Say what was restored")["msg"]
+    assert said[0] == "source:        replica" and "the Litestream replica, as it was at" in said[1], said
+    recovered = rows(host.database)
+    print("restore_database from the replica: %d of %d rows, %.2f s lost, recovery point %s" % (
+        len(recovered), len(committed), committed[-1][1] - recovered[-1][1], restored["recovery_point"]))
+    assert committed[-1][1] - recovered[-1][1] <= 2.0
+    assert os.stat(host.database).st_uid == os.stat(os.path.dirname(host.database)).st_uid != 0
+    assert os.path.exists(os.path.join(restored["safety_copies"][0], "reddit_sentiment.db"))
