@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
     ReplicaRestoreRequest, request_from_settings, restore_from_replica)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import TEXTFILE_NAME, record
 from tests.integration.litestreamhost import litestream_wheel, rows
 from tests.sampleapp import seed_app
 
@@ -167,3 +168,31 @@ def test_replica_settings_that_others_could_write_are_refused(replicated, tmp_pa
     os.symlink(str(settings), str(planted))
     with pytest.raises(BackupError, match="cannot be read"):
         request_from_settings(str(planted))
+
+
+def test_replica_lag_and_last_sync_as_metrics(replicated, tmp_path):
+    settings = tmp_path / "replica.json"
+    settings.write_text(json.dumps({"format": "devops.reddit_backup replica 1", "app_root": replicated["app"],
+                                    "databases": [DATABASE], "config": replicated["config"],
+                                    "binary": replicated["binary"], "credentials": {}}))
+    os.chmod(str(settings), 0o600)
+    textfile = str(tmp_path / TEXTFILE_NAME)
+    caught_up = record(str(settings), textfile, labels={"app": "demo"})[DATABASE]
+    assert caught_up["lag_seconds"] == 0 and caught_up["txid"] >= caught_up["local_txid"] > 0
+    newest = max(at for _id, at in replicated["rows"])
+    assert abs(caught_up["last_sync"] - newest) <= 2.0, caught_up
+
+    database = os.path.join(replicated["app"], DATABASE)
+    connection = sqlite3.connect(database)  # committed while Litestream is not running: the replica falls behind
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("INSERT INTO ticks (at, latency) VALUES (?, 0)", (time.time(),))
+    connection.commit()
+    measured = time.time() + 30
+    behind = record(str(settings), textfile, labels={"app": "demo"}, now=measured)[DATABASE]
+    connection.close()
+    assert behind["lag_seconds"] == pytest.approx(measured - caught_up["last_sync"], abs=0.01)
+    text = open(textfile).read()
+    assert ('reddit_backup_replica_lag_seconds{app="demo",database="%s"} %s' % (DATABASE, repr(behind["lag_seconds"]))
+            in text), text
+    assert "# TYPE reddit_backup_replica_last_sync_timestamp_seconds gauge" in text
+    assert oct(os.stat(textfile).st_mode & 0o777) == "0o644"

@@ -59,6 +59,16 @@ class Litestream:
         except ValueError:
             raise BackupError("litestream restore of %s printed no summary: %s" % (database, output[-500:])) from None
 
+    def local_txid(self, database: str) -> int:
+        """The newest transaction Litestream has taken from ``database`` (its local position), 0 when none."""
+        output = self._run(["status", "-json", database], database)
+        return _txid(_json(output, database, "status")[0].get("local_txid"))
+
+    def replica_files(self, database: str) -> list:
+        """[(max txid, time)] of every file the replica holds for ``database``, at every level."""
+        output = self._run(["ltx", "-level", "all", "-json", database], database)
+        return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in _json(output, database, "ltx")]
+
     def _run(self, arguments: list, database: str) -> str:
         folder = tempfile.mkdtemp(prefix="reddit-backup-credentials-")  # 0700, root's: only the links to the files
         try:
@@ -86,3 +96,20 @@ def _moment(moment: datetime = None) -> list:
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(output: str, database: str, command: str) -> list:
+    try:
+        found = json.loads(output[output.index("["):])
+    except ValueError:
+        raise BackupError("litestream %s of %s printed no JSON list: %s" % (command, database, output[-300:])) from None
+    if not isinstance(found, list) or not all(isinstance(entry, dict) for entry in found):
+        raise BackupError("litestream %s of %s printed an unexpected answer: %s" % (command, database, output[-300:]))
+    return found or [{}]
+
+
+def _txid(text) -> int:
+    try:
+        return int(str(text or "0"), 16)
+    except ValueError:
+        return 0
