@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
     ReplicaRestoreRequest, request_from_settings, restore_from_replica)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import TEXTFILE_NAME, record
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import record, textfile_name
 from tests.integration.litestreamhost import litestream_wheel, rows
 from tests.sampleapp import seed_app
 
@@ -176,7 +176,7 @@ def test_replica_lag_and_last_sync_as_metrics(replicated, tmp_path):
                                     "databases": [DATABASE], "config": replicated["config"],
                                     "binary": replicated["binary"], "credentials": {}}))
     os.chmod(str(settings), 0o600)
-    textfile = str(tmp_path / TEXTFILE_NAME)
+    textfile = str(tmp_path / textfile_name("demo"))
     caught_up = record(str(settings), textfile, labels={"app": "demo"})[DATABASE]
     assert caught_up["lag_seconds"] == 0 and caught_up["txid"] >= caught_up["local_txid"] > 0
     newest = max(at for _id, at in replicated["rows"])

@@ -1,7 +1,7 @@
 # Copyright: devops.reddit_backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How far the Litestream replica is behind its databases, as node_exporter textfile metrics beside the backup
-metrics (a file of its own, ``reddit_backup_replica.prom``, so the backup metrics' writer never clears it).
+metrics (a file of its own, ``reddit_backup_<app>_replica.prom``, so the backup metrics' writer leaves it alone).
 
 Per database: the last successful sync (the time of the newest transaction the replica holds), and the lag: 0
 while the replica holds the newest transaction Litestream has taken from the database and nothing was committed
@@ -20,7 +20,6 @@ from .._publish import write_public
 from . import _settings
 from ._litestream import Litestream
 
-TEXTFILE_NAME = "reddit_backup_replica.prom"
 SLACK_SECONDS = 5.0  # a commit reaches the replica within the sync interval (1 s by default)
 FAMILIES = {
     "replica_last_sync_timestamp_seconds": "Time of the newest transaction the Litestream replica holds (0: none).",
@@ -30,6 +29,11 @@ FAMILIES = {
     "replica_local_txid": "Newest transaction (TXID) Litestream has taken from the database.",
     "replica_status_timestamp_seconds": "When the replica's status was last measured.",
 }
+
+
+def textfile_name(app: str) -> str:
+    """The textfile of ``app``'s replica metrics, beside its backup metrics (reddit_backup_<app>.prom)."""
+    return "reddit_backup_%s_replica.prom" % app
 
 
 def replica_status(settings_path: str, now: float = None) -> dict:
@@ -63,7 +67,7 @@ def samples(status: dict, labels: dict, now: float) -> list:
 
 
 def record(settings_path: str, textfile: str, labels=None, now: float = None) -> dict:
-    """Measure the replica and replace ``textfile`` (``.../reddit_backup_replica.prom``) atomically."""
+    """Measure the replica and replace ``textfile`` (see textfile_name) atomically."""
     now = time.time() if now is None else now
     checked = check_labels(labels or {})
     status = replica_status(settings_path, now)
