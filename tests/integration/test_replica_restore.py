@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
     ReplicaRestoreRequest, request_from_settings, restore_from_replica)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import record, textfile_name
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import SLACK_SECONDS, record, textfile_name
 from tests.integration.litestreamhost import litestream_wheel, rows
 from tests.sampleapp import seed_app
 
@@ -183,6 +183,7 @@ def test_replica_lag_and_last_sync_as_metrics(replicated, tmp_path):
     assert abs(caught_up["last_sync"] - newest) <= 2.0, caught_up
 
     database = os.path.join(replicated["app"], DATABASE)
+    time.sleep(max(0.0, caught_up["last_sync"] + SLACK_SECONDS + 1 - time.time()))  # a commit past the slack
     connection = sqlite3.connect(database)  # committed while Litestream is not running: the replica falls behind
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("INSERT INTO ticks (at, latency) VALUES (?, 0)", (time.time(),))
@@ -190,7 +191,7 @@ def test_replica_lag_and_last_sync_as_metrics(replicated, tmp_path):
     measured = time.time() + 30
     behind = record(str(settings), textfile, labels={"app": "demo"}, now=measured)[DATABASE]
     connection.close()
-    assert behind["lag_seconds"] == pytest.approx(measured - caught_up["last_sync"], abs=0.01)
+    assert behind["lag_seconds"] == pytest.approx(measured - caught_up["last_sync"], abs=0.01), (behind, caught_up)
     text = open(textfile).read()
     assert ('reddit_backup_replica_lag_seconds{app="demo",database="%s"} %s' % (DATABASE, repr(behind["lag_seconds"]))
             in text), text
