@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -142,6 +143,20 @@ def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup
     assert [row[0] for row in at_point] == list(range(1, len(at_point) + 1))
 
 
+def measure_lag(host: AppHome, unit_file: str) -> str:
+    """The lag timer's service, run as systemd would (root), its paths inside the test's root."""
+    with open(unit_file) as handle:
+        exec_start = next(line for line in handle if line.startswith("ExecStart=")).split("=", 1)[1]
+    command = [host.path(word) if word.startswith(("/etc/reddit-backup/", "/var/lib/prometheus/")) else word
+               for word in shlex.split(exec_start)]
+    os.makedirs(host.path("/var/lib/prometheus/node-exporter"), exist_ok=True)
+    measured = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert measured.returncode == 0, measured.stderr
+    metrics = open(host.path("/var/lib/prometheus/node-exporter/reddit_backup_lsapp_replica.prom")).read()
+    assert 'reddit_backup_replica_lag_seconds{app="lsapp",database="data/reddit_sentiment.db"} 0' in metrics
+    return measured.stdout
+
+
 def test_a_host_key_that_does_not_match_stops_replication(host, backup_server, tmp_path):  # noqa: F811
     impostor = tmp_path / "impostor"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
@@ -187,15 +202,24 @@ def test_a_local_replica_then_absent_removes_everything_but_the_replica(host, tm
     replicas = os.path.join(host.home, "replicas")  # root's, 0755: only root makes folders there
     os.mkdir(replicas, 0o755)
     replica = os.path.join(replicas, "lsapp")
-    settings = host.settings(litestream_replica_path=replica, litestream_databases=["data/reddit_sentiment.db"])
+    settings = host.settings(litestream_replica_path=replica, litestream_databases=["data/reddit_sentiment.db"],
+                             litestream_metrics_python=TARGET_PYTHON,
+                             litestream_metrics_collections=os.path.join(REPO, "collections"))
     applied = host.apply(tmp_path, settings)
     assert not applied.failed, applied.stderr + failure(applied)
+    status_units = [host.path("/etc/systemd/system/reddit-backup-lsapp-litestream-status." + kind)
+                    for kind in ("service", "timer")]
+    if shutil.which("systemd-analyze"):
+        checked = subprocess.run(["systemd-analyze", "verify", *status_units], capture_output=True, text=True)
+        assert checked.stderr.strip() == "", checked.stderr
     assert os.stat(replica).st_uid != 0 and os.stat(replica).st_mode & 0o777 == 0o700
     assert host.unit()["ReadWritePaths"] == [" ".join(sorted([os.path.join(host.app, "data"), replica]))]
     writer = host.start_writer()
     host.start_service()
     wait_for(lambda: any(files for _d, _s, files in os.walk(replica)), 30, "the local replica\n" + host.log())
     time.sleep(2)
+    measured = measure_lag(host, status_units[0])
+    assert "data/reddit_sentiment.db: lag 0.0 s" in measured
     host.stop()
     last_committed = rows(host.database)[-1]
     folder = scratch(host)
@@ -210,7 +234,8 @@ def test_a_local_replica_then_absent_removes_everything_but_the_replica(host, tm
     assert not removed.failed, removed.stderr + failure(removed)
     left = [os.path.relpath(os.path.join(where, name), host.root)
             for where, folders, files in os.walk(host.root) for name in folders + files]
-    assert sorted(left) == ["etc", "etc/systemd", "etc/systemd/system", "opt", "opt/reddit-backup"], left
+    assert sorted(left) == ["etc", "etc/systemd", "etc/systemd/system", "opt", "opt/reddit-backup", "var", "var/lib",
+                            "var/lib/prometheus", "var/lib/prometheus/node-exporter"], left
     assert any(files for _d, _s, files in os.walk(replica)), "the replica is backup data: it stays"
 
 

@@ -15,6 +15,7 @@ import os
 import time
 from datetime import datetime
 
+from .._errors import BackupError
 from .._metrics import PREFIX, _escape, _format_value, check_labels
 from .._publish import write_public
 from . import _settings
@@ -99,3 +100,23 @@ def _last_commit(database: str) -> float:
 
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def main(argv=None) -> int:
+    """``--settings replica.json --textfile DIR/reddit_backup_<app>_replica.prom --app APP``: the litestream role's
+    timer measures the replica once a minute with this."""
+    import argparse  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    parser = argparse.ArgumentParser(prog="replica-status", description=main.__doc__)
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--textfile", required=True)
+    parser.add_argument("--app", required=True)
+    arguments = parser.parse_args(argv)
+    try:
+        status = record(arguments.settings, arguments.textfile, labels={"app": arguments.app})
+    except BackupError as error:
+        print("replica status of %s: %s" % (arguments.app, error), file=sys.stderr)
+        return 1
+    for path, entry in sorted(status.items()):
+        print("%s: lag %s s, last sync %s" % (path, entry["lag_seconds"], entry["last_sync"]))
+    return 0
