@@ -154,6 +154,11 @@ def test_replica_settings_that_others_could_write_are_refused(replicated, tmp_pa
     assert chosen.databases == [DATABASE] and chosen.litestream_binary == replicated["binary"]
     with pytest.raises(BackupError, match="is not replicated"):
         request_from_settings(str(settings), databases=["data/other.db"])
+    for broken in ([], {"format": "devops.reddit_backup replica 1"}, dict(document, databases="data/x.db")):
+        settings.write_text(json.dumps(broken))
+        with pytest.raises(BackupError, match="not the litestream role's|lack app_root"):
+            request_from_settings(str(settings))
+    settings.write_text(json.dumps(document))
 
     os.chmod(replicated["binary"], 0o757)  # anyone could have replaced what root would run
     try:

@@ -34,11 +34,22 @@ def load(path: str) -> dict:
     if not isinstance(settings, dict) or settings.get("format") != FORMAT:
         raise BackupError("replica settings %s are not the litestream role's (format %r); apply the role again"
                           % (path, settings.get("format") if isinstance(settings, dict) else None))
+    _check_shape(path, settings)
     for name in ("config", "binary"):
         _check_root_only(settings[name], _lstat(settings[name], name))
     for name, credential in sorted(settings.get("credentials", {}).items()):
         _check_root_only(credential, _lstat(credential, "credential " + name))
     return settings
+
+
+def _check_shape(path: str, settings: dict) -> None:
+    strings = all(isinstance(settings.get(name), str) and settings[name] for name in ("app_root", "config", "binary"))
+    databases = settings.get("databases")
+    credentials = settings.get("credentials", {})
+    if not strings or not isinstance(databases, list) or not all(isinstance(item, str) for item in databases) \
+            or not isinstance(credentials, dict) or not all(isinstance(item, str) for item in credentials.values()):
+        raise BackupError("replica settings %s lack app_root, config, binary or a list of databases; apply the "
+                          "devops.reddit_backup.litestream role again" % path)
 
 
 def _lstat(path: str, what: str) -> os.stat_result:
