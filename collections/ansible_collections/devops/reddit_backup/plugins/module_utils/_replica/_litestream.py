@@ -74,7 +74,9 @@ class Litestream:
         try:
             for name, path in self.credentials.items():
                 os.symlink(os.path.abspath(path), os.path.join(folder, name))
-            completed = subprocess.run([self.binary, arguments[0], "-config", self.config] + arguments[1:],
+            # Only the SFTP key's path is a variable (${CREDENTIALS_DIRECTORY}); an S3 secret may hold a $.
+            expand = [] if self.credentials else ["-no-expand-env"]
+            completed = subprocess.run([self.binary, arguments[0]] + expand + ["-config", self.config] + arguments[1:],
                                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                        timeout=RESTORE_TIMEOUT, check=False,
                                        env={"CREDENTIALS_DIRECTORY": folder, "PATH": "/usr/bin:/bin"})
