@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     try:
         status = record(arguments.settings, arguments.textfile, labels={"app": arguments.app})
     except BackupError as error:
-        print("replica status of %s: %s" % (arguments.app, error), file=sys.stderr)
+        sys.stderr.write("replica status of %s: %s\n" % (arguments.app, error))
         return 1
     for path, entry in sorted(status.items()):
-        print("%s: lag %s s, last sync %s" % (path, entry["lag_seconds"], entry["last_sync"]))
+        sys.stdout.write("%s: lag %s s, last sync %s\n" % (path, entry["lag_seconds"], entry["last_sync"]))
     return 0
