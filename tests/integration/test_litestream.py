@@ -294,7 +294,7 @@ def test_restore_database_takes_the_replica_and_says_so(host, tmp_path):
     restored = result.result("Restore the databases from the Litestream replica")
     assert restored["source"] == "replica" and restored["restored"] == [os.path.join(host.app, "data")]
     said = result.result("Say what was restored")["msg"]
-    assert said[0] == "source:        replica" and "the Litestream replica, as it was at" in said[1], said
+    assert "the Litestream replica, as it was at" in said[0] and said[1] == "source:        replica", said
     recovered = rows(host.database)
     print("restore_database from the replica: %d of %d rows, %.2f s lost, recovery point %s" % (
         len(recovered), len(committed), committed[-1][1] - recovered[-1][1], restored["recovery_point"]))
