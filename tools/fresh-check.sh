@@ -17,7 +17,8 @@
 #      no systemd unit is enabled in the root (test dependencies are installed with no service started or
 #      enabled); and at the end nothing stays mounted.
 # Wall times: build/fresh-check/summary.txt (each command) and build/fresh-check/test-summary.txt (each step of
-# `make test`, copied from the clone's build/test-summary.txt), recorded in tools/results/fresh-check.json and
+# `make test`, copied from the clone's build/test-summary.txt) and build/fresh-check/skipped-steps.txt (the steps
+# left out), recorded in tools/results/fresh-check.json and
 # rendered into the README (tools/render_measurements.py).
 #
 # Environment:
@@ -192,6 +193,8 @@ main() {
     mkdir -p "$WORK"
     : >"$SUMMARY"
     rm -f "$WORK/test-summary.txt"
+    # What the recorder says was left out (it reads files, not this shell's variables).
+    printf '%s\n' $FRESH_CHECK_SKIP >"$WORK/skipped-steps.txt"
     trap cleanup EXIT
     if [ -d "$ROOTFS" ]; then unmount_all; rm -rf --one-file-system "$ROOTFS"; fi
     build_root

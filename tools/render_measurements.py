@@ -385,12 +385,31 @@ def _summary_lines(path: str) -> list:
             for match in found if match]
 
 
+def _fresh_check_skipped(work: str) -> str:
+    """The `make test` steps fresh-check.sh left out, and the matrix entries that skipped themselves in the root."""
+    steps = _read_words(os.path.join(work, "skipped-steps.txt"))
+    said = ["left out inside the root: %s" % (" ".join(steps) or "nothing")]
+    log = os.path.join(work, "make-test.log")
+    if os.path.exists(log):
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            said += sorted({line.strip()[len("[matrix] "):] for line in handle
+                            if line.startswith("[matrix] ") and line.rstrip().endswith("skipped")})
+    return "; ".join(said)
+
+
+def _read_words(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().split()
+
+
 def record_fresh_check(work: str, path: str = RESULTS["fresh-check"]) -> dict:
     """One tools/fresh-check.sh run (its summary.txt and test-summary.txt) replaces the result file."""
     measured = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
                 "commit": _commit().split()[0],
                 "loadavg_end": [float(value) for value in open("/proc/loadavg").read().split()[:3]],
-                "skipped": "left out inside the root: %s" % (os.environ.get("FRESH_CHECK_SKIP") or "nothing"),
+                "skipped": _fresh_check_skipped(work),
                 "commands": _summary_lines(os.path.join(work, "summary.txt")),
                 "test_steps": _summary_lines(os.path.join(work, "test-summary.txt"))}
     os.makedirs(os.path.dirname(path), exist_ok=True)

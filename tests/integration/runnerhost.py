@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -161,3 +162,31 @@ def installed_host(tmp_path_factory) -> Host:
 def apphost(tmp_path_factory):
     """The application host with the runner and monitoring roles installed (shared by the whole session)."""
     return installed_host(tmp_path_factory)
+
+
+def run_on_a_terminal(command: list) -> tuple:
+    """``command`` with stdout and stderr a pseudo-terminal, as an operator at a shell runs it; (rc, screen)."""
+    primary, secondary = os.openpty()
+    screen = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not chunk:
+                return
+            screen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "PYTEST"))}
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=clean,
+                                   timeout=300)
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    return completed.returncode, b"".join(screen).decode(errors="replace")

@@ -199,6 +199,45 @@ def test_an_identity_others_can_read_is_refused_when_the_role_is_applied(drillho
     assert "must be a regular file owned by root with mode 0600" in str(refused.data)
 
 
+def fresh_drill_host(tmp_path, identity_mode: int = None, identity_owner: str = None) -> DrillHost:
+    """A drill host the role was never applied to, with the identity missing or set as given."""
+    host = DrillHost(tmp_path)
+    if identity_mode is not None:
+        os.makedirs(os.path.dirname(host.identity))
+        subprocess.run(["age-keygen", "-o", host.identity], check=True, capture_output=True)
+        os.chmod(host.identity, identity_mode)
+        if identity_owner:
+            subprocess.run(["chown", identity_owner, host.identity], check=True)
+    host.write_inventory()
+    return host
+
+
+@pytest.mark.parametrize("mode,owner", [(None, None), (0o600, "nobody"), (0o640, None)],
+                         ids=["missing", "wrong-owner", "group-readable"])
+def test_a_missing_or_exposed_identity_is_refused_before_anything_is_installed(tmp_path, mode, owner):
+    host = fresh_drill_host(tmp_path, mode, owner)
+    refused = host.apply(tmp_path)
+    assert refused.failed
+    assert "The age identity %s must be a regular file owned by root with mode 0600 (or 0400)" % host.identity \
+        in str(refused.data)
+    assert not os.path.exists(host.root)  # no unit, no folder, no metrics file: nothing changed
+
+
+def test_an_identity_removed_after_install_fails_the_drill_and_the_metrics_say_so(drillhost):
+    saved = drillhost.identity + ".saved"
+    os.rename(drillhost.identity, saved)
+    try:
+        verify = drillhost.run_job("verify")
+        assert verify.returncode != 0
+        assert drillhost.identity in verify.stdout + verify.stderr, verify.stdout[-3000:] + verify.stderr[-2000:]
+        assert "Traceback" not in verify.stdout + verify.stderr
+        assert drillhost.metric("last_run_success", operation="verify", type="all") == 0
+    finally:
+        os.replace(saved, drillhost.identity)
+    assert drillhost.run_job("verify").returncode == 0
+    assert drillhost.metric("last_run_success", operation="verify", type="all") == 1
+
+
 def test_the_launcher_refuses_unknown_jobs_and_apps(drillhost):
     command = drillhost.exec_start("verify")[0]
     unknown = subprocess.run([command, "--app", APP + "-drill", "dance"], capture_output=True, text=True)

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
-from tests.integration.runnerhost import apphost  # noqa: F401  (fixture)
+from tests.integration.runnerhost import apphost, run_on_a_terminal  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -244,3 +244,20 @@ def test_safety_copies_listed_pruned_by_the_inventory_rule_and_removed_by_name(a
     newest = os.path.join(apphost.app_root, fresh[-1])
     removed = apphost.run("safety-copies", "--remove", newest)
     assert removed.returncode == 0 and not os.path.exists(newest)
+
+
+def test_a_restore_shows_its_steps_on_a_terminal_and_one_line_with_its_rto_under_a_timer(apphost):  # noqa: F811
+    assert apphost.run("--quiet", "create", "--type", "database").returncode == 0
+    rto = (r"RTO database corruption: [\d.]+ s from start to restored \(health check off\); "
+           r"target 1800 s \(30 min\): met")
+    quiet = apphost.run("--quiet", "restore-database", "latest", env={"JOURNAL_STREAM": "8:1"})
+    assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr
+    assert quiet.stderr == "" and quiet.stdout.count("\n") == 1, quiet.stdout[-3000:]
+    assert re.match(r"^reddit-backup: restore-database latest succeeded in [\d.]+ s: %s$" % rto, quiet.stdout), \
+        quiet.stdout
+    code, screen = run_on_a_terminal([apphost.command, "restore-database", "latest"])
+    assert code == 0, screen[-3000:]
+    steps = [line for line in screen.splitlines() if line.startswith("TASK [")]
+    assert any("Restore from the backup" in step for step in steps), screen[-3000:]  # each step as it starts
+    assert re.search(r"^reddit-backup: restore-database latest succeeded in [\d.]+ s: %s\r?$" % rto, screen, re.M), \
+        screen[-3000:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import shutil
 import subprocess
 
@@ -17,7 +18,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog impo
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
 from tests.integration.runner import run_playbook
-from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
+from tests.integration.runnerhost import apphost, run_on_a_terminal, wheelhouse  # noqa: F401  (apphost is a fixture)
 from tests.integration.test_operator_settings import failure, operator_inventory
 from tests.sampleapp import seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
@@ -116,3 +117,47 @@ def test_usage_errors_stay_out_of_the_metrics(apphost):  # noqa: F811
     assert nowhere.returncode == 2 and "there is no file at /nonexistent/backup.tar.zst" in nowhere.stderr
     assert apphost.metrics() == before, "nothing was recorded"
     assert "differential" not in apphost.metrics() and "no-such-backup" not in apphost.metrics()
+
+
+def test_sync_says_what_it_pushed_in_one_line_and_runs_on_a_terminal(apphost, tmp_path, backup_server):  # noqa: F811
+    app = tmp_path / "synced-app"
+    seed_app(str(app))
+    backups = tmp_path / "backups"
+    for backup_type in ("full", "database"):
+        create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type=backup_type))
+    settings = {
+        "reddit_backup_app_root": str(app), "reddit_backup_backup_dir": str(backups),
+        "reddit_backup_remote_sync": True, "reddit_backup_remote": backup_server.remote,
+        "reddit_backup_remote_ssh_key": backup_server.ssh_key,
+        "reddit_backup_remote_known_hosts": backup_server.known_hosts,
+        "runner_root": apphost.root, "runner_app_name": "synced", "runner_user": "root", "runner_group": "root",
+        "runner_scheduler": "none", "runner_wheelhouse": wheelhouse(),
+    }
+    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
+                "roles": [{"role": "devops.reddit_backup.runner"}]}]
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump(install))
+    inventory = operator_inventory(tmp_path, settings)
+    try:
+        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
+        assert not installed.failed, installed.stderr + failure(installed)
+        synced = apphost.run("--app", "synced", "sync")  # no terminal: as a timer or AWX runs it
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        summary = synced.stdout.strip().splitlines()[-1]
+        assert re.match(r"^reddit-backup: sync succeeded in [\d.]+ s: pushed 2 backups \([\d.]+ [KM]iB\) to %s, "
+                        r"removed 0 there by the retention policy$" % re.escape(backup_server.remote), summary), \
+            summary
+        assert "\r" not in synced.stdout + synced.stderr, "no progress drawn without a terminal"
+        quiet = apphost.run("--quiet", "--app", "synced", "sync", env={"JOURNAL_STREAM": "8:1"})
+        assert quiet.returncode == 0 and quiet.stderr == ""
+        assert re.match(r"^reddit-backup: sync succeeded in [\d.]+ s: pushed 0 backups \(0 B\) to ", quiet.stdout) \
+            and quiet.stdout.count("\n") == 1, "under a timer: one line per run"
+
+        create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type="config"))
+        code, screen = run_on_a_terminal([apphost.command, "--app", "synced", "sync"])
+        assert code == 0, screen[-3000:]
+        assert "reddit-backup: sync succeeded in " in screen and ": pushed 1 backups (" in screen, screen[-3000:]
+        assert "Traceback" not in screen
+    finally:  # the shared host has one application again, as the other tests expect
+        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
+        assert not removed.failed, removed.stderr + failure(removed)

@@ -115,8 +115,14 @@ def test_a_fresh_check_run_is_recorded_from_what_tools_fresh_check_sh_writes(tmp
     (tmp_path / "summary.txt").write_text("%-24s %-7s %5ss\n%-24s %-7s %5ss\n" % (
         "apt-get install make", "ok", 9, "make test", "FAILED", 1700))
     (tmp_path / "test-summary.txt").write_text("%-16s %-7s %5ss\n" % ("unit", "ok", 80))
-    monkeypatch.setenv("FRESH_CHECK_SKIP", "molecule")
+    (tmp_path / "skipped-steps.txt").write_text("molecule\n")
+    (tmp_path / "make-test.log").write_text(
+        "[matrix] === ansible-core 2.16.19: unit ===\n"
+        "[matrix] ansible-core 2.20.10 needs a Python 3.12 or newer controller: none on PATH or under pyenv, skipped\n")
+    monkeypatch.delenv("FRESH_CHECK_SKIP", raising=False)
     recorded = module.record_fresh_check(str(tmp_path), str(tmp_path / "fresh-check.json"))
+    assert recorded["skipped"] == ("left out inside the root: molecule; ansible-core 2.20.10 needs a Python 3.12 or "
+                                   "newer controller: none on PATH or under pyenv, skipped")
     assert recorded["commands"] == [{"name": "apt-get install make", "result": "ok", "seconds": 9},
                                     {"name": "make test", "result": "FAILED", "seconds": 1700}]
     assert recorded["test_steps"] == [{"name": "unit", "result": "ok", "seconds": 80}]

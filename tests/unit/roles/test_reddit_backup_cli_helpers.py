@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import subprocess
+import sys
 import types
 
 import pytest
@@ -164,6 +166,31 @@ def test_the_read_watch_follows_the_descriptor_reading_the_file(tmp_path):
     with watch:
         pass
     assert seen[-1] == "closed"
+
+
+def test_the_transfer_watch_follows_a_child_reading_the_files_it_sends(tmp_path):
+    """As for a push: rsync (a child) reads the sidecar, then the archive; done grows with what it has read."""
+    sidecar, archive = tmp_path / "backup.tar.zst.sha256", tmp_path / "backup.tar.zst"
+    sidecar.write_bytes(b"s" * 100)
+    archive.write_bytes(b"x" * 10000)
+    reader = subprocess.Popen([sys.executable, "-c", "import sys\n"
+                               "open(sys.argv[1], 'rb').read()\n"
+                               "f = open(sys.argv[2], 'rb', buffering=0); f.read(4000); print('half', flush=True)\n"
+                               "sys.stdin.readline()", str(sidecar), str(archive)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "half"
+        assert str(reader.pid) in progress.descendants(os.getpid())
+        watch = progress.TransferWatch([str(sidecar), str(archive)], progress.Progress(False, "sync"))
+        assert watch.sample() == 4000, "the archive half read; the sidecar read and closed before it was seen"
+        watch.read[os.path.realpath(str(sidecar))] = 1  # once seen reading it, a closed sidecar counts whole
+        assert watch.sample() == 4100
+    finally:
+        reader.stdin.write("\n")
+        reader.stdin.close()
+        reader.wait(timeout=10)
+    assert watch.sample() == 10100, "closed after it was seen reading: sent whole"
+    assert str(reader.pid) not in progress.descendants(os.getpid())
 
 
 def test_quiet_under_a_systemd_timer_prints_only_the_summary(tmp_path, monkeypatch, capsys):

@@ -113,3 +113,31 @@ def test_a_restore_refuses_a_database_locked_by_a_process_proc_does_not_show(liv
     finally:
         release(writer)
     assert _procs.in_use([db, db + "-shm"]) == ([], [])
+
+
+def hidepid_guard(paths) -> subprocess.CompletedProcess:
+    """The guard run as another user in a private mount namespace whose /proc is mounted with hidepid=2 over the
+    usual one: the writer's /proc entries are invisible to it, as on a hardened host."""
+    script = ('mount -t proc -o hidepid=2 proc /proc && exec "$@"')
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "guard"]
+                          + OTHER_USER + [GUARD, COLLECTIONS] + paths, capture_output=True, text=True)
+
+
+def test_a_guard_under_hidepid_warns_and_finds_the_writer_by_its_locks(live_db):
+    _home, app, db = live_db
+    make_live(app, db, "wal")
+    paths = [db, db + "-wal", db + "-shm", db + "-journal"]
+    writer = hold(db, "idle")
+    try:
+        guard = hidepid_guard(paths)
+    finally:
+        release(writer)
+    assert guard.returncode == 0, guard.stderr
+    report = json.loads(guard.stdout)
+    assert report["proc_only"] == []  # /proc shows the guard no process of the writer's user
+    # Found by its read lock on -shm; its command line is hidden too.
+    assert {(holder["pid"], holder["found_by"], holder["command"]) for holder in report["found"]} == \
+        {(writer.pid, "lock", "?")}
+    assert db + "-shm" in {holder["path"] for holder in report["found"]}
+    assert any(warning.startswith("/proc is mounted with hidepid=") and "uid 12345" in warning
+               for warning in report["warnings"]), report["warnings"]

@@ -131,18 +131,19 @@ def hidden_processes() -> str:
     """The hidepid= setting /proc is mounted with when it hides other users' processes from this one, or ''."""
     if os.geteuid() == 0:
         return ""
+    options = []
     try:
         with open(os.path.join(PROC, "self", "mountinfo"), encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 fields = line.split()
                 if len(fields) > 4 and fields[4] == PROC and " - proc " in line:
+                    # The last mount on /proc is the one in use: it hides those below it.
                     options = line.rsplit(" ", 1)[-1].strip().split(",")
-                    hidden = [option for option in options if option.startswith("hidepid=")
-                              and option not in ("hidepid=0", "hidepid=off")]
-                    return hidden[0] if hidden else ""
     except OSError:
         return ""
-    return ""
+    hidden = [option for option in options if option.startswith("hidepid=")
+              and option not in ("hidepid=0", "hidepid=off")]
+    return hidden[0] if hidden else ""
 
 
 def in_use(paths) -> tuple:

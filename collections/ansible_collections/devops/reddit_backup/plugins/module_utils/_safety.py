@@ -149,16 +149,33 @@ def check_keep(keep) -> int:
 
 
 def prune_safety_copies(app_root: str, keep=DEFAULT_KEEP, max_age=DEFAULT_MAX_AGE, remove=(), now: datetime = None,
-                        check_mode: bool = False, lock_timeout: float = 60.0, skip=()) -> dict:
+                        check_mode: bool = False, lock_timeout: float = 60.0, skip=(),
+                        leave_unremovable: bool = False) -> dict:
     """List the safety copies of ``app_root`` and remove those the rule (``keep``, ``max_age``) no longer keeps,
     and those named in ``remove`` (paths as listed). Holds the lock a restore holds on the app root's parent, so
-    it never removes what a running restore makes."""
+    it never removes what a running restore makes. With ``leave_unremovable`` the rule's removals this user may
+    not make (a full restore's copy in the root-owned folder beside the app root) are left and listed in ``left``."""
     check_rule(keep, max_age)
     app_root = os.path.abspath(app_root)
     if check_mode or not os.path.isdir(os.path.dirname(app_root)):  # no folder to lock: nothing was ever left there
-        return _prune(app_root, keep, max_age, remove, now, check_mode, skip)
+        return _prune(app_root, keep, max_age, remove, now, check_mode, skip, leave_unremovable)
     with _lock.DirectoryLock(os.path.dirname(app_root), lock_timeout, "safety copy cleanup", name=None):
-        return _prune(app_root, keep, max_age, remove, now, False, skip)
+        return _prune(app_root, keep, max_age, remove, now, False, skip, leave_unremovable)
+
+
+def may_remove(path: str) -> bool:
+    """Whether this user may remove ``path``: its folder writable (and, when sticky, one of the two ours) and, for
+    a folder, the folder itself writable, so a removal does not stop half way at its first entry."""
+    folder = os.path.dirname(path)
+    try:
+        info, parent = os.lstat(path), os.stat(folder)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    if parent.st_mode & stat.S_ISVTX and os.geteuid() not in (0, info.st_uid, parent.st_uid):
+        return False
+    return not stat.S_ISDIR(info.st_mode) or os.access(path, os.W_OK | os.X_OK)
 
 
 def prune_held(app_root: str, keep, max_age, now: datetime, protect=(), skip=()) -> list:
@@ -170,7 +187,7 @@ def prune_held(app_root: str, keep, max_age, now: datetime, protect=(), skip=())
     return removed
 
 
-def _prune(app_root: str, keep, max_age, remove, now, check_mode: bool, skip) -> dict:
+def _prune(app_root: str, keep, max_age, remove, now, check_mode: bool, skip, leave_unremovable: bool) -> dict:
     copies = list_safety_copies(app_root, now, skip)
     listed = {copy["path"]: copy for copy in copies}
     unknown = [path for path in remove or () if os.path.abspath(path) not in listed]
@@ -178,6 +195,8 @@ def _prune(app_root: str, keep, max_age, remove, now, check_mode: bool, skip) ->
         raise BackupError("%s %s not a safety copy of %s (nothing was removed); list them first and give paths "
                           "as listed" % (", ".join(unknown), "is" if len(unknown) == 1 else "are", app_root))
     removed, kept = plan(copies, keep, max_age)
+    left = [copy for copy in removed if not may_remove(copy["path"])] if leave_unremovable else []
+    removed = [copy for copy in removed if copy not in left]
     asked = {os.path.abspath(path) for path in remove or ()}
     removed += [dict(copy, reason="named in remove") for copy in kept if copy["path"] in asked]
     kept = [copy for copy in kept if copy["path"] not in asked]
@@ -185,5 +204,8 @@ def _prune(app_root: str, keep, max_age, remove, now, check_mode: bool, skip) ->
         anchor = Anchor(os.path.dirname(app_root))
         for copy in removed:
             anchor.remove(copy["path"])
-    return {"changed": bool(removed), "safety_copies": copies, "removed": sorted(removed, key=lambda c: c["path"]),
-            "kept": kept}
+    result = {"changed": bool(removed), "safety_copies": copies, "removed": sorted(removed, key=lambda c: c["path"]),
+              "kept": kept}
+    if leave_unremovable:
+        result["left"] = sorted(left, key=lambda c: c["path"])
+    return result

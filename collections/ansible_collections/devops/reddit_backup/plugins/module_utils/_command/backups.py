@@ -13,6 +13,7 @@ from .offsite import push_and_prune, remote_configured
 from .output import human_size
 from .progress import Progress, on_terminal
 from .retention import retention_policy
+from .safety import prune_by_rule
 
 
 def backup_request(settings, args) -> _create.BackupRequest:
@@ -91,4 +92,7 @@ def command_cleanup(settings, args) -> int:
                                                      len(pruned["kept"])))
         for backup in pruned["deleted"]:
             output.line("  %s %s" % ("would remove" if args.dry_run else "removed", backup.get("name")))
+        safety_copies = prune_by_rule(settings, output, bool(args.dry_run))
+        outcome.summary = ": %s %d backups%s" % ("would remove" if args.dry_run else "removed", len(pruned["deleted"]),
+                                                 "; " + safety_copies if safety_copies else "")
     return run_engine_job(settings, args, "cleanup", "all", work)

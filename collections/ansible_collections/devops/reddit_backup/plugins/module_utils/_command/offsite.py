@@ -5,9 +5,14 @@ push and backup_prune with a remote do; the newest backup left there goes into t
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from .. import _remote
 from .._errors import BackupError
 from .engine_job import run_engine_job
+from .output import human_size
+from .progress import Progress, TransferWatch, on_terminal
 from .retention import retention_policy
 from .settings import ConfigError
 
@@ -26,11 +31,13 @@ def sync_request(settings) -> _remote.SyncRequest:
         s3_access_key=settings.setting("s3_access_key"), s3_secret_key=settings.setting("s3_secret_key"))
 
 
-def push_and_prune(settings, output, outcome, dry_run: bool = False) -> None:
-    """Push, then remote retention; a failure of either is the run's failure (a BackupError naming the remote)."""
+def push_and_prune(settings, output, outcome, dry_run: bool = False, progress: Progress = None) -> tuple:
+    """Push (drawing ``progress`` on a terminal), then remote retention; a failure of either is the run's failure
+    (a BackupError naming the remote). Returns what the push and the retention did."""
     request = sync_request(settings)
     try:
-        pushed = _remote.sync(request, check_mode=dry_run)
+        with transfer_watch(request, progress, dry_run):
+            pushed = _remote.sync(request, check_mode=dry_run)
         pruned = _remote.prune_remote(request, retention_policy(settings), settings.setting("prune_now") or None,
                                       check_mode=dry_run)
     except BackupError as error:
@@ -41,6 +48,16 @@ def push_and_prune(settings, output, outcome, dry_run: bool = False) -> None:
                    len(pruned["kept"])))
     created = [item["created"] for item in pruned["kept"] if item.get("created")]
     outcome.remote = {"newest": max(created) if created else None}
+    return pushed, pruned
+
+
+def transfer_watch(request: _remote.SyncRequest, progress: Progress, dry_run: bool):
+    """A watch on the files the push will send (asked of the remote first), or nothing without a terminal."""
+    if progress is None or not progress.enabled or dry_run:
+        return contextlib.nullcontext()
+    planned = _remote.sync(request, check_mode=True)
+    return TransferWatch([os.path.join(request.backup_dir, path) for item in planned["transferred"]
+                          for path in item["files"]], progress)
 
 
 def command_sync(settings, args) -> int:
@@ -48,5 +65,12 @@ def command_sync(settings, args) -> int:
         raise ConfigError("no remote copy is configured for %s: set reddit_backup_remote (ssh:// or s3:// URL) and "
                           "reddit_backup_remote_sync: true in the inventory, then re-run the runner role"
                           % settings.app)
-    return run_engine_job(settings, args, "sync", "all",
-                          lambda output, outcome: push_and_prune(settings, output, outcome, args.dry_run))
+
+    def work(output, outcome):
+        pushed, pruned = push_and_prune(settings, output, outcome, args.dry_run,
+                                        Progress(on_terminal(args.quiet), "sync"))
+        outcome.summary = ": %s %d backups (%s) to %s, %s %d there by the retention policy" % (
+            "would push" if args.dry_run else "pushed", len(pushed["transferred"]), human_size(pushed["bytes"]),
+            pushed["remote"], "would remove" if args.dry_run else "removed",
+            len(pruned["deleted"]))
+    return run_engine_job(settings, args, "sync", "all", work)

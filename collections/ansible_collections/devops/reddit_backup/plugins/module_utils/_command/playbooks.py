@@ -45,13 +45,16 @@ def ansible_env(settings) -> dict:
     return env
 
 
-def stream(command: list, env: dict, output: Output) -> int:
-    """Run ``command``; every line it prints goes to the output as it comes. Returns its exit code."""
+def stream(command: list, env: dict, output: Output, rto: "RtoLine" = None) -> int:
+    """Run ``command``; every line it prints goes to the output as it comes (and to ``rto``). Returns its exit
+    code."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                                errors="replace", bufsize=1)
     try:
         for text in process.stdout:
             output.line(text.rstrip("\n"))
+            if rto is not None:
+                rto.feed(text.rstrip("\n"))
         return process.wait()
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
@@ -72,6 +75,25 @@ def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, ch
     if check:
         command.append("--check")
     return command
+
+
+class RtoLine:
+    """The recovery-time line a restore playbook reports (its debug task's ``msg: 'RTO ...'``, folded over
+    several lines by the YAML result format), for the run's one summary line."""
+
+    def __init__(self) -> None:
+        self.words, self.indent, self.text = [], None, ""
+
+    def feed(self, line: str) -> None:
+        stripped, indent = line.strip(), len(line) - len(line.lstrip())
+        if stripped.startswith(("msg: 'RTO ", 'msg: "RTO ', "msg: RTO ")):
+            self.indent, self.words = indent, [stripped[4:].strip()]
+        elif self.indent is not None and stripped and indent > self.indent:
+            self.words.append(stripped)
+        else:
+            self.indent = None
+            return
+        self.text = " ".join(self.words).strip("'\"")
 
 
 def failure_message(lines) -> str:
@@ -107,12 +129,12 @@ def run_job(settings, args, playbook_key: str, extra_vars: dict) -> int:
         output.log_only("reddit-backup: %s: %s" % (args.command, error))
         output.close()
         raise
-    rc, interrupted = EXIT_FAILED, False
+    rc, interrupted, rto = EXIT_FAILED, False, RtoLine()
     try:
         with _lock.DirectoryLock(settings.state_dir, float(settings.runner.get("job_lock_timeout", 7200)),
                                  purpose="reddit-backup " + what):
             rc = stream(playbook_command(settings, playbook, extra_vars, args.verbose, False),
-                        ansible_env(settings), output)
+                        ansible_env(settings), output, rto)
     except KeyboardInterrupt:
         interrupted = True
     except Exception as error:  # pylint: disable=broad-except  # reported, logged and recorded below
@@ -127,7 +149,8 @@ def run_job(settings, args, playbook_key: str, extra_vars: dict) -> int:
             failure_message(output.tail) or "ansible-playbook exited %d" % rc)
     record_run(settings, output, run, started)
     if ok:
-        output.succeeded("reddit-backup: %s succeeded in %.1f s" % (what, duration))
+        output.succeeded("reddit-backup: %s succeeded in %.1f s%s"
+                         % (what, duration, ": " + rto.text if rto.text else ""))
         output.close()
         return EXIT_OK
     reason = "interrupted" if interrupted else "ansible-playbook exited %d" % rc

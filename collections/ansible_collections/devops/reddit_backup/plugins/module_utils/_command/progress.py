@@ -99,3 +99,78 @@ class ReadWatch(threading.Thread):
         if self.is_alive():
             self.join()
         self.progress.close()
+
+
+class TransferWatch(threading.Thread):
+    """How far this process and its children (rsync and its ssh for a push) have read ``paths``: for each file the
+    furthest position a descriptor open on it reached, and its whole size once it was seen and is closed again;
+    reported to ``progress`` against the files' total size. Engine calls that run a program take no callback."""
+
+    def __init__(self, paths, progress: Progress) -> None:
+        super().__init__(daemon=True)
+        self.sizes = {os.path.realpath(path): os.path.getsize(path) for path in paths if os.path.isfile(path)}
+        self.progress = progress
+        self.read = dict.fromkeys(self.sizes, 0)
+        self.stopped = threading.Event()
+
+    def positions(self) -> dict:
+        """{path: position} of the watched files open now in this process or its descendants."""
+        found = {}
+        for pid in [str(os.getpid())] + descendants(os.getpid()):
+            try:
+                descriptors = os.listdir("/proc/%s/fd" % pid)
+            except OSError:
+                continue  # ended meanwhile
+            for descriptor in descriptors:
+                try:
+                    target = os.readlink("/proc/%s/fd/%s" % (pid, descriptor))
+                    if target in self.sizes:
+                        with open("/proc/%s/fdinfo/%s" % (pid, descriptor), encoding="ascii") as handle:
+                            found[target] = max(found.get(target, 0), int(handle.readline().split()[1]))
+                except (OSError, ValueError, IndexError):
+                    continue
+        return found
+
+    def sample(self) -> int:
+        """Bytes read so far, after one look at the open files."""
+        open_now = self.positions()
+        for path in self.sizes:
+            if path in open_now:
+                self.read[path] = max(self.read[path], min(open_now[path], self.sizes[path]))
+            elif self.read[path]:
+                self.read[path] = self.sizes[path]  # seen reading, closed since: sent
+        return sum(self.read.values())
+
+    def run(self) -> None:
+        while not self.stopped.wait(REDRAW_SECONDS / 2):
+            self.progress.update(self.sample(), sum(self.sizes.values()))
+
+    def __enter__(self) -> "TransferWatch":
+        if self.progress.enabled and self.sizes:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join()
+        self.progress.close()
+
+
+def descendants(pid: int) -> list:
+    """The pids of ``pid``'s children, theirs, and so on (from each process's parent in /proc/PID/stat)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="ascii", errors="replace") as handle:
+                parents[entry] = handle.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+    found, frontier = [], [str(pid)]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found

@@ -8,12 +8,14 @@ only root writes."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 
 from .. import _safety
 from .engine_job import run_engine_job
 from .._errors import BackupError
 from .output import complain, say
-from .settings import EXIT_FAILED, EXIT_OK
+from .settings import DEFAULT_CONFIG_DIR, EXIT_FAILED, EXIT_OK
 
 
 def safety_rule(settings) -> tuple:
@@ -29,13 +31,42 @@ def command_safety_copies(settings, args) -> int:
     def work(output, outcome):
         keep, max_age = safety_rule(settings) if args.prune else (None, None)
         result = _safety.prune_safety_copies(settings.app_root, keep, max_age, args.remove or (),
-                                             check_mode=bool(args.dry_run))
-        verb = "would remove" if args.dry_run else "removed"
-        for copy in result["removed"]:
-            output.line("  %s %s (%s)" % (verb, copy["path"], copy["reason"]))
-        output.line("%s %d safety copies, kept %d" % (verb, len(result["removed"]), len(result["kept"])))
-        outcome.summary = ": %s %d safety copies" % (verb, len(result["removed"]))
+                                             check_mode=bool(args.dry_run), leave_unremovable=True)
+        outcome.summary = ": " + report_pruned(settings, output, result, bool(args.dry_run))
     return run_engine_job(settings, args, "cleanup", "all", work)
+
+
+def prune_by_rule(settings, output, dry_run: bool) -> str:
+    """The safety copies' rule as the cleanup playbook applies it after the backups' retention (unless
+    reddit_backup_safety_copies_prune is false); what it says, for the summary line."""
+    if not settings.setting("safety_copies_prune", True):
+        return ""
+    keep, max_age = safety_rule(settings)
+    result = _safety.prune_safety_copies(settings.app_root, keep, max_age, check_mode=dry_run,
+                                         leave_unremovable=True)
+    return report_pruned(settings, output, result, dry_run)
+
+
+def report_pruned(settings, output, result: dict, dry_run: bool) -> str:
+    """Each removal on its own line, the copies this user may not remove in a warning with the command that
+    removes them (the scheduled cleanup runs as the app user; a full restore leaves its copy in a root-owned
+    folder); returns the summary's words."""
+    verb = "would remove" if dry_run else "removed"
+    for copy in result["removed"]:
+        output.line("  %s %s (%s)" % (verb, copy["path"], copy["reason"]))
+    output.line("%s %d safety copies, kept %d" % (verb, len(result["removed"]), len(result["kept"])))
+    left = result.get("left") or []
+    if left:
+        named = ", ".join("%s (%s)" % (copy["path"], copy["reason"]) for copy in left)
+        output.warn("%d safety copies the rule removes are in a folder uid %d may not change: %s; run `%s` as root "
+                    "to remove them" % (len(left), os.geteuid(), named, root_command(settings)))
+    return "%s %d safety copies%s" % (verb, len(result["removed"]), ", %d left for root" % len(left) if left else "")
+
+
+def root_command(settings) -> str:
+    """The command line that applies the rule as root, for this application and configuration folder."""
+    config = "" if settings.config_dir == DEFAULT_CONFIG_DIR else " --config-dir %s" % shlex.quote(settings.config_dir)
+    return "reddit-backup%s --app %s safety-copies --prune" % (config, shlex.quote(settings.app))
 
 
 def show(settings, args) -> int:
