@@ -46,7 +46,7 @@ help:
 	@echo "make changelog-lint  antsibull-changelog lint (fragments and changelog.yaml)"
 	@echo "make docs            the HTML documentation site with antsibull-docs + Sphinx (build/docs/html)"
 	@echo "make matrix          sanity, unit tests and modules on the oldest and newest supported ansible-core (tools/matrix.sh)"
-	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.sh)"
+	@echo "make molecule        the molecule recovery scenarios on podman (tools/molecule.py)"
 	@echo "make mutants         break each safety promise on purpose (tests/mutants.yml); its tests must fail"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py and bench/command.py, then the README figures from bench/results/measured.json"
@@ -115,7 +115,7 @@ test:
 
 molecule:
 	$(call setup_for,molecule)
-	"$(ROOT)/tools/molecule.sh"
+	python3 "$(ROOT)/tools/molecule.py"
 
 # Each mutation of tests/mutants.yml on a scratch copy, its tests must fail; MUTANTS_WORKERS=2 by default.
 mutants:

@@ -17,7 +17,10 @@ import subprocess
 import sys
 import time
 
-from _common import TARGET_PYTHON, clean_dir, run_step, sha256_file
+from _files import clean_dir, sha256_file, warm_page_cache
+from _machine import loadavg
+from _paths import TARGET_PYTHON
+from _steps import run_methods, run_step
 
 FOLDER = "fixtures"
 _MADE: dict = {}
@@ -111,3 +114,15 @@ def remove(workdir: str) -> None:
     shutil.rmtree(folder(workdir), ignore_errors=True)
     for key in [key for key in _MADE if key[1] == workdir]:
         del _MADE[key]
+
+
+def measure_on(family: str, methods: list, options, workdir: str, databases: list, guide: dict, module: dict,
+               artifact_key: str = None) -> tuple:
+    """The rounds of a family that reads these archives (read once first, so every method finds them in the page
+    cache); its outputs go unless --keep-outputs. Returns (the family's result, the records by method)."""
+    warm_page_cache(*[fixture["archive"] for fixture in (guide, module) if fixture])
+    records, _last = run_methods(family, methods, options.repeat, workdir, artifact_key=artifact_key)
+    if not getattr(options, "keep_outputs", False):
+        shutil.rmtree(os.path.join(workdir, "out", family), ignore_errors=True)
+    return {"databases": databases, "methods": list(records.values()), "loadavg_end": loadavg(),
+            "fixtures": {"guide": guide, "module": module}}, records

@@ -11,7 +11,8 @@ import datetime
 import json
 import os
 
-import _common
+import _report
+import _stats
 
 MEASURED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "measured.json")
 # Per method: what the README tables read from its summary.
@@ -40,7 +41,7 @@ def family_figures(results: dict, family: dict, date: str) -> dict:
         "dirty": bool(machine["code"].get("dirty")),
         "machine": {"cores": machine["nproc"], "cpu": machine["cpu"], "zstd": machine["zstd"],
                     "ansible_core": machine["ansible_core"]},
-        "database_mb": round(results["app"]["database_bytes"] / _common.MB, 1),
+        "database_mb": round(results["app"]["database_bytes"] / _stats.MB, 1),
         "posts": seeded.get("rows"),
         "repeat": results["options"]["repeat"],
         "loadavg_start": machine["loadavg_start"],
@@ -68,5 +69,5 @@ def record(path: str, results: dict) -> dict:
     for name, family in results["families"].items():
         if not family.get("skipped"):
             measured["families"][name] = family_figures(results, family, date)
-    _common.write_json(path, measured)
+    _report.write_json(path, measured)
     return measured

@@ -9,8 +9,12 @@ import shlex
 import shutil
 import subprocess
 
-from _common import (Step, command_lines, engine_step, fmt, loadavg, markdown_table, minimal_result,
-                     module_cell, playbook_step, run_methods, step_lines, target, warm_page_cache, write_playbook)
+from _ansible import engine_step, minimal_result, playbook_step, write_playbook
+from _files import warm_page_cache
+from _machine import loadavg
+from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
+from _stats import target
+from _steps import Step, run_methods
 
 NAME = "backup"
 # The guide's full-system backup excludes (backup-and-recovery-guide.md, "Full System Backup").
@@ -235,17 +239,13 @@ def _targets(records: dict) -> tuple:
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Full backup: skipped (%s)" % result["skipped"]
-    headers = ["method", "median s", "min s", "CPU s", "archive MB", "peak tree RSS MB", "peak 1-proc RSS MB",
-               "module RSS MB (own / +zstd)", "x faster than guide", "time / zstd hand"]
+    headers = measured_headers("archive MB") + ["x faster than guide", "time / zstd hand"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
         ratio = result["ratios"][record["key"]]
-        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
-                     fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_mb"], "%.1f"),
-                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
-                     module_cell(summary), fmt(ratio["speedup_vs_guide"], "%.2fx"),
-                     fmt(ratio["time_vs_zstd_hand"], "%.2fx")])
+        rows.append(measured_cells(record, fmt(summary["archive_mb"], "%.1f"))
+                    + [fmt(ratio["speedup_vs_guide"], "%.2fx"), fmt(ratio["time_vs_zstd_hand"], "%.2fx")])
     lines = ["## Full backup (%s)" % ", ".join(result["databases"]), "", markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])
     lines.append("")

@@ -22,7 +22,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import _common  # noqa: E402
+import _files  # noqa: E402
+import _machine  # noqa: E402
+import _paths  # noqa: E402
+import _report  # noqa: E402
+import _stats  # noqa: E402
+import _steps  # noqa: E402
+from tests import ansiblerun  # noqa: E402
 from tests.integration.runnerhost import wheelhouse  # noqa: E402  (the offline wheels the runner installs from)
 
 APP = "bench"
@@ -51,16 +57,15 @@ def install(workdir: str, app_root: str) -> str:
     playbook = os.path.join(workdir, "install.json")
     with open(playbook, "w") as handle:
         json.dump(play, handle)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(_common.REPO, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=_common.COLLECTIONS, ANSIBLE_HOME=os.path.join(workdir, ".ansible"))
-    subprocess.run([_common.venv_bin("ansible-playbook"), "-i", "localhost,", "-c", "local", playbook],
-                   check=True, env=env, cwd=_common.REPO, stdout=subprocess.DEVNULL)
+    installed = ansiblerun.run_playbook(os.path.join(workdir, ".ansible"), playbook)
+    if installed.failed:
+        raise SystemExit("bench: installing the runner failed:\n%s" % installed.stderr[-3000:])
     return root
 
 
 def old_command(workdir: str, rev: str) -> str:
     path = os.path.join(workdir, "reddit_backup_cli_%s.py" % rev)
-    source = subprocess.run(["git", "-C", _common.REPO, "show", "%s:%s" % (rev, OLD_CLI)], check=True,
+    source = subprocess.run(["git", "-C", _paths.REPO, "show", "%s:%s" % (rev, OLD_CLI)], check=True,
                             capture_output=True).stdout
     with open(path, "wb") as handle:
         handle.write(source)
@@ -73,11 +78,11 @@ def steps(root: str, old_cli: str, app_root: str) -> dict:
     command = ["--config-dir", config, "--app", APP, "--quiet", "create", "--type", "database"]
     collections = os.path.join(root, "opt", "reddit-backup", "collections")
     return {
-        "before": _common.Step("before: ansible-playbook", argv=[venv_python, "-I", old_cli] + command),
-        "after": _common.Step("after: engine directly",
-                              argv=[os.path.join(root, "usr", "local", "bin", "reddit-backup")] + command[2:]),
-        "engine": _common.Step("the engine alone", argv=[venv_python, "-I", "-c", ENGINE, collections, app_root,
-                                                         os.path.join(app_root, "backups")]),
+        "before": _steps.Step("before: ansible-playbook", argv=[venv_python, "-I", old_cli] + command),
+        "after": _steps.Step("after: engine directly",
+                             argv=[os.path.join(root, "usr", "local", "bin", "reddit-backup")] + command[2:]),
+        "engine": _steps.Step("the engine alone", argv=[venv_python, "-I", "-c", ENGINE, collections, app_root,
+                                                        os.path.join(app_root, "backups")]),
     }
 
 
@@ -85,7 +90,7 @@ def measure(methods: dict, repeat: int, log_dir: str) -> dict:
     runs = {key: [] for key in methods}
     for _round in range(repeat + 1):  # the first round warms the page cache and Python's bytecode caches
         for key, step in methods.items():
-            run = _common.run_step(step, os.path.join(log_dir, key))
+            run = _steps.run_step(step, os.path.join(log_dir, key))
             if run.returncode != 0:
                 raise SystemExit("bench: %s failed (%d):\n%s%s" % (step.label, run.returncode, run.stdout, run.stderr))
             if _round:
@@ -97,11 +102,11 @@ def figures(runs: dict) -> dict:
     result = {}
     for key, done in runs.items():
         engine = [json.loads(run.stdout)["engine_seconds"] for run in done] if key == "engine" else []
-        result[key] = {"wall_seconds": _common.summarize([run.seconds for run in done]),
-                       "cpu_seconds": _common.summarize([run.cpu_seconds for run in done]),
-                       "tree_peak_mb": _common.summarize([_common.mb(run.tree_peak) for run in done]),
-                       "largest_process_mb": _common.summarize([_common.mb(run.maxrss) for run in done]),
-                       "engine_seconds": _common.summarize(engine), "top": done[-1].top}
+        result[key] = {"wall_seconds": _stats.summarize([run.seconds for run in done]),
+                       "cpu_seconds": _stats.summarize([run.cpu_seconds for run in done]),
+                       "tree_peak_mb": _stats.summarize([_stats.mb(run.tree_peak) for run in done]),
+                       "largest_process_mb": _stats.summarize([_stats.mb(run.maxrss) for run in done]),
+                       "engine_seconds": _stats.summarize(engine), "top": done[-1].top}
     return result
 
 
@@ -112,7 +117,7 @@ def render(result: dict, methods: dict) -> str:
         rows.append([methods[key].label, wall["median"], "%.2f–%.2f" % (wall["min"], wall["max"]),
                      figure["cpu_seconds"]["median"], figure["tree_peak_mb"]["median"],
                      figure["largest_process_mb"]["median"], figure["engine_seconds"]["median"]])
-    return _common.markdown_table(["method", "wall s (median)", "min–max", "cpu s", "peak RSS of the tree MB",
+    return _report.markdown_table(["method", "wall s (median)", "min–max", "cpu s", "peak RSS of the tree MB",
                                    "largest process MB", "engine's own s"], rows)
 
 
@@ -126,21 +131,21 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     options = parser.parse_args(argv)
     workdir = os.path.abspath(options.workdir)
-    machine = _common.machine_info()
-    machine["code"] = _common.code_state(_common.COLLECTIONS)
-    print("\n".join(_common.machine_lines(machine)))
-    _common.ensure_sample_app(workdir, options.db_size_mb)
+    machine = _machine.machine_info()
+    machine["code"] = _machine.code_state(_paths.COLLECTIONS)
+    print("\n".join(_machine.machine_lines(machine)))
+    _files.ensure_sample_app(workdir, options.db_size_mb)
     app_root = os.path.join(workdir, "app")
-    _common.clean_dir(os.path.join(app_root, "backups"))
+    _files.clean_dir(os.path.join(app_root, "backups"))
     root = install(workdir, app_root)
     methods = steps(root, old_command(workdir, options.before_rev), app_root)
     result = figures(measure(methods, options.repeat, os.path.join(workdir, "logs")))
     print("\nscheduled database backup, %d runs each after a warm-up round (database %.0f MB)\n"
           % (options.repeat, options.db_size_mb))
     print(render(result, methods))
-    print("\nload average at the end: %s" % _common.loadavg())
+    print("\nload average at the end: %s" % _machine.loadavg())
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _common.write_json(options.output, {"date": date, "machine": machine, "options": vars(options), "results": result})
+    _report.write_json(options.output, {"date": date, "machine": machine, "options": vars(options), "results": result})
     return 0
 
 

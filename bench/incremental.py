@@ -13,8 +13,12 @@ import sys
 import time
 
 import _fixtures
-from _common import (MB, command_lines, engine_step, fmt, loadavg, markdown_table, mb, minimal_result, module_cell,
-                     playbook_step, ratio, run_methods, step_lines, target, warm_page_cache, write_playbook)
+from _ansible import engine_step, minimal_result, playbook_step, write_playbook
+from _files import warm_page_cache
+from _machine import loadavg
+from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
+from _stats import MB, mb, ratio, target
+from _steps import run_methods
 from backup import ManualMethod, find_databases
 from restore import SIDE_SUFFIXES
 
@@ -225,9 +229,8 @@ def _targets(records: dict) -> tuple:
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Incremental backup: skipped (%s)" % result["skipped"]
-    headers = ["method", "median s", "min s", "CPU s", "archive MB", "pages changed (of all)", "peak tree RSS MB",
-               "peak 1-proc RSS MB", "module RSS MB (own / +zstd)", "time / full", "CPU / full", "size / full",
-               "x faster than guide"]
+    headers = measured_headers("archive MB", "pages changed (of all)") + [
+        "time / full", "CPU / full", "size / full", "x faster than guide"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
@@ -236,13 +239,10 @@ def render(result: dict) -> str:
         pages = "%d / %d (%.2f%%)" % (last["changed_pages"], last["page_count"],
                                       100.0 * last["changed_pages"] / last["page_count"]) \
             if "changed_pages" in last else "—"
-        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
-                     fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_bytes"] / MB, "%.2f"), pages,
-                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
-                     module_cell(summary), fmt(ratios["time_vs_full"], "%.2fx"),
-                     fmt(ratios.get("cpu_vs_full"), "%.2fx"),
-                     fmt(None if ratios["size_vs_full"] is None else ratios["size_vs_full"] * 100, "%.2f%%"),
-                     fmt(ratios["speedup_vs_guide"], "%.2fx")])
+        rows.append(measured_cells(record, fmt(summary["archive_bytes"] / MB, "%.2f"), pages)
+                    + [fmt(ratios["time_vs_full"], "%.2fx"), fmt(ratios.get("cpu_vs_full"), "%.2fx"),
+                       fmt(None if ratios["size_vs_full"] is None else ratios["size_vs_full"] * 100, "%.2f%%"),
+                       fmt(ratios["speedup_vs_guide"], "%.2fx")])
     state = result["state"]
     lines = ["## Incremental backup after ~%d%% of the pages changed (%s)" % (CHURN_PAGE_FRACTION * 100,
                                                                               ", ".join(result["databases"])), "",

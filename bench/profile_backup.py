@@ -93,8 +93,8 @@ def measure(label: str, action, repeat: int, setup=None) -> dict:
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+def profile_options(parser: argparse.ArgumentParser) -> tuple:
+    """The options every profiler takes, parsed: (options, app root, database) of the app run.py seeded."""
     parser.add_argument("--workdir", default="/tmp/reddit-backup-bench")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--top", type=int, default=20)
@@ -104,6 +104,11 @@ def main() -> int:
     database = os.path.join(app_root, DB_RELPATH)
     if not os.path.isfile(database):
         raise SystemExit("no seeded app in %s: run bench/run.py --workdir %s first" % (app_root, options.workdir))
+    return options, app_root, database
+
+
+def main() -> int:
+    options, app_root, database = profile_options(argparse.ArgumentParser(description=__doc__.strip().splitlines()[0]))
     scratch = tempfile.mkdtemp(prefix="profile-", dir=options.workdir)
     try:
         return _profile(options, app_root, database, scratch)

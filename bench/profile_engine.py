@@ -33,7 +33,7 @@ if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os
         and __name__ == "__main__":
     os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
 
-from profile_backup import COLLECTIONS, DB_RELPATH, Clock, measure  # noqa: E402
+from profile_backup import COLLECTIONS, DB_RELPATH, Clock, measure, profile_options  # noqa: E402
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs, _pages, _sqlite  # noqa: E402
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
     BackupRequest, create_backup)
@@ -173,15 +173,7 @@ def profile_incremental(options, scratch: str, app_root: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("family", choices=["verify", "restore", "incremental"])
-    parser.add_argument("--workdir", default="/tmp/reddit-backup-bench")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--top", type=int, default=20)
-    parser.add_argument("--collections", default=COLLECTIONS, help="the collections/ tree whose engine to profile")
-    options = parser.parse_args()
-    app_root = os.path.join(options.workdir, "app")
-    database = os.path.join(app_root, DB_RELPATH)
-    if not os.path.isfile(database):
-        raise SystemExit("no seeded app in %s: run bench/run.py --workdir %s first" % (app_root, options.workdir))
+    options, app_root, database = profile_options(parser)
     scratch = tempfile.mkdtemp(prefix="profile-", dir=options.workdir)
     try:
         print("engine: %s" % COLLECTIONS)

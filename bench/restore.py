@@ -10,9 +10,11 @@ import shutil
 import time
 
 import _fixtures
-from _common import (Step, command_lines, engine_step, fmt, fsync_tree, last_json_line, loadavg, markdown_table,
-                     minimal_result, module_cell, playbook_step, ratio, run_methods, sha256_file, step_lines, target,
-                     warm_page_cache, write_playbook)
+from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
+from _files import fsync_tree, sha256_file
+from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
+from _stats import ratio, target
+from _steps import Step
 from backup import find_databases
 
 NAME = "restore"
@@ -184,12 +186,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
         chosen.append(AnsibleMethod(workdir, options.collections, app_root, databases, module))
     if "engine" in wanted:
         chosen.append(EngineMethod(options.collections, app_root, databases, module))
-    warm_page_cache(*[fixture["archive"] for fixture in (guide, module) if fixture])
-    records, _last = run_methods(NAME, chosen, options.repeat, workdir)
-    if not getattr(options, "keep_outputs", False):
-        shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)
-    result = {"databases": databases, "methods": list(records.values()), "loadavg_end": loadavg(),
-              "fixtures": {"guide": guide, "module": module}}
+    result, records = _fixtures.measure_on(NAME, chosen, options, workdir, databases, guide, module)
     result["ratios"], result["targets"] = _targets(records)
     return result
 
@@ -219,17 +216,13 @@ def _targets(records: dict) -> tuple:
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Database restore: skipped (%s)" % result["skipped"]
-    headers = ["method", "median s", "min s", "CPU s", "database MB", "peak tree RSS MB", "peak 1-proc RSS MB",
-               "module RSS MB (own / +zstd)", "time / guide", "CPU / guide"]
+    headers = measured_headers("database MB") + ["time / guide", "CPU / guide"]
     rows = []
     for record in result["methods"]:
-        summary = record["summary"]
         restored = record["runs"][-1]["restored_bytes"] / 1048576.0
-        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
-                     fmt(summary["cpu_s"], "%.2f"), "%.1f" % restored,
-                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
-                     module_cell(summary), fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx"),
-                     fmt(result["ratios"][record["key"]].get("cpu_vs_guide"), "%.2fx")])
+        rows.append(measured_cells(record, "%.1f" % restored)
+                    + [fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx"),
+                       fmt(result["ratios"][record["key"]].get("cpu_vs_guide"), "%.2fx")])
     lines = ["## Database restore: the database-corruption scenario (%s)" % ", ".join(result["databases"]), "",
              markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])

@@ -18,7 +18,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _common  # noqa: E402
+import _files  # noqa: E402
+import _machine  # noqa: E402
+import _paths  # noqa: E402
+import _report  # noqa: E402
+import _stats  # noqa: E402
 import _fixtures  # noqa: E402
 import _measured  # noqa: E402
 import backup  # noqa: E402
@@ -41,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated families to run (default: all: %s)" % ", ".join(FAMILIES))
     parser.add_argument("--methods", default=None,
                         help="comma-separated method keys to run within the families (default: all)")
-    parser.add_argument("--collections", default=_common.COLLECTIONS,
+    parser.add_argument("--collections", default=_paths.COLLECTIONS,
                         help="the collections/ tree to benchmark (default: this checkout's); e.g. an export of "
                              "another commit, to compare engine changes")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample app (default 0)")
@@ -70,15 +74,15 @@ def main(argv=None) -> int:
     options = parse_args(argv)
     started = time.monotonic()
     workdir = os.path.abspath(options.workdir)
-    machine = _common.machine_info()
-    machine["code"] = _common.code_state(options.collections)
-    print("\n".join(_common.machine_lines(machine)))
-    seeded = _common.ensure_sample_app(workdir, options.db_size_mb, options.seed)
+    machine = _machine.machine_info()
+    machine["code"] = _machine.code_state(options.collections)
+    print("\n".join(_machine.machine_lines(machine)))
+    seeded = _files.ensure_sample_app(workdir, options.db_size_mb, options.seed)
     app_root = os.path.join(workdir, "app")
-    db_bytes = os.path.getsize(os.path.join(app_root, _common.DB_RELPATH))
-    app_bytes = _common.tree_bytes(app_root)
+    db_bytes = os.path.getsize(os.path.join(app_root, _files.DB_RELPATH))
+    app_bytes = _files.tree_bytes(app_root)
     print("sample app: %s (database %.1f MB, all files %.1f MB; %s)" % (
-        app_root, db_bytes / _common.MB, app_bytes / _common.MB,
+        app_root, db_bytes / _stats.MB, app_bytes / _stats.MB,
         "cached" if seeded["cached"] else "seeded in %.0f s" % seeded["seconds"]))
     print("runs: %d of each method, round-robin, page cache warm\n" % options.repeat)
     results = {
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
         if not options.keep_outputs:
             _fixtures.remove(workdir)  # the archives verify and restore read (about the database's size)
     results["seconds"] = round(time.monotonic() - started, 1)
-    _common.write_json(options.output, results)
+    _report.write_json(options.output, results)
     _measured.record(options.measured, results)
     shown = os.path.relpath(options.output)
     shown = options.output if shown.startswith("..") else shown

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 
 import _fixtures
-from _common import (Step, command_lines, engine_step, fmt, last_json_line, loadavg, markdown_table, minimal_result,
-                     module_cell, playbook_step, ratio, run_methods, step_lines, target, warm_page_cache,
-                     write_playbook)
+from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
+from _files import warm_page_cache
+from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
+from _stats import ratio, target
+from _steps import Step
 from backup import find_databases
 
 NAME = "verify"
@@ -178,12 +179,8 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
             chosen.append(EngineMethod(options.collections, module))
     if "ansible_floor" in wanted:
         chosen.append(AnsibleFloorMethod(workdir, options.collections))
-    warm_page_cache(*[fixture["archive"] for fixture in (guide, module) if fixture])
-    records, _last = run_methods(NAME, chosen, options.repeat, workdir, artifact_key="archive_bytes")
-    if not getattr(options, "keep_outputs", False):
-        shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)
-    result = {"databases": databases, "methods": list(records.values()), "loadavg_end": loadavg(),
-              "fixtures": {"guide": guide, "module": module}}
+    result, records = _fixtures.measure_on(NAME, chosen, options, workdir, databases, guide, module,
+                                           artifact_key="archive_bytes")
     result["ratios"], result["targets"] = _targets(records)
     return result
 
@@ -235,17 +232,14 @@ def _floor_line(result: dict):
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Comprehensive verify: skipped (%s)" % result["skipped"]
-    headers = ["method", "median s", "min s", "CPU s", "archive MB", "peak tree RSS MB", "peak 1-proc RSS MB",
-               "module RSS MB (own / +zstd)", "time / baseline", "CPU / baseline", "x faster than guide"]
+    headers = measured_headers("archive MB") + ["time / baseline", "CPU / baseline", "x faster than guide"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
         ratios = result["ratios"][record["key"]]
-        rows.append([record["title"], fmt(summary["median_s"], "%.2f"), fmt(summary["min_s"], "%.2f"),
-                     fmt(summary["cpu_s"], "%.2f"), fmt(summary["archive_mb"], "%.1f"),
-                     fmt(summary["tree_peak_mb"], "%.1f"), fmt(summary["single_peak_mb"], "%.1f"),
-                     module_cell(summary), fmt(ratios["time_vs_baseline"], "%.2fx"),
-                     fmt(ratios.get("cpu_vs_baseline"), "%.2fx"), fmt(ratios["speedup_vs_guide"], "%.2fx")])
+        rows.append(measured_cells(record, fmt(summary["archive_mb"], "%.1f"))
+                    + [fmt(ratios["time_vs_baseline"], "%.2fx"), fmt(ratios.get("cpu_vs_baseline"), "%.2fx"),
+                       fmt(ratios["speedup_vs_guide"], "%.2fx")])
     lines = ["## Comprehensive verify of a full backup (%s)" % ", ".join(result["databases"]), "",
              markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])

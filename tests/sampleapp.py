@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = os.path.join(REPO, "examples", "sample_app", "seed.py")
+DB = "data/reddit_sentiment.db"
 
 
 def seed_app(app_root: str, rows: int = None, seed: int = 0, db_size_mb: float = None, **options) -> dict:
@@ -22,6 +24,15 @@ def seed_app(app_root: str, rows: int = None, seed: int = 0, db_size_mb: float =
         command += ["--" + key.replace("_", "-"), str(value)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def posts(app) -> int:
+    """The posts in the sample app's database at APP (read only: a check must not change what it checks)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(str(app), DB), uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    finally:
+        conn.close()
 
 
 @pytest.fixture

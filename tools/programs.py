@@ -2,12 +2,10 @@
 """The external programs the project calls, found in its code, and the Debian packages declared for them.
 
 `tools/packages.txt` declares the Debian packages of each `make` step and which package gives each program the
-code calls. This module reads that file (tools/setup.sh reads it too) and scans the code for the programs it
-runs, so tests/unit/test_package_lists.py fails when someone calls a new program without declaring it.
+code calls. tools/packages.py reads that file; this module scans the code for the programs it runs, so
+tests/unit/test_package_lists.py fails when someone calls a new program without declaring it.
 
     python3 tools/programs.py            every program found, where, and what provides it
-    python3 tools/programs.py STEP       the Debian packages of STEP (base included), one a line
-    python3 tools/programs.py --only STEP  STEP's own packages (for the molecule image: no base)
     python3 tools/programs.py --check    what is called but not declared (exit 1 if anything)
 
 What counts as a call (precise enough to keep English words out, broad enough to catch a new program):
@@ -29,15 +27,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES_FILE = ROOT / "tools" / "packages.txt"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from packages import ROOT, parse_packages, step_packages  # noqa: E402,F401  (tools/ is no package; tests read both here)
+
 COLLECTION = Path("collections/ansible_collections/devops/reddit_backup")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Where each step's programs are called from (relative to the repo root). The engine, roles and playbooks run
 # under the unit and integration suites; tools/setup.sh and the Makefile run before every step (base).
 STEP_SOURCES = {
-    "base": ["tools/setup.sh", "tools/programs.py", ".ci/run"],
+    "base": ["tools/setup.sh", "tools/packages.py", "tools/programs.py", ".ci/run"],
     # (The test helpers a step's files import, such as tests/servers.py, are followed: see files_of.)
     "unit": ["tests/unit", "tests/conftest.py", "tests/promtool", "examples", str(COLLECTION / "plugins"),
              str(COLLECTION / "roles/runner/files")],
@@ -47,8 +46,8 @@ STEP_SOURCES = {
     "sanity": ["tools/sanity.sh"],
     "matrix": ["tools/matrix.sh"],
     "docs": ["tools/docs.sh"],
-    # tools/molecule.sh and the create/destroy playbooks run on this host; the scenarios run inside the image.
-    "molecule": ["tools/molecule.sh"] + ["molecule/%s/%s.yml" % (scenario, playbook) for scenario in
+    # tools/molecule.py and the create/destroy playbooks run on this host; the scenarios run inside the image.
+    "molecule": ["tools/molecule.py"] + ["molecule/%s/%s.yml" % (scenario, playbook) for scenario in
                                          ("default", "recovery", "pre_maintenance", "disaster_recovery")
                                          for playbook in ("create", "destroy")],
     "molecule-image": ["molecule"],
@@ -74,51 +73,6 @@ SHELL_BUILTINS = {"kill", "echo", "printf", "test", "read", "cd", "exit", "trap"
 OPTIONAL_MARK = re.compile(r"optional-program:\s*([A-Za-z][A-Za-z0-9_.+-]*)")
 YAML_COMMAND_KEYS = {"cmd", "shell", "command", "ansible.builtin.shell", "ansible.builtin.command",
                      "ansible.builtin.raw", "raw"}
-
-
-def parse_packages(path: Path = PACKAGES_FILE) -> tuple[dict, dict]:
-    """(steps, programs): steps maps a step to its packages (its `@step` includes resolved, base not added);
-    programs maps a program to the package that provides it ('-' for optional programs used only when found)."""
-    raw_steps: dict = {}
-    programs: dict = {}
-    last_step = ""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if words[0] == "step" and len(words) >= 2:
-            last_step = words[1]
-            raw_steps[last_step] = words[2:]
-        elif words[0] == "+" and last_step:
-            raw_steps[last_step] += words[1:]
-        elif words[0] == "program" and len(words) == 3:
-            programs[words[1]] = words[2]
-        else:
-            raise ValueError("%s:%d: expected `step NAME PACKAGE...` or `program NAME PACKAGE`" % (path, number))
-
-    def resolve(step: str, seen: tuple) -> list:
-        if step not in raw_steps:
-            raise ValueError("%s: no step %r (named by %s)" % (path, step, " -> ".join(seen) or "the caller"))
-        if step in seen:
-            raise ValueError("%s: the includes of step %r loop" % (path, step))
-        packages: list = []
-        for word in raw_steps[step]:
-            for package in resolve(word[1:], seen + (step,)) if word.startswith("@") else [word]:
-                if package not in packages:
-                    packages.append(package)
-        return packages
-
-    return {step: resolve(step, ()) for step in raw_steps}, programs
-
-
-def step_packages(step: str) -> list:
-    """The Debian packages a step needs: base first, then the step's own."""
-    steps, _ = parse_packages()
-    packages = list(steps.get("base", []))
-    for package in steps[step] if step != "base" else []:
-        if package not in packages:
-            packages.append(package)
-    return packages
 
 
 def _python_calls(text: str) -> tuple[set, set]:
@@ -309,14 +263,6 @@ def main(argv: list) -> int:
         found = [problem for step in STEP_SOURCES for problem in problems(step, steps, declared)]
         print("\n".join(found) or "every program the code calls is declared")
         return 1 if found else 0
-    if len(argv) == 2 and argv[0] == "--only":
-        for package in parse_packages()[0][argv[1]]:
-            print(package)
-        return 0
-    if argv:
-        for package in step_packages(argv[0]):
-            print(package)
-        return 0
     steps, declared = parse_packages()
     for step in STEP_SOURCES:
         for program, files in sorted(programs_called(step, declared).items()):

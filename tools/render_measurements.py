@@ -4,7 +4,7 @@
     python tools/render_measurements.py                  rewrite each measured block from the result files
     python tools/render_measurements.py --check          exit 1 naming each block that differs (the unit test)
     python tools/render_measurements.py --record-molecule build/molecule/results
-                                                         fold a tools/molecule.sh run into molecule/results/
+                                                         fold a tools/molecule.py run into molecule/results/
                                                          measured.json (the scenarios that passed), then render
     python tools/render_measurements.py --record-fresh-check build/fresh-check
                                                          replace tools/results/fresh-check.json with a
@@ -188,7 +188,7 @@ def molecule_scenarios(results: dict) -> str:
         entry = results["scenarios"].get(key)
         if entry:
             rows.append([title, "%d s" % entry["seconds"], _when(entry)])
-    return _table(["step", "wall time", "measured (tools/molecule.sh)"], rows)
+    return _table(["step", "wall time", "measured (tools/molecule.py)"], rows)
 
 
 def _duration(seconds: int) -> str:
@@ -341,7 +341,7 @@ def _commit() -> str:
 
 
 def record_molecule(results_dir: str, image_build_seconds: str = "", path: str = RESULTS["molecule"]) -> dict:
-    """Folds one tools/molecule.sh run (its summary.txt and *.recovery-times.txt) into the result file: the
+    """Folds one tools/molecule.py run (its summary.txt and *.recovery-times.txt) into the result file: the
     scenarios that passed replace their entries; the others keep the last run that measured them."""
     measured = load("molecule") if os.path.exists(path) else {}
     for key in ("scenarios", "recovery_times", "rpo"):
@@ -423,7 +423,7 @@ def record_fresh_check(work: str, path: str = RESULTS["fresh-check"]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block is stale")
-    parser.add_argument("--record-molecule", metavar="DIR", help="a tools/molecule.sh results folder to record")
+    parser.add_argument("--record-molecule", metavar="DIR", help="a tools/molecule.py results folder to record")
     parser.add_argument("--record-fresh-check", metavar="DIR", help="a tools/fresh-check.sh folder to record")
     parser.add_argument("--image-build-seconds", default="", help="with --record-molecule: the image build's time "
                         "(empty when the image was cached)")

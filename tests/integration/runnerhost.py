@@ -8,17 +8,23 @@ it is made once per pytest session, the first time a test asks for it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import glob
+import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 
 import pytest
 import yaml
 
+from tests.ansiblerun import failure
+from tests.integration.inventory import operator_inventory
 from tests.integration.runner import REPO, run_playbook
 from tests.notifyservers import WebhookServer
 from tests.sampleapp import seed_app
@@ -162,6 +168,72 @@ def installed_host(tmp_path_factory) -> Host:
 def apphost(tmp_path_factory):
     """The application host with the runner and monitoring roles installed (shared by the whole session)."""
     return installed_host(tmp_path_factory)
+
+
+def read(path) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def render_only(root, app: str, **extra) -> dict:
+    variables = {"runner_root": str(root), "runner_app_name": app, "runner_app_root": "/srv/%s" % app,
+                 "runner_user": "root", "runner_group": "root", "runner_install": False,
+                 "monitoring_root": str(root), "monitoring_app_name": app, "monitoring_app_root": "/srv/%s" % app,
+                 "monitoring_user": "root", "monitoring_group": "root"}
+    variables.update(extra)
+    return variables
+
+
+def apply(tmp_path, name: str, *role_vars, monitoring: bool = False):
+    roles = []
+    for variables in role_vars:
+        roles.append({"role": "devops.reddit_backup.runner", "vars": variables})
+        if monitoring:
+            roles.append({"role": "devops.reddit_backup.monitoring", "vars": variables})
+    result = run_playbook(tmp_path, write_play(tmp_path, name, role_play(roles)), timeout=600)
+    assert not result.failed, (result.stderr, [t for p in result.data["plays"] for t in p["tasks"]
+                                                if t["hosts"].get("localhost", {}).get("failed")])
+    return result
+
+
+def make_wheel(folder) -> str:
+    """A minimal, valid pure-Python wheel (no build tools, no index): what the controller's `pip wheel` makes."""
+    name = "demo_dependency-1.0-py3-none-any.whl"
+    files = {"demo_dependency/__init__.py": b"VALUE = 42\n",
+             "demo_dependency-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo-dependency\nVersion: 1.0\n",
+             "demo_dependency-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                   b"Tag: py3-none-any\n"}
+    record = "".join("%s,sha256=%s,%d\n" % (path, _b64(hashlib.sha256(data).digest()), len(data))
+                     for path, data in files.items()) + "demo_dependency-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(os.path.join(str(folder), name), "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+        wheel.writestr("demo_dependency-1.0.dist-info/RECORD", record)
+    return name
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@contextlib.contextmanager
+def installed_from_inventory(tmp_path, settings: dict, roles: list):
+    """ROLES (runner, monitoring) applied to app_servers as an operator applies them, SETTINGS in the inventory's
+    group_vars; removed again afterwards (each role's state absent), so the shared host has one application
+    again, as the other tests expect."""
+    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
+                "roles": [{"role": "devops.reddit_backup.%s" % role} for role in roles]}]
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(yaml.safe_dump(install))
+    inventory = operator_inventory(tmp_path, settings)
+    try:
+        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
+        assert not installed.failed, installed.stderr + failure(installed)
+        yield
+    finally:
+        absent = [argument for role in roles for argument in ("-e", "%s_state=absent" % role)]
+        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=absent)
+        assert not removed.failed, removed.stderr + failure(removed)
 
 
 def run_on_a_terminal(command: list) -> tuple:

@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock
-from tests.integration.runner import REPO, ansible_env, run_tasks
+from tests.integration.runner import REPO, ansible_env, harness_argv, run_tasks
 from tests.sampleapp import seed_app
 
 
@@ -121,8 +121,7 @@ def test_sigkill_in_the_middle_leaves_nothing_listed_and_the_next_run_works(tmp_
     playbook = tmp_path / "backup.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False,
                                      "tasks": [create(app, backups, "backup", compression="gzip")]}]))
-    runner = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
-                               "localhost,", str(playbook)], env=ansible_env(tmp_path), cwd=REPO,
+    runner = subprocess.Popen(harness_argv(str(playbook)), env=ansible_env(tmp_path), cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     daily = backups / "daily"
     deadline = time.monotonic() + 120
@@ -162,8 +161,7 @@ def test_two_concurrent_runs_both_succeed_one_after_the_other(sample_app, tmp_pa
         playbook = tmp_path / ("run%d.yml" % index)
         playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False,
                                          "tasks": [create(sample_app, backups, "b", lock_timeout=120)]}]))
-        runs.append(subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
-                                      "localhost,", str(playbook)], env=ansible_env(tmp_path), cwd=REPO,
+        runs.append(subprocess.Popen(harness_argv(str(playbook)), env=ansible_env(tmp_path), cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     assert [run.wait(timeout=300) for run in runs] == [0, 0]
     listed = list_backups(str(backups))
@@ -234,8 +232,8 @@ def test_unreadable_file_fails_clearly_for_a_non_root_run(nobody_dir):
     env = ansible_env(shared)
     env.update(HOME=str(shared), ANSIBLE_REMOTE_TEMP=str(shared / ".remote-tmp"))
     completed = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                                str(playbook)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+                                *harness_argv(str(playbook))], env=env, cwd=REPO, capture_output=True, text=True,
+                               timeout=300)
     assert completed.returncode != 0
     assert completed.stdout.startswith("{"), completed.stdout + completed.stderr
     message = json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]

@@ -13,9 +13,9 @@ import tempfile
 import pytest
 
 from tests.integration.runner import TARGET_PYTHON, run_playbook
-from tests.integration.runnerhost import role_play, write_play
-from tests.integration.test_roles import apply, render_only
-from tests.integration.test_operator_settings import failure, run
+from tests.integration.runnerhost import apply, render_only, role_play, write_play
+from tests.ansiblerun import failure
+from tests.integration.inventory import run
 from tests.sampleapp import seed_app
 
 COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "collections")

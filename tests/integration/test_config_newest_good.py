@@ -9,8 +9,9 @@ import os
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from tests.integration.test_operator_settings import failure, run
-from tests.integration.test_restore_playbooks import recovery  # noqa: F401  (a fixture)
+from tests.ansiblerun import failure
+from tests.integration.inventory import run
+from tests.integration.recoveryapp import recovery  # noqa: F401  (a fixture)
 
 
 def settings(recovery, **extra) -> dict:  # noqa: F811

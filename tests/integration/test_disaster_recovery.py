@@ -12,31 +12,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import zipfile
 
 from tests.integration.runner import REPO, run_playbook
+from tests.integration.runnerhost import make_wheel
 from tests.servers import backup_server, free_port, wait_for_port  # noqa: F401  (a fixture)
-
-
-def make_wheel(folder) -> str:
-    """A minimal, valid pure-Python wheel (no build tools, no index): what the controller's `pip wheel` makes."""
-    name = "demo_dependency-1.0-py3-none-any.whl"
-    files = {"demo_dependency/__init__.py": b"VALUE = 42\n",
-             "demo_dependency-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo-dependency\nVersion: 1.0\n",
-             "demo_dependency-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                                   b"Tag: py3-none-any\n"}
-    record = "".join("%s,sha256=%s,%d\n" % (path, _b64(hashlib.sha256(data).digest()), len(data))
-                     for path, data in files.items()) + "demo_dependency-1.0.dist-info/RECORD,,\n"
-    with zipfile.ZipFile(os.path.join(str(folder), name), "w") as wheel:
-        for path, data in files.items():
-            wheel.writestr(path, data)
-        wheel.writestr("demo_dependency-1.0.dist-info/RECORD", record)
-    return name
-
-
-def _b64(digest: bytes) -> str:
-    import base64  # pylint: disable=import-outside-toplevel
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_disaster_recovery_on_a_new_server(backup_server, sample_app, tmp_path, play):  # noqa: F811

@@ -12,11 +12,11 @@ import subprocess
 import zipfile
 
 import pytest
-import yaml
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
-from tests.integration.runnerhost import apphost, wheelhouse  # noqa: F401  (apphost is a fixture)
+from tests.ansiblerun import failure
+from tests.integration.inventory import run, where
+from tests.integration.runnerhost import apphost, installed_from_inventory, wheelhouse  # noqa: F401  (a fixture)
 from tests.notifyservers import webhook  # noqa: F401  (a fixture)
 from tests.sampleapp import seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
@@ -24,34 +24,8 @@ from tests.servers import backup_server  # noqa: F401  (a fixture)
 SECRET = "POSTGRES_PASSWORD"  # a line of the sample app's config/production.env
 
 
-def operator_inventory(tmp_path, settings: dict) -> str:
-    """An inventory as an operator keeps one: this machine in app_servers, the settings in group_vars/all.yml."""
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)  # an operator edits it between runs
-    hosts = {"all": {"children": {"app_servers": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON}}}}}}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    return str(inventory)
-
-
-def run(tmp_path, playbook: str, settings: dict):
-    return run_playbook(tmp_path, os.path.join(REPO, "playbooks", playbook + ".yml"),
-                        inventory=operator_inventory(tmp_path, settings))
-
-
-def where(app, tmp_path, **settings) -> dict:
-    return {"reddit_backup_app_root": str(app), "reddit_backup_backup_dir": str(tmp_path / "backups"), **settings}
-
-
 def created(result) -> dict:
     return result.result("Take the backup")
-
-
-def failure(result) -> str:
-    """Every message of the failed tasks, in one string."""
-    return json.dumps([host.get("msg") for play in result.data["plays"] for task in play["tasks"]
-                       for host in task["hosts"].values() if host.get("failed")])
 
 
 def age_key(path) -> str:
@@ -191,21 +165,11 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
                      runner_root=apphost.root, runner_app_name="sealed", runner_user="root", runner_group="root",
                      runner_scheduler="systemd", runner_wheelhouse=wheelhouse(),
                      runner_playbook_vars={"reddit_backup_manage_services": False})
-    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
-                "roles": [{"role": "devops.reddit_backup.runner"}]}]
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump(install))
-    inventory = operator_inventory(tmp_path, settings)
-    try:
-        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
-        assert not installed.failed, installed.stderr + failure(installed)
+    with installed_from_inventory(tmp_path, settings, ["runner"]):
         made = apphost.run("--app", "sealed", "create")
         verified = apphost.run("--app", "sealed", "verify", "--comprehensive")
         with open(os.path.join(apphost.units, "reddit-backup-sealed-full.timer")) as handle:
             timer = handle.read()
-    finally:  # the shared host has one application again, as the other tests expect
-        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
-        assert not removed.failed, removed.stderr + failure(removed)
     assert made.returncode == 0, made.stdout + made.stderr
     archives = [os.path.join(root, name) for root, _dirs, files in os.walk(str(tmp_path / "backups"))
                 for name in files if name.endswith(".age")]

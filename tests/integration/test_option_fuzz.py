@@ -25,7 +25,7 @@ import yaml
 from ansible_collections.devops.reddit_backup.plugins import modules as collection_modules
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import REMOTE_ARGUMENT_SPEC
-from tests.integration.runner import BIN, TARGET_PYTHON, ansible_env
+from tests.integration.runner import TARGET_PYTHON, ansible_env, harness_argv
 from tests.sampleapp import seed_app
 
 TOKEN = "tok-5ecret-1234"
@@ -215,8 +215,8 @@ def run_fuzz_play(workdir, tasks: list) -> dict:
     (workdir / "hosts.yml").write_text(yaml.safe_dump(inventory))
     env = dict(ansible_env(workdir), ANSIBLE_STDOUT_CALLBACK="results_by_task", ANSIBLE_FORKS=str(HOSTS),
                ANSIBLE_PIPELINING="1")
-    completed = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "hosts.yml", "fuzz.yml"],
-                               capture_output=True, text=True, env=env, cwd=str(workdir), timeout=900)
+    completed = subprocess.run(harness_argv("fuzz.yml", inventory="hosts.yml"), capture_output=True, text=True,
+                               env=env, cwd=str(workdir), timeout=900)
     try:
         results = json.loads(completed.stdout)
     except ValueError:

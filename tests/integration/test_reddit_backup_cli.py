@@ -8,8 +8,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
-import threading
 
 import pytest
 
@@ -181,31 +179,11 @@ def test_operator_environment_does_not_leak_into_runs(apphost):  # noqa: F811
 def test_on_a_terminal_the_commands_run_with_progress(apphost):  # noqa: F811
     """stdout and stderr a terminal: the progress display is wired into create and verify (a short run draws
     nothing, and the run's own lines come through)."""
-    primary, secondary = os.openpty()
-    screen = []
-
-    def drain():
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the terminal's other end is closed
-                return
-            if not chunk:
-                return
-            screen.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        for args in (("create", "--type", "config"), ("verify", "--comprehensive")):
-            completed = subprocess.run([apphost.command, *args], stdin=subprocess.DEVNULL, stdout=secondary,
-                                       stderr=secondary, timeout=300)
-            assert completed.returncode == 0, (args, b"".join(screen)[-2000:])
-    finally:
-        os.close(secondary)
-        reader.join(timeout=10)
-        os.close(primary)
-    text = b"".join(screen).decode(errors="replace")
+    text = ""
+    for args in (("create", "--type", "config"), ("verify", "--comprehensive")):
+        code, screen = run_on_a_terminal([apphost.command, *args])
+        assert code == 0, (args, screen[-2000:])
+        text += screen
     assert "reddit-backup: create --type config succeeded" in text and "VALID" in text, text[-2000:]
     assert "Traceback" not in text
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from tests.integration.runner import BIN, REPO, ansible_env
+from tests.integration.runner import REPO, ansible_env, harness_argv
 from tests.sampleapp import seed_app
 from tests.unit.plugins.module_utils.test_reader import entry, tar_bytes, write_archive
 from tests.unit.plugins.module_utils.test_restore import tree
@@ -168,8 +168,7 @@ def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path, kill_
     made = create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups")))
     reference = tmp_path / "reference"
     playbook = _playbook(tmp_path, made["archive"], reference)
-    subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook], check=True,
-                   env=ansible_env(tmp_path), cwd=REPO, capture_output=True)
+    subprocess.run(harness_argv(playbook), check=True, env=ansible_env(tmp_path), cwd=REPO, capture_output=True)
     new = {name: tree(reference / name) for name in os.listdir(str(reference))}
     playbook = _playbook(tmp_path, made["archive"], app)
     hook_dir, marker = tmp_path / "hook", tmp_path / "killed-at"
@@ -178,9 +177,8 @@ def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path, kill_
     env = dict(ansible_env(tmp_path), RB_KILL_AT=kill_at, RB_KILL_MARKER=str(marker), PYTHONPATH=str(hook_dir))
     damage(app)
     old = {name: tree(app / name) for name in new}
-    process = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook], env=env,
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(harness_argv(playbook), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -207,8 +205,8 @@ def test_killing_ansible_mid_restore_leaves_each_item_old_or_new(tmp_path, kill_
         assert not swapped, "killed before the first swap, yet %s changed" % swapped
     else:
         assert swapped and swapped != changed, "killed mid-swap, yet %s of %s swapped" % (swapped, changed)
-    completed = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", playbook],
-                               env=ansible_env(tmp_path), cwd=REPO, capture_output=True, text=True)
+    completed = subprocess.run(harness_argv(playbook), env=ansible_env(tmp_path), cwd=REPO, capture_output=True,
+                               text=True)
     assert completed.returncode == 0, completed.stdout
     assert {name: tree(app / name) for name in new} == new
     assert not [n for n in os.listdir(str(tmp_path)) if n.startswith((".tmp-restore-", ".reddit-restore-"))]

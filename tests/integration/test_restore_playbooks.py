@@ -7,61 +7,11 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 
-import pytest
-
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from tests.integration.runner import REPO, run_playbook
-
-DB = "data/reddit_sentiment.db"
-
-
-class Recovery:
-    """A seeded app, its backups, its health server, and ``run(playbook, **vars)``."""
-
-    def __init__(self, tmp_path, app) -> None:
-        self.tmp_path = tmp_path
-        self.app = app
-        self.backups = tmp_path / "backups"
-        self.units = tmp_path / "systemd-system"
-        self.units.mkdir()
-        self.full = create_backup(BackupRequest(app_root=str(app), backup_dir=str(self.backups)))
-        self.posts = posts(app)
-        server = os.path.join(str(app), "apps", "collector", "health_server.py")
-        self.server = subprocess.Popen([sys.executable, server, "--db", str(app / DB), "--port", "0"],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.url = "http://" + self.server.stdout.readline().split()[-1]
-
-    def stop(self) -> None:
-        self.server.terminate()
-        self.server.wait(timeout=10)
-
-    def run(self, name: str, **variables):
-        settings = {"reddit_backup_hosts": "localhost", "reddit_backup_app_root": str(self.app),
-                    "reddit_backup_backup_dir": str(self.backups), "reddit_backup_manage_services": False,
-                    "reddit_backup_health_url": self.url, "reddit_backup_systemd_dir": str(self.units),
-                    "reddit_backup_health_retries": 5, "reddit_backup_health_delay": 1}
-        settings.update(variables)
-        return run_playbook(self.tmp_path, os.path.join(REPO, "playbooks", name + ".yml"),
-                            extra_args=["-c", "local", "-e", json.dumps(settings)])
-
-
-@pytest.fixture
-def recovery(sample_app, tmp_path):
-    env = Recovery(tmp_path, sample_app)
-    yield env
-    env.stop()
-
-
-def posts(app) -> int:
-    conn = sqlite3.connect("file:%s?mode=ro" % (app / DB), uri=True)
-    try:
-        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-    finally:
-        conn.close()
+from tests.integration.recoveryapp import DB, recovery  # noqa: F401  (a fixture)
+from tests.sampleapp import posts
 
 
 def task(result, prefix: str) -> dict:
@@ -75,7 +25,7 @@ def rto(result) -> str:
     return task(result, "Report the recovery time against")["msg"]
 
 
-def test_database_corruption(recovery):
+def test_database_corruption(recovery):  # noqa: F811
     db = recovery.app / DB
     with open(str(db), "r+b") as handle:  # the guide's scenario 1: the database file is damaged
         handle.seek(os.path.getsize(str(db)) // 2)
@@ -96,7 +46,7 @@ def test_database_corruption(recovery):
     assert rto(again).startswith("RTO database corruption: ")
 
 
-def test_configuration_loss(recovery):
+def test_configuration_loss(recovery):  # noqa: F811
     (recovery.app / "config" / "production.env").write_text("half a line\n")
     (recovery.app / "config" / "logging.conf").unlink()
     result = recovery.run("restore_config")
@@ -107,7 +57,7 @@ def test_configuration_loss(recovery):
     assert "RTO configuration loss: " in rto(result) and "(15 min): met" in rto(result)
 
 
-def test_systemd_units(recovery):
+def test_systemd_units(recovery):  # noqa: F811
     shutil.rmtree(str(recovery.app / "systemd"))
     result = recovery.run("restore_systemd")
     assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
@@ -119,7 +69,7 @@ def test_systemd_units(recovery):
     assert rto(result).startswith("RTO configuration loss (systemd units): ")
 
 
-def test_complete_system_failure_onto_a_new_server(recovery):
+def test_complete_system_failure_onto_a_new_server(recovery):  # noqa: F811
     shutil.rmtree(str(recovery.app))  # the application directory is gone; the backups survived elsewhere
     result = recovery.run("restore_full")
     assert not result.failed, result.stderr + json.dumps(result.data)[-3000:]
@@ -129,7 +79,7 @@ def test_complete_system_failure_onto_a_new_server(recovery):
     assert "RTO complete system failure: " in rto(result) and "(120 min): met" in rto(result)
 
 
-def test_point_in_time(recovery):
+def test_point_in_time(recovery):  # noqa: F811
     first = recovery.full
     time.sleep(1.1)  # backup names and times are to the second
     conn = sqlite3.connect(str(recovery.app / DB))

@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
-from tests.integration.runner import REPO, run_playbook
-from tests.integration.test_disaster_recovery import make_wheel
-from tests.integration.test_operator_settings import failure, operator_inventory
+from tests.integration.runnerhost import make_wheel
+from tests.ansiblerun import failure
+from tests.integration.inventory import run
+from tests.sampleapp import posts
 
 pytestmark = [pytest.mark.integration]
-DB = "data/reddit_sentiment.db"
 RESTORES = ["restore_full", "restore_database", "restore_config", "restore_systemd", "restore_point_in_time",
             "disaster_recovery"]
 
@@ -32,21 +31,8 @@ def settings(app, tmp_path, **more) -> dict:
     return values
 
 
-def run(tmp_path, playbook: str, values: dict):
-    return run_playbook(tmp_path, os.path.join(REPO, "playbooks", playbook + ".yml"),
-                        inventory=operator_inventory(tmp_path, values))
-
-
 def said(result, name: str):
     return result.result(name)["msg"]
-
-
-def posts(app) -> int:
-    conn = sqlite3.connect("file:%s?mode=ro" % (app / DB), uri=True)
-    try:
-        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
-    finally:
-        conn.close()
 
 
 @pytest.fixture

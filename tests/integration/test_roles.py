@@ -20,8 +20,8 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
 from tests.integration.runner import REPO, run_playbook
-from tests.integration.runnerhost import (APP, apphost, changed_tasks, role_play, task_result,  # noqa: F401
-                                          write_play)
+from tests.integration.runnerhost import (APP, apphost, apply, changed_tasks, read, render_only, role_play,  # noqa: F401
+                                          task_result, write_play)
 from tests.sampleapp import seed_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,11 +33,6 @@ GUIDE_TIMERS = {
     "cleanup": "Sun *-*-* 03:00:00",
     "recovery_test": "Mon *-*-* 04:00:00",
 }
-
-
-def read(path) -> str:
-    with open(path) as handle:
-        return handle.read()
 
 
 def mode(path) -> int:
@@ -161,27 +156,6 @@ def test_config_change_handler_takes_a_config_backup_without_systemd(apphost, tm
 
 
 # --- render-only installations: cron, overrides, several apps, absent ----------------------------------------
-
-def render_only(root, app: str, **extra) -> dict:
-    variables = {"runner_root": str(root), "runner_app_name": app, "runner_app_root": "/srv/%s" % app,
-                 "runner_user": "root", "runner_group": "root", "runner_install": False,
-                 "monitoring_root": str(root), "monitoring_app_name": app, "monitoring_app_root": "/srv/%s" % app,
-                 "monitoring_user": "root", "monitoring_group": "root"}
-    variables.update(extra)
-    return variables
-
-
-def apply(tmp_path, name: str, *role_vars, monitoring: bool = False):
-    roles = []
-    for variables in role_vars:
-        roles.append({"role": "devops.reddit_backup.runner", "vars": variables})
-        if monitoring:
-            roles.append({"role": "devops.reddit_backup.monitoring", "vars": variables})
-    result = run_playbook(tmp_path, write_play(tmp_path, name, role_play(roles)), timeout=600)
-    assert not result.failed, (result.stderr, [t for p in result.data["plays"] for t in p["tasks"]
-                                                if t["hosts"].get("localhost", {}).get("failed")])
-    return result
-
 
 def test_cron_then_systemd_with_overrides_then_absent(tmp_path):
     root = tmp_path / "root"

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.runner import BIN, REPO, PlayResult, ansible_env
+from tests.integration.runner import BIN, REPO, PlayResult, ansible_env, harness_argv
 from tests.integration.runnerhost import wheelhouse
 from tests.sampleapp import seed_app
 
@@ -33,8 +33,7 @@ def apply_runner(tmp_path, collections: str, role_vars: dict, check: bool = Fals
     playbook.write_text(yaml.safe_dump(play))
     env = ansible_env(tmp_path)
     env["ANSIBLE_COLLECTIONS_PATH"] = collections  # only the installed collection, not the source checkout
-    command = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
-    completed = subprocess.run(command + (["--check"] if check else []), capture_output=True, text=True, env=env,
+    completed = subprocess.run(harness_argv(str(playbook), check=check), capture_output=True, text=True, env=env,
                                cwd=str(tmp_path), timeout=900)
     return PlayResult(completed)
 

@@ -10,8 +10,7 @@ import subprocess
 
 import yaml
 
-from tests.integration.runnerhost import task_result
-from tests.integration.test_roles import apply, read, render_only
+from tests.integration.runnerhost import apply, read, render_only, task_result
 
 
 def test_the_runner_makes_the_signing_key_once_and_scheduled_runs_sign_as_root(tmp_path):

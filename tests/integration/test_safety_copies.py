@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
-from tests.integration.test_operator_settings import failure, run, where
+from tests.ansiblerun import failure
+from tests.integration.inventory import run, where
 
 
 def restored(app, backup: dict, days_ago: float, scope: str = "database") -> None:

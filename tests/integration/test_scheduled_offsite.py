@@ -12,14 +12,12 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
-from tests.integration.runner import run_playbook
-from tests.integration.runnerhost import apphost, run_on_a_terminal, wheelhouse  # noqa: F401  (apphost is a fixture)
-from tests.integration.test_operator_settings import failure, operator_inventory
+from tests.integration.runnerhost import (apphost, installed_from_inventory, run_on_a_terminal,  # noqa: F401
+                                          wheelhouse)
 from tests.sampleapp import seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
 
@@ -61,14 +59,7 @@ def test_the_scheduled_backup_is_pushed_pruned_there_and_measured(apphost, tmp_p
         "monitoring_user": "root", "monitoring_group": "root", "monitoring_notify": True,
         "monitoring_webhook_url": apphost.webhook.url("/hooks/offsite"),
     }
-    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
-                "roles": [{"role": "devops.reddit_backup.runner"}, {"role": "devops.reddit_backup.monitoring"}]}]
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump(install))
-    inventory = operator_inventory(tmp_path, settings)
-    try:
-        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
-        assert not installed.failed, installed.stderr + failure(installed)
+    with installed_from_inventory(tmp_path, settings, ["runner", "monitoring"]):
         made = apphost.run("--quiet", "--app", APP, "create", "--type", "database")
         assert made.returncode == 0, made.stdout + made.stderr
         assert made.stdout == "", "--quiet: nothing on success"
@@ -100,10 +91,6 @@ def test_the_scheduled_backup_is_pushed_pruned_there_and_measured(apphost, tmp_p
         assert event[2]["operation"] == "backup" and "remote copy" in event[2]["message"]
         assert series(textfile, "last_run_success", operation="backup", type="database") == 0
         assert series(textfile, "remote_last_success_timestamp_seconds") == newest, "kept until a push says more"
-    finally:  # the shared host has one application again, as the other tests expect
-        removed = run_playbook(tmp_path, str(playbook), inventory=inventory,
-                               extra_args=["-e", "runner_state=absent", "-e", "monitoring_state=absent"])
-        assert not removed.failed, removed.stderr + failure(removed)
 
 
 def test_usage_errors_stay_out_of_the_metrics(apphost):  # noqa: F811
@@ -133,14 +120,7 @@ def test_sync_says_what_it_pushed_in_one_line_and_runs_on_a_terminal(apphost, tm
         "runner_root": apphost.root, "runner_app_name": "synced", "runner_user": "root", "runner_group": "root",
         "runner_scheduler": "none", "runner_wheelhouse": wheelhouse(),
     }
-    install = [{"name": "install the runner", "hosts": "app_servers", "gather_facts": False,
-                "roles": [{"role": "devops.reddit_backup.runner"}]}]
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(yaml.safe_dump(install))
-    inventory = operator_inventory(tmp_path, settings)
-    try:
-        installed = run_playbook(tmp_path, str(playbook), inventory=inventory, timeout=900)
-        assert not installed.failed, installed.stderr + failure(installed)
+    with installed_from_inventory(tmp_path, settings, ["runner"]):
         synced = apphost.run("--app", "synced", "sync")  # no terminal: as a timer or AWX runs it
         assert synced.returncode == 0, synced.stdout + synced.stderr
         summary = synced.stdout.strip().splitlines()[-1]
@@ -158,6 +138,3 @@ def test_sync_says_what_it_pushed_in_one_line_and_runs_on_a_terminal(apphost, tm
         assert code == 0, screen[-3000:]
         assert "reddit-backup: sync succeeded in " in screen and ": pushed 1 backups (" in screen, screen[-3000:]
         assert "Traceback" not in screen
-    finally:  # the shared host has one application again, as the other tests expect
-        removed = run_playbook(tmp_path, str(playbook), inventory=inventory, extra_args=["-e", "runner_state=absent"])
-        assert not removed.failed, removed.stderr + failure(removed)

@@ -10,13 +10,12 @@ import pathlib
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-from tests.integration.runner import REPO, ansible_env
+from tests.integration.runner import REPO, ansible_env, harness_argv
 from tests.sampleapp import seed_app
 
 MARKER = "ROOT-ONLY-SECRET-7d1e0b"
@@ -100,9 +99,8 @@ def test_swap_loop_as_the_app_user_never_puts_a_root_only_file_in_an_archive(hos
                                 stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
-        completed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                                    "-i", "localhost,", "-c", "local", str(playbook)],
-                                   env=ansible_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=400)
+        completed = subprocess.run(harness_argv(str(playbook)), env=ansible_env(tmp_path), cwd=REPO,
+                                   capture_output=True, text=True, timeout=400)
     finally:
         stop.touch()
         rounds = int(attacker.communicate(timeout=60)[0].strip() or 0)

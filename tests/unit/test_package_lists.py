@@ -17,14 +17,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_programs():
-    spec = importlib.util.spec_from_file_location("harness_programs", REPO / "tools" / "programs.py")
+def load_tool(name: str):
+    """tools/NAME.py as a module (tools/ is no package)."""
+    spec = importlib.util.spec_from_file_location("harness_" + name, REPO / "tools" / (name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-programs = load_programs()
+programs = load_tool("programs")
+packages = load_tool("packages")
 STEPS, DECLARED = programs.parse_packages()
 
 
@@ -123,3 +125,56 @@ def test_every_step_of_make_test_installs_its_own_packages():
         assert recipe.group(1).startswith("\t$(call setup_for,%s)\n" % step), "make %s sets up another step" % step
     test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", text, re.MULTILINE).group(1)
     assert "SKIP_SETUP=1" not in test_recipe
+
+
+# dpkg's status file as dpkg writes it: one stanza a package, `Status: want flag state`.
+DPKG_STATUS = """\
+Package: make
+Status: install ok installed
+Architecture: amd64
+Description: utility for directing compilation
+ GNU Make is a utility which controls the generation of executables.
+
+Package: git
+Status: deinstall ok config-files
+Architecture: amd64
+
+Package: python3
+Status: install ok installed
+Architecture: amd64
+
+Package: ca-certificates
+Status: install ok half-configured
+Architecture: all
+"""
+
+
+def test_the_package_check_reads_dpkg_status_and_names_what_is_missing(tmp_path):
+    status = tmp_path / "status"
+    status.write_text(DPKG_STATUS, encoding="utf-8")
+    assert packages.installed_packages(status) == {"make", "python3"}
+    assert packages.missing_packages(["make", "python3", "python3-venv", "git", "ca-certificates"], status) == [
+        "python3-venv", "git", "ca-certificates"]
+
+
+def test_the_package_check_finds_every_base_package_installed_here():
+    """This machine ran tools/setup.sh: the real status file has every base and unit package."""
+    assert packages.missing_packages(packages.step_packages("unit")) == []
+
+
+def test_setup_sh_installs_nothing_when_apt_is_skipped(tmp_path):
+    """SETUP_SKIP_APT=1 is the promise to a machine whose packages someone else manages: even with every package
+    missing, nothing is installed."""
+    empty = tmp_path / "status"
+    empty.write_text("", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SETUP_SKIP_APT", "1")
+        assert packages.ensure_packages(["unit"], status_file=empty) == []
+
+
+def test_setup_sh_and_molecule_share_the_one_package_check():
+    setup = (REPO / "tools" / "setup.sh").read_text(encoding="utf-8")
+    molecule = (REPO / "tools" / "molecule.py").read_text(encoding="utf-8")
+    assert 'python3 "$ROOT/tools/packages.py" "$@"' in setup
+    assert "dpkg-query" not in setup and "apt-get install -y -qq --no-install-recommends $" not in setup
+    assert "from packages import" in molecule and "dpkg" not in molecule

@@ -27,21 +27,33 @@ PLAYBOOKS = {
 }
 
 
-def ansible_env(settings) -> dict:
-    """The caller's environment without its ANSIBLE_* settings (an operator's shell must not change what a run
-    does), pointed at the runner's ansible.cfg, with Ansible's own files in a folder per user (a run by hand as
-    root must not leave root-owned temporary folders in the job user's way)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    ansible_home = os.path.join(settings.state_dir, "ansible-%d" % os.geteuid())
-    env.update({
-        "ANSIBLE_CONFIG": settings.ansible_cfg,
-        "ANSIBLE_HOME": ansible_home,
-        "ANSIBLE_LOCAL_TEMP": os.path.join(ansible_home, "tmp"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(ansible_home, "tmp"),
+def ansible_settings(config: str, home: str) -> dict:
+    """The ANSIBLE_* values every run of ansible-playbook gets, here and in the project's tests and benchmarks:
+    this ansible.cfg, Ansible's own files under HOME (never in ~), plain text."""
+    return {
+        "ANSIBLE_CONFIG": config,
+        "ANSIBLE_HOME": home,
+        "ANSIBLE_LOCAL_TEMP": os.path.join(home, "tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
-        "PATH": os.path.join(settings.venv, "bin") + os.pathsep + env.get("PATH", "/usr/bin:/bin"),
-    })
+    }
+
+
+def clean_environment(environ: dict, config: str, home: str, bin_dir: str) -> dict:
+    """ENVIRON without its ANSIBLE_* settings (a caller's shell must not change what a run does), with
+    ansible_settings() and BIN_DIR (where ansible-playbook is) first on PATH."""
+    env = {key: value for key, value in environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(ansible_settings(config, home))
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    return env
+
+
+def ansible_env(settings) -> dict:
+    """The runner's ansible.cfg and venv, with Ansible's own files in a folder per user (a run by hand as root
+    must not leave root-owned temporary folders in the job user's way)."""
+    ansible_home = os.path.join(settings.state_dir, "ansible-%d" % os.geteuid())
+    env = clean_environment(dict(os.environ), settings.ansible_cfg, ansible_home, os.path.join(settings.venv, "bin"))
+    env["ANSIBLE_REMOTE_TEMP"] = os.path.join(ansible_home, "tmp")
     return env
 
 
@@ -66,8 +78,11 @@ def stream(command: list, env: dict, output: Output, rto: "RtoLine" = None) -> i
         raise
 
 
-def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, check: bool) -> list:
-    command = [os.path.join(settings.venv, "bin", "ansible-playbook"), "%s.%s" % (COLLECTION, playbook)]
+def playbook_argv(ansible_playbook: str, playbook: str, extra_vars: dict = None, verbose: int = 0,
+                  check: bool = False, inventory: str = None, extra_args=()) -> list:
+    """The ansible-playbook command line: PLAYBOOK (a path or a FQCN), the inventory (ansible.cfg's when None),
+    extra variables as JSON, verbosity, check mode."""
+    command = [ansible_playbook] + (["-i", inventory] if inventory else []) + [playbook, *extra_args]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     if verbose:
@@ -75,6 +90,11 @@ def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, ch
     if check:
         command.append("--check")
     return command
+
+
+def playbook_command(settings, playbook: str, extra_vars: dict, verbose: int, check: bool) -> list:
+    return playbook_argv(os.path.join(settings.venv, "bin", "ansible-playbook"), "%s.%s" % (COLLECTION, playbook),
+                         extra_vars, verbose, check)
 
 
 class RtoLine:
