@@ -66,7 +66,7 @@ def guide_archive(workdir: str, app_root: str, databases: list) -> dict:
 MODULE_BACKUP = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 print(json.dumps(create_backup(BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3], type=sys.argv[4]))))
 """
 

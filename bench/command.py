@@ -38,7 +38,7 @@ DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resul
 ENGINE = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 started = time.monotonic()
 made = create_backup(BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3], type="database"))
 print(json.dumps({"engine_seconds": made["duration"], "call_seconds": round(time.monotonic() - started, 3)}))

@@ -45,13 +45,13 @@ def _collections_argument() -> str:
 
 COLLECTIONS = _collections_argument()
 sys.path.insert(0, COLLECTIONS)
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _sqlite  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite  # noqa: E402
 
 try:  # page hashes for incremental chains arrived after the first engine; profile older trees too
-    from ansible_collections.devops.reddit_backup.plugins.module_utils import _pages  # noqa: E402
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages  # noqa: E402
 except ImportError:
     _pages = None
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import (  # noqa: E402
     BackupRequest, create_backup)
 
 DB_RELPATH = "data/reddit_sentiment.db"

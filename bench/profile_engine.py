@@ -34,13 +34,14 @@ if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os
     os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
 
 from profile_backup import COLLECTIONS, DB_RELPATH, Clock, measure, profile_options  # noqa: E402
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs, _pages, _sqlite  # noqa: E402
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import (  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages, sqlite as _sqlite  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import (  # noqa: E402
     BackupRequest, create_backup)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._reader import ArchiveReader  # noqa: E402
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import ArchiveReader  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (  # noqa: E402
     RestoreRequest, restore)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive  # noqa: E402
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive  # noqa: E402
 
 import incremental  # noqa: E402
 import restore as restore_family  # noqa: E402

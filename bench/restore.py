@@ -148,7 +148,7 @@ class AnsibleMethod(_Method):
 ENGINE_CALL = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 print(json.dumps(restore(RestoreRequest(dest=sys.argv[2], archive=sys.argv[3], scope="database"))))
 """
 

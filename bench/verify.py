@@ -134,7 +134,7 @@ class AnsibleFloorMethod:
 ENGINE_CALL = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 print(json.dumps(verify_archive(sys.argv[2], "comprehensive")))
 """
 

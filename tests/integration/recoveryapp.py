@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import REPO, run_playbook
 from tests.sampleapp import DB, posts
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock
 from tests.integration.runner import REPO, ansible_env, harness_argv, run_tasks
 from tests.sampleapp import seed_app

@@ -23,9 +23,10 @@ AS_APP_USER = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
 SCHEDULED = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _catalog, _retention
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 app, backups = sys.argv[2], sys.argv[3]
 mine = create_backup(BackupRequest(app, backups, type="full"))["archive"]
 listed = _catalog.list_backups(backups)

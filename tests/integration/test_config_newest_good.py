@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.ansiblerun import failure
 from tests.integration.inventory import run
 from tests.integration.recoveryapp import recovery  # noqa: F401  (a fixture)

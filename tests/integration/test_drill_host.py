@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _metrics
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import metrics as _metrics
 from tests.integration.runner import run_playbook, run_tasks
 from tests.integration.runnerhost import wheelhouse, write_play
 from tests.sampleapp import seed_app

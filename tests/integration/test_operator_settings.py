@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.ansiblerun import failure
 from tests.integration.inventory import run, where
 from tests.integration.runnerhost import apphost, installed_from_inventory, wheelhouse  # noqa: F401  (a fixture)

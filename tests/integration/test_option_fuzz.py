@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from ansible_collections.devops.reddit_backup.plugins import modules as collection_modules
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import REMOTE_ARGUMENT_SPEC
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import REMOTE_ARGUMENT_SPEC
 from tests.integration.runner import TARGET_PYTHON, ansible_env, harness_argv
 from tests.sampleapp import seed_app
 

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runner import REPO, run_playbook
 from tests.notifyservers import webhook  # noqa: F401  (fixture)
 

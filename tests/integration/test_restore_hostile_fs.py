@@ -9,9 +9,10 @@ import shutil
 
 import pytest
 
-from tests.unit.plugins.module_utils.test_restore import tree
-from tests.unit.plugins.module_utils.test_restore_hostile_fs import (
-    PLANT_STAGING, _make_chain, as_nobody, backup, hostile_world, rewrite)
+from tests.unit.plugins.module_utils.builders import tree
+from tests.unit.plugins.module_utils.builders import (  # noqa: F401  (fixtures)
+    PLANT_STAGING, _make_chain, as_nobody, hostile_backup as backup, hostile_world, rewrite,
+)
 
 pytestmark = pytest.mark.needs_root  # the attacker steps run as nobody, started by root
 

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import REPO, ansible_env, harness_argv
 from tests.sampleapp import seed_app
-from tests.unit.plugins.module_utils.test_reader import entry, tar_bytes, write_archive
-from tests.unit.plugins.module_utils.test_restore import tree
+from tests.unit.plugins.module_utils.builders import entry, tar_bytes, write_archive
+from tests.unit.plugins.module_utils.builders import tree
 
 DB = "data/reddit_sentiment.db"
 

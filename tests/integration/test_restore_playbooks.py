@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import time
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.recoveryapp import DB, recovery  # noqa: F401  (a fixture)
 from tests.sampleapp import posts
 

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runnerhost import make_wheel
 from tests.ansiblerun import failure
 from tests.integration.inventory import run

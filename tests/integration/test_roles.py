@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
 from tests.integration.runner import REPO, run_playbook
 from tests.integration.runnerhost import (APP, apphost, apply, changed_tasks, read, render_only, role_play,  # noqa: F401
                                           task_result, write_play)

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from tests.integration.runnerhost import apphost  # noqa: F401  (fixture)
-from tests.unit.plugins.module_utils.test_lock import hold_in_child
+from tests.unit.plugins.module_utils.builders import hold_in_child
 
 
 def test_a_job_waits_for_the_one_holding_the_applications_job_lock(apphost):  # noqa: F811

@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import parse
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import parse
 from tests.integration.runnerhost import (apphost, installed_from_inventory, run_on_a_terminal,  # noqa: F401
                                           wheelhouse)
 from tests.sampleapp import seed_app

@@ -13,7 +13,7 @@ import yaml
 
 from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
 from tests.servers import backup_server  # noqa: F401  (a fixture)
-from tests.unit.plugins.module_utils.test_signing import ed25519, forge
+from tests.unit.plugins.module_utils.builders import ed25519, forge
 
 DR_PULL = "Pull the backup from the backup server (checked against its .sha256 before it is listed)"
 

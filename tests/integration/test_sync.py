@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import TARGET_PYTHON
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.integration.runner import BIN, REPO, ansible_env
 
 

@@ -12,7 +12,8 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils import _option_specs, _remote
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _option_specs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import sync as _remote
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLUGINS = os.path.join(REPO, "collections", "ansible_collections", "devops", "reddit_backup", "plugins")

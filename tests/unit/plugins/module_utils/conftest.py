@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.unit.plugins.module_utils.apptree import make_db, write
+from tests.unit.plugins.module_utils.builders import make_db, write
 
 
 @pytest.fixture

@@ -3,30 +3,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import LockTimeout
 from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock, is_locked
-
-HOLDER = """
-import sys, time
-sys.path.insert(0, sys.argv[2])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import DirectoryLock
-with DirectoryLock(sys.argv[1], 5, "test holder"):
-    print("held", flush=True)
-    time.sleep(60)
-"""
-COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "collections"))
-
-
-def hold_in_child(directory):
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(directory), COLLECTIONS], stdout=subprocess.PIPE,
-                             text=True)
-    assert child.stdout.readline().strip() == "held"
-    return child
+from tests.unit.plugins.module_utils.builders import hold_in_child
 
 
 def test_second_run_times_out_naming_the_holder(tmp_path):

@@ -41,7 +41,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._schedule import cron_to_oncalendar as convert
+from ansible_collections.devops.reddit_backup.plugins.module_utils._runner.schedule import cron_to_oncalendar as convert
 
 
 def cron_to_oncalendar(expression):

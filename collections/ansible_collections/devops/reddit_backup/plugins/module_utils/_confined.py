@@ -16,7 +16,7 @@ import errno
 import os
 import stat
 
-from ._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import stat
 
-from ._errors import BackupError, NoSpace
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, NoSpace
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -160,7 +160,7 @@ def give_new_file(fd: int, path: str) -> None:
 def ensure_private_dir(path: str, dir_fd: int = None) -> bool:
     """Create ``path`` (and parents) as 0700, or tighten an existing one to 0700, through its descriptor (never
     through a link someone planted). Relative to ``dir_fd`` when given. Returns True if anything changed."""
-    existed = os.path.lexists(path) if dir_fd is None else _lexists_at(dir_fd, path)
+    existed = os.path.lexists(path) if dir_fd is None else lexists_at(dir_fd, path)
     fd = open_dir(path, create=True, dir_fd=dir_fd)
     try:
         changed = not existed
@@ -172,7 +172,7 @@ def ensure_private_dir(path: str, dir_fd: int = None) -> bool:
     return changed
 
 
-def _lexists_at(dir_fd: int, name: str) -> bool:
+def lexists_at(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:

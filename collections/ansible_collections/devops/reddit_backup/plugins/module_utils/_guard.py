@@ -13,7 +13,7 @@ import re
 import traceback
 from typing import Iterator, Optional
 
-from ._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 ISSUES_URL = "https://example.invalid/devops/reddit_backup/issues"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")

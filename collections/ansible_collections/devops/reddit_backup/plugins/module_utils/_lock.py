@@ -19,9 +19,11 @@ import stat
 import time
 from datetime import datetime, timezone
 
-from ._catalog import SUBDIRS
-from ._errors import BackupError, LockTimeout
-from ._fs import PRIVATE_FILE_MODE, folder_owner_to_give, open_dir
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import SUBDIRS
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, LockTimeout
+from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import (
+    PRIVATE_FILE_MODE, folder_owner_to_give, open_dir,
+)
 
 LOCK_NAME = ".lock"
 READERS_NAME = ".readers"
@@ -45,7 +47,7 @@ class DirectoryLock:
         self._fd = None
 
     def __enter__(self) -> "DirectoryLock":
-        fd = open_dir(self.path) if self.on_folder else open_lock_file(self.path)
+        fd = self._open()
         deadline = time.monotonic() + max(self.timeout, 0)
         while True:
             try:
@@ -64,6 +66,9 @@ class DirectoryLock:
             os.pwrite(fd, json.dumps(holder).encode(), 0)
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        return open_dir(self.path) if self.on_folder else open_lock_file(self.path)
 
     def _busy_message(self, holder: str) -> str:
         folder = os.path.dirname(self.path)

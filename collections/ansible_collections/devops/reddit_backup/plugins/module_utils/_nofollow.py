@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 
-from ._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | _CLOEXEC

@@ -9,7 +9,7 @@ take a group cannot drift apart in what they accept or say. The remote options l
 
 from __future__ import annotations
 
-from ._catalog import TYPES
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import TYPES
 
 # doc fragment devops.reddit_backup.backup_dir
 BACKUP_DIR = {"backup_dir": {"type": "path", "required": True}}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from . import _fs
-from ._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 PUBLIC_FILE_MODE = 0o644
 

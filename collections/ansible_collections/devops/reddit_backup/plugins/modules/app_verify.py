@@ -99,7 +99,7 @@ errors:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.devops.reddit_backup.plugins.module_utils._app_checks import verify_app
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.app_checks import verify_app
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 

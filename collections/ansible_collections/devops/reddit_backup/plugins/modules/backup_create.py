@@ -321,11 +321,13 @@ duration:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import BACKUP_DIR, LOCK_TIMEOUT, shared_options
-from ansible_collections.devops.reddit_backup.plugins.module_utils._selection import DEFAULT_EXCLUDES
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    BACKUP_DIR, LOCK_TIMEOUT, shared_options,
+)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selection import DEFAULT_EXCLUDES
 
 
 def main():

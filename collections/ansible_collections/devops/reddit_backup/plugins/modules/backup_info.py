@@ -166,10 +166,14 @@ totals:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import choose, list_backups, summarize
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import (
+    choose, list_backups, summarize,
+)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import SELECTION, SELECTION_TYPE, shared_options
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    SELECTION, SELECTION_TYPE, shared_options,
+)
 
 
 def main():

@@ -255,7 +255,7 @@ report:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._metrics import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import (
     default_state_file, record, write_rto_report)
 
 RUN_SPEC = dict(

@@ -168,8 +168,8 @@ event:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._notify import build_event, notify
-from ansible_collections.devops.reddit_backup.plugins.module_utils._notify_policy import notification_for
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.notify import build_event, notify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.notify_policy import notification_for
 
 
 def read_url_file(path: str):

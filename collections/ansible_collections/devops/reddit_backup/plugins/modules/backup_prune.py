@@ -122,10 +122,12 @@ remote:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import BACKUP_DIR, LOCK_TIMEOUT, shared_options
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
+    BACKUP_DIR, LOCK_TIMEOUT, shared_options,
+)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import (
     REMOTE_ARGUMENT_SPEC, prune_remote, request_from_params)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._retention import prune
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.retention import prune
 
 
 def main():

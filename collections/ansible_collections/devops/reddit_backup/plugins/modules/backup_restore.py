@@ -364,7 +364,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
     IDENTITY, LOCK_TIMEOUT, SELECTION, TRUSTED_SIGNERS, shared_options)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
     DEFAULT_KEEP, RestoreRequest, restore)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
     request_from_settings, restore_from_replica)

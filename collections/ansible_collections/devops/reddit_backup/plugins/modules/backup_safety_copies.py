@@ -115,11 +115,11 @@ kept:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.devops.reddit_backup.plugins.module_utils._catalog import parse_time
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import LOCK_TIMEOUT, shared_options
-from ansible_collections.devops.reddit_backup.plugins.module_utils._safety import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.safety import (
     DEFAULT_KEEP, DEFAULT_MAX_AGE, prune_safety_copies)
 
 

@@ -170,7 +170,7 @@ stop:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._units import Schedule, apply, job_from, plan
+from ansible_collections.devops.reddit_backup.plugins.module_utils._runner.units import Schedule, apply, job_from, plan
 
 JOB_SPEC = dict(
     name=dict(type="str", required=True),

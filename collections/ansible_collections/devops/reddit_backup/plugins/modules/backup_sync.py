@@ -195,7 +195,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
     BACKUP_DIR, LOCK_TIMEOUT, TRUSTED_SIGNERS, shared_options)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.sync import (
     REMOTE_ARGUMENT_SPEC, request_from_params, sync)
 
 

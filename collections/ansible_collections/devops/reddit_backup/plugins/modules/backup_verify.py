@@ -217,8 +217,9 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
     IDENTITY, SELECTION, SELECTION_TYPE, TRUSTED_SIGNERS, shared_options)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._signing import trust_from
-from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import pick_archive, verify_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.signing import trust_from
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import pick_archive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import verify_archive
 
 
 def main():

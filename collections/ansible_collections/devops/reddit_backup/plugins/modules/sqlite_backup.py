@@ -110,7 +110,7 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
-from ansible_collections.devops.reddit_backup.plugins.module_utils._sqlite import snapshot_file
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database.sqlite import snapshot_file
 
 
 def resolve_dest(src, dest):

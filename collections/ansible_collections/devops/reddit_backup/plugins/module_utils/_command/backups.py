@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
-from .. import _create, _retention
-from .._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import create as _create
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from .engine_job import run_engine_job
 from .offsite import push_and_prune, remote_configured
 from .output import human_size

@@ -9,9 +9,11 @@ import json
 import os
 import time
 
-from .. import _catalog, _signing, _verify
-from .._errors import BackupError
-from .._guard import bug_report
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
+from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify as _verify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import bug_report
 from .output import Output, complain, human_size, say, utc_now
 from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run
@@ -69,15 +71,15 @@ def detail_rows(backup: dict) -> list:
 def chosen_archive(settings, args) -> str:
     """The archive to verify; a name or path that names no backup is the caller's mistake (exit 2, no metrics)."""
     if not args.archive:
-        return _verify.pick_archive(backup_dir=settings.backup_dir)
+        return _catalog.pick_archive(backup_dir=settings.backup_dir)
     chosen = archive_or_name(args.archive)
     try:
         if "archive" in chosen:
             if not os.path.lexists(chosen["archive"]):
                 raise BackupError("there is no file at %s; give an archive's path or a backup name (reddit-backup "
                                   "list shows them)" % chosen["archive"])
-            return _verify.pick_archive(archive=chosen["archive"])
-        return _verify.pick_archive(backup_dir=settings.backup_dir, name=chosen["name"])
+            return _catalog.pick_archive(archive=chosen["archive"])
+        return _catalog.pick_archive(backup_dir=settings.backup_dir, name=chosen["name"])
     except BackupError as error:
         raise UsageError("verify %s: %s" % (args.archive, error)) from None
 

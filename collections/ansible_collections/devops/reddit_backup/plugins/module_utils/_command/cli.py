@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .._catalog import TYPES
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import TYPES
 from .backups import command_cleanup, command_create
 from .catalog import command_list, command_verify
 from .offsite import command_sync

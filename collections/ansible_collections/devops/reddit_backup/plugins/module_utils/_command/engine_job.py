@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import time
 
-from .. import _lock
-from .._errors import BackupError
-from .._guard import bug_report
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _lock
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import bug_report
 from .output import Output, utc_now
 from .recording import record_run
 from .settings import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .. import _remote
-from .._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import sync as _remote
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from .engine_job import run_engine_job
 from .output import human_size
 from .progress import Progress, TransferWatch, on_terminal

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from .. import _lock
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _lock
 from .output import Output, utc_now
 from .recording import record_run
 from .settings import COLLECTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, NotInstalled, UsageError

@@ -5,7 +5,10 @@ policy says so. Never fails the command: problems become warnings."""
 
 from __future__ import annotations
 
-from .. import _catalog, _metrics, _notify, _notify_policy
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import metrics as _metrics
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import notify as _notify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import notify_policy as _notify_policy
 
 # Only these become the "type" label: anything else would create a series nothing ever clears.
 KNOWN_TYPES = tuple(_catalog.TYPES) + (_metrics.ANY_TYPE,)

@@ -11,9 +11,9 @@ import json
 import os
 import shlex
 
-from .. import _safety
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import safety as _safety
 from .engine_job import run_engine_job
-from .._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from .output import complain, say
 from .settings import DEFAULT_CONFIG_DIR, EXIT_FAILED, EXIT_OK
 

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+
+from tests.unit.plugins.module_utils.builders import make_db
+
+
+class Writer(threading.Thread):
+    """A live writer committing one row every ``interval`` seconds, recording when each commit landed."""
+
+    def __init__(self, path: str, interval: float = 0.002) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.interval = interval
+        self.commits: list = []  # (monotonic time, id)
+        self.errors: list = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            while not self.stop.is_set():
+                try:
+                    cursor = conn.execute("INSERT INTO posts (body) VALUES ('live')")
+                    conn.commit()
+                    self.commits.append((time.monotonic(), cursor.lastrowid))
+                except sqlite3.Error as error:
+                    self.errors.append(str(error))
+                time.sleep(self.interval)
+        finally:
+            conn.close()
+
+
+def rows(path: str) -> list:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT id FROM posts ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_snapshot_under_live_writer_is_a_consistent_prefix_and_does_not_block_it(tmp_path):
+    live = str(tmp_path / "live.db")
+    make_db(live, rows=200000)  # ~35 MB: the copy takes long enough for many 2 ms commits
+    writer = Writer(live)
+    writer.start()
+    while len(writer.commits) < 20:
+        time.sleep(0.01)
+    started = time.monotonic()
+    facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
+    finished = time.monotonic()
+    while len(writer.commits) < len([c for c in writer.commits if c[0] <= finished]) + 20:
+        time.sleep(0.01)
+    writer.stop.set()
+    writer.join()
+
+    assert writer.errors == []
+    committed_during = [row for when, row in writer.commits if started < when < finished]
+    assert len(committed_during) >= 3, "the writer was blocked while the snapshot ran: %s" % committed_during
+    snapshot_rows = rows(str(tmp_path / "snap.db"))
+    assert snapshot_rows == list(range(1, len(snapshot_rows) + 1)), "not a prefix"
+    committed_before = max(row for when, row in writer.commits if when < started)
+    committed_after = min(row for when, row in writer.commits if when > finished)
+    assert committed_before <= snapshot_rows[-1] < committed_after
+    assert _sqlite.check_integrity(str(tmp_path / "snap.db"), "full") == "ok"
+    assert facts["journal_mode"] == "wal" and facts["page_size"] == 4096
+    assert facts["page_count"] * facts["page_size"] == os.path.getsize(str(tmp_path / "snap.db"))
+
+
+def test_rollback_journal_database_under_writer(tmp_path):
+    live = str(tmp_path / "live.db")
+    make_db(live, rows=2000, journal_mode="delete")
+    writer = Writer(live)
+    writer.start()
+    while len(writer.commits) < 5:
+        time.sleep(0.01)
+    facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
+    writer.stop.set()
+    writer.join()
+    assert writer.errors == []
+    assert facts["journal_mode"] == "delete"
+    snapshot_rows = rows(str(tmp_path / "snap.db"))
+    assert snapshot_rows == list(range(1, len(snapshot_rows) + 1)) and len(snapshot_rows) >= 2005
+
+
+def test_integrity_check_reports_damage(tmp_path):
+    path = str(tmp_path / "db.db")
+    make_db(path, rows=3000, journal_mode="delete")
+    with open(path, "r+b") as handle:
+        handle.seek(4096 * 3)
+        handle.write(os.urandom(4096))
+    verdict = _sqlite.check_integrity(path, "full")
+    assert verdict != "ok"
+    assert not os.path.exists(path + "-wal") and not os.path.exists(path + "-shm")
+
+
+def test_integrity_none_is_skipped(tmp_path):
+    assert _sqlite.check_integrity(str(tmp_path / "any.db"), "none") == "skipped"
+
+
+def test_snapshot_of_non_database_refused(tmp_path):
+    (tmp_path / "x.db").write_text("hello")
+    with pytest.raises(BackupError, match="not a SQLite database"):
+        _sqlite.snapshot(str(tmp_path / "x.db"), str(tmp_path / "out.db"))
+
+
+def test_snapshot_file_is_private_and_atomic(tmp_path):
+    live = str(tmp_path / "live.db")
+    make_db(live, rows=10)
+    (tmp_path / "out").mkdir()
+    dest = str(tmp_path / "out" / "snap.db")
+    result = _sqlite.snapshot_file(live, dest, "full")
+    assert result["integrity"] == "ok" and result["dest"] == dest
+    assert os.stat(dest).st_mode & 0o777 == 0o600
+    assert os.listdir(str(tmp_path / "out")) == ["snap.db"]
+
+
+def test_snapshot_file_keeps_nothing_from_a_damaged_database(tmp_path):
+    live = str(tmp_path / "live.db")
+    make_db(live, rows=3000, journal_mode="delete")
+    with open(live, "r+b") as handle:
+        handle.seek(4096 * 3)
+        handle.write(b"\xff" * 4096)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "snap.db").write_text("the previous snapshot")
+    with pytest.raises(BackupError, match="failed its integrity check"):
+        _sqlite.snapshot_file(live, str(tmp_path / "out" / "snap.db"), "full")
+    assert os.listdir(str(tmp_path / "out")) == ["snap.db"]
+    assert (tmp_path / "out" / "snap.db").read_text() == "the previous snapshot"
