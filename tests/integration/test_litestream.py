@@ -15,12 +15,13 @@ import time
 
 import pytest
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._remote_ssh import SshStore
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._remote.ssh import SshStore
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
+from tests.ansiblerun import failure
+from tests.integration.inventory import operator_inventory
 from tests.integration.litestreamhost import APP_USER, AS_APP_USER, UNIT, AppHome, rows
 from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
-from tests.integration.test_operator_settings import failure, operator_inventory
 from tests.servers import backup_server, s3_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")

@@ -16,9 +16,9 @@ import zipfile
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.restore import (
     ReplicaRestoreRequest, request_from_settings, restore_from_replica)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._status import SLACK_SECONDS, record, textfile_name
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.status import SLACK_SECONDS, record, textfile_name
 from tests.integration.litestreamhost import litestream_wheel, rows
 from tests.sampleapp import seed_app
 

@@ -366,7 +366,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs
     IDENTITY, LOCK_TIMEOUT, SELECTION, TRUSTED_SIGNERS, shared_options)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
     DEFAULT_KEEP, RestoreRequest, restore)
-from ansible_collections.devops.reddit_backup.plugins.module_utils._replica._restore import (
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.restore import (
     request_from_settings, restore_from_replica)
 
 

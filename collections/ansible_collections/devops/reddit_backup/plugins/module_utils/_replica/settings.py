@@ -12,8 +12,8 @@ import json
 import os
 import stat
 
-from .._errors import BackupError
-from .._nofollow import Replaced, open_regular
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._nofollow import Replaced, open_regular
 
 SETTINGS_MAX_BYTES = 1 << 20
 FORMAT = "devops.reddit_backup replica 1"

@@ -15,11 +15,11 @@ import os
 import time
 from datetime import datetime
 
-from .._errors import BackupError
-from .._metrics import PREFIX, _escape, _format_value, check_labels
-from .._publish import write_public
-from . import _settings
-from ._litestream import Litestream
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import PREFIX, check_labels, escape_label, format_value
+from ansible_collections.devops.reddit_backup.plugins.module_utils._publish import write_public
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica import settings as _settings
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.litestream import Litestream
 
 SLACK_SECONDS = 5.0  # a commit reaches the replica within the sync interval (1 s by default)
 FAMILIES = {
@@ -85,8 +85,8 @@ def render_replica(found: list) -> str:
             continue
         lines += ["# HELP %s%s %s" % (PREFIX, family, help_text), "# TYPE %s%s gauge" % (PREFIX, family)]
         for label_items, value in rows:
-            text = ",".join('%s="%s"' % (key, _escape(val)) for key, val in label_items)
-            lines.append("%s%s%s %s" % (PREFIX, family, "{%s}" % text if text else "", _format_value(value)))
+            text = ",".join('%s="%s"' % (key, escape_label(val)) for key, val in label_items)
+            lines.append("%s%s%s %s" % (PREFIX, family, "{%s}" % text if text else "", format_value(value)))
     return "\n".join(lines) + "\n"
 
 

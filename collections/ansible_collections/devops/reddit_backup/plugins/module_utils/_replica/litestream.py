@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from datetime import datetime, timezone
 
-from .._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 
 RESTORE_TIMEOUT = 3600
 NOTHING = "no matching backup files available"  # Litestream's words for an empty window

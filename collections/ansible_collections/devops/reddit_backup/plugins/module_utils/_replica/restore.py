@@ -12,12 +12,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import _fs, _safety, _sqlite
-from .._catalog import parse_time
-from .._errors import BackupError
-from .._restore import RestoreRequest, _check_open_databases, _owner_ids, _RestoreJob, _Scope
-from . import _settings
-from ._litestream import Litestream
+from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica import settings as _settings
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.litestream import Litestream
+from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import safety as _safety
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
+    RestoreJob, RestoreRequest, Scope, check_open_databases, owner_ids)
 
 SOURCE = "replica"
 
@@ -72,7 +75,7 @@ def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = Fals
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
     litestream = Litestream(request.litestream_binary, request.replica_config, request.credentials)
-    _check_open_databases(dest, paths, request.force)  # fail fast; checked again just before the swap
+    check_open_databases(dest, paths, request.force)  # fail fast; checked again just before the swap
     job = _ReplicaJob(request, litestream, paths, moment, dest, check_mode, pause)
     result = job.run()
     result.update(source=SOURCE, replica=job.points, recovery_point=min(
@@ -94,7 +97,7 @@ def _relative_paths(databases) -> list:
     return sorted(set(paths))
 
 
-class _ReplicaJob(_RestoreJob):
+class _ReplicaJob(RestoreJob):
     """The archive restore's job, whose staged databases come from the replica instead of an archive."""
 
     def __init__(self, request: ReplicaRestoreRequest, litestream: Litestream, paths: list, moment, dest: str,
@@ -105,8 +108,8 @@ class _ReplicaJob(_RestoreJob):
             owner=request.owner, group=request.group, force=request.force, lock_timeout=request.lock_timeout,
             now=request.now)
         described = "%s (litestream replica of %s)" % (request.replica_config, request.app_root)
-        super().__init__(restore_request, [described], [None], dest, _Scope("database", tuple(paths)),
-                         _owner_ids(request.owner, request.group), check_mode, pause)
+        super().__init__(restore_request, [described], [None], dest, Scope("database", tuple(paths)),
+                         owner_ids(request.owner, request.group), check_mode, pause)
         self.litestream = litestream
         self.app_root = os.path.abspath(request.app_root)
         self.paths = paths
