@@ -163,12 +163,11 @@ check_after() {
         problems=1
     fi
     if [ "$command" = "make demo" ]; then
-        for package in "${SERVER_PACKAGES[@]}"; do
-            if in_root "dpkg-query -W -f='\${db:Status-Status}' $package 2>/dev/null | grep -qx installed"; then
-                log "FAILED: make demo installed $package"
-                problems=1
-            fi
-        done
+        installed="$(python3 "$ROOT/tools/packages.py" --installed "$ROOTFS/var/lib/dpkg/status" "${SERVER_PACKAGES[@]}")"
+        if [ -n "$installed" ]; then
+            log "FAILED: make demo installed: $(echo $installed)"
+            problems=1
+        fi
     fi
     return "$problems"
 }

@@ -201,6 +201,10 @@ def main(argv: list) -> int:
     try:
         if argv[:1] == ["--list"]:
             print("\n".join(step_packages(*argv[1:])))
+        elif argv[:1] == ["--installed"] and len(argv) > 1:
+            # --installed STATUS_FILE PACKAGE...: those of PACKAGE installed per STATUS_FILE (another root's too)
+            installed = installed_packages(Path(argv[1]))
+            print("\n".join(package for package in argv[2:] if package in installed))
         else:
             ensure_packages(argv)
     except (PackageError, ValueError) as error:

@@ -151,10 +151,11 @@ def test_a_name_with_a_newline_is_refused_saying_what_is_allowed(ground, play):
 def test_a_prune_waits_for_a_running_verify(ground, play):
     old = play([create(ground, "old", type="config")]).result("old")
     from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import reading
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import backup_dir_of
     held, done = threading.Event(), threading.Event()
 
     def read_until_done():
-        with reading(archive=old["archive"]):
+        with reading(backup_dir_of(old["archive"])):
             held.set()
             done.wait(300)
     reader = threading.Thread(target=read_until_done)

@@ -172,9 +172,20 @@ def test_setup_sh_installs_nothing_when_apt_is_skipped(tmp_path):
         assert packages.ensure_packages(["unit"], status_file=empty) == []
 
 
-def test_setup_sh_and_molecule_share_the_one_package_check():
+def test_setup_sh_molecule_and_fresh_check_share_the_one_package_check():
     setup = (REPO / "tools" / "setup.sh").read_text(encoding="utf-8")
     molecule = (REPO / "tools" / "molecule.py").read_text(encoding="utf-8")
     assert 'python3 "$ROOT/tools/packages.py" "$@"' in setup
     assert "dpkg-query" not in setup and "apt-get install -y -qq --no-install-recommends $" not in setup
     assert "from packages import" in molecule and "dpkg" not in molecule
+    fresh_check = (REPO / "tools" / "fresh-check.sh").read_text(encoding="utf-8")
+    assert 'tools/packages.py" --installed "$ROOTFS/var/lib/dpkg/status"' in fresh_check
+    assert "dpkg-query" not in fresh_check
+
+
+def test_the_package_check_answers_for_another_root(tmp_path, capsys):
+    """fresh-check asks it which server packages the demo installed in the fresh root (that root's status file)."""
+    status = tmp_path / "status"
+    status.write_text(DPKG_STATUS, encoding="utf-8")
+    assert packages.main(["--installed", str(status), "openssh-server", "make", "prometheus"]) == 0
+    assert capsys.readouterr().out.split() == ["make"]

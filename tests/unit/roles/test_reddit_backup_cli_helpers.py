@@ -145,6 +145,7 @@ def test_progress_draws_after_a_few_seconds_and_clears_its_line(tmp_path):
 
 
 def test_the_read_watch_follows_the_descriptor_reading_the_file(tmp_path):
+    """As for a verify: this process reads the archive; done follows its descriptor, and counts whole once closed."""
     archive = tmp_path / "backup.tar.zst"
     archive.write_bytes(b"x" * 4096)
     seen = []
@@ -158,17 +159,18 @@ def test_the_read_watch_follows_the_descriptor_reading_the_file(tmp_path):
         def close(self):
             seen.append("closed")
 
-    watch = progress.ReadWatch(str(archive), Recorder())
+    watch = progress.ReadWatch([str(archive)], Recorder())
+    assert watch.sample() == 0, "not open yet: nothing read"
     with open(str(archive), "rb", buffering=0) as handle:
         handle.read(1000)
-        assert watch.position() == 1000
-    assert watch.position() is None, "closed: nothing reads it"
+        assert watch.sample() == 1000
+    assert watch.sample() == 4096, "seen reading, closed since: read whole"
     with watch:
         pass
     assert seen[-1] == "closed"
 
 
-def test_the_transfer_watch_follows_a_child_reading_the_files_it_sends(tmp_path):
+def test_the_read_watch_follows_a_child_reading_the_files_it_sends(tmp_path):
     """As for a push: rsync (a child) reads the sidecar, then the archive; done grows with what it has read."""
     sidecar, archive = tmp_path / "backup.tar.zst.sha256", tmp_path / "backup.tar.zst"
     sidecar.write_bytes(b"s" * 100)
@@ -181,7 +183,7 @@ def test_the_transfer_watch_follows_a_child_reading_the_files_it_sends(tmp_path)
     try:
         assert reader.stdout.readline().strip() == "half"
         assert str(reader.pid) in progress.descendants(os.getpid())
-        watch = progress.TransferWatch([str(sidecar), str(archive)], progress.Progress(False, "sync"))
+        watch = progress.ReadWatch([str(sidecar), str(archive)], progress.Progress(False, "sync"))
         assert watch.sample() == 4000, "the archive half read; the sidecar read and closed before it was seen"
         watch.read[os.path.realpath(str(sidecar))] = 1  # once seen reading it, a closed sidecar counts whole
         assert watch.sample() == 4100

@@ -443,9 +443,10 @@ def _make_chain(world, full_links: dict, incremental_links: dict):
     return app, full, incremental
 
 
-def rewrite(archive: str, extra: list = (), deleted: list = ()) -> None:
+def rewrite(archive: str, extra: list = (), deleted: list = (), header=None) -> None:
     """Rewrite an uncompressed archive as an attacker with write access to the store would: members added (with
-    manifest records), paths added to the deletion list, the checksum sidecar recomputed."""
+    manifest records), paths added to the deletion list, keys of ``header`` set in the manifest and the catalog
+    entry, the checksum sidecar recomputed."""
     with tarfile.open(archive) as source:
         members = [(info, source.extractfile(info).read() if info.isfile() else None) for info in source]
     manifest = json.loads(dict((info.name, data) for info, data in members)[_manifest.MANIFEST_NAME])
@@ -461,6 +462,7 @@ def rewrite(archive: str, extra: list = (), deleted: list = ()) -> None:
             manifest["members"].append({"path": path, "type": "symlink", "size": 0, "mode": "0777", "mtime": 1,
                                         "sha256": None, "target": target})
         manifest["deleted"] = sorted(set(manifest.get("deleted") or []) | set(deleted))
+        manifest.update(header or {})
         data = _manifest.encode(manifest)
         info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
         info.size, info.mode, info.mtime = len(data), 0o600, 1
@@ -470,7 +472,7 @@ def rewrite(archive: str, extra: list = (), deleted: list = ()) -> None:
     resign(archive)
     with open(archive + ".meta.json") as handle:
         meta = json.load(handle)
-    meta["deleted"] = manifest["deleted"]
+    meta.update(header or {}, deleted=manifest["deleted"])
     with open(archive + ".meta.json", "w") as handle:
         json.dump(meta, handle)
 

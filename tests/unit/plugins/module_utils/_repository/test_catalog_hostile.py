@@ -162,15 +162,30 @@ def test_prune_waits_for_a_reader_and_never_deletes_what_it_reads(app, tmp_path)
     backups = tmp_path / "b"
     old = backup(app, backups, 0, type="config")
     backup(app, backups, 24 * 200, type="config")
-    with _lock.reading(archive=old["archive"]):
+    with _lock.reading(_catalog.backup_dir_of(old["archive"])):
         with pytest.raises(LockTimeout, match="being read by a restore or verify"):
             _retention.prune(str(backups), now=T0 + timedelta(days=250), lock_timeout=0.5)
         assert os.path.exists(old["archive"])
-    reader = threading.Thread(target=lambda: verify_archive(old["archive"]))
+    # A reader racing the prune either reads the whole backup (its checksum and members whole: a quick verify) or
+    # finds it already gone, never half of it.
+    outcomes = []
+
+    def read():
+        try:
+            outcomes.append(verify_archive(old["archive"], level="quick"))
+        except BackupError as error:
+            outcomes.append(str(error))
+
+    reader = threading.Thread(target=read)
     reader.start()
     result = _retention.prune(str(backups), now=T0 + timedelta(days=250), lock_timeout=30)
     reader.join()
     assert [d["archive"] for d in result["deleted"]] == [old["archive"]]
+    assert len(outcomes) == 1
+    if isinstance(outcomes[0], str):
+        assert "does not exist" in outcomes[0], outcomes[0]
+    else:
+        assert outcomes[0]["valid"], outcomes[0]["errors"]
 
 
 def test_a_running_verify_holds_off_a_prune_until_it_has_read_the_backup(app, tmp_path, monkeypatch):

@@ -19,7 +19,6 @@ import stat
 import time
 from datetime import datetime, timezone
 
-from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import SUBDIRS
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, LockTimeout
 from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import (
     PRIVATE_FILE_MODE, folder_owner_to_give, open_dir,
@@ -116,12 +115,9 @@ def ensure_readers_file(backup_dir: str) -> None:
     os.close(open_lock_file(os.path.join(backup_dir, READERS_NAME)))
 
 
-def reading(backup_dir: str = None, archive: str = None, timeout: float = 60.0, purpose: str = "read"):
-    """The readers' lock of ``backup_dir``, or of the backup directory ``archive`` lies in; nothing for an archive
-    outside any backup directory (no prune removes it)."""
-    if not backup_dir and archive:
-        folder = os.path.dirname(os.path.abspath(archive))
-        backup_dir = os.path.dirname(folder) if os.path.basename(folder) in SUBDIRS else None
+def reading(backup_dir: str = None, timeout: float = 60.0, purpose: str = "read"):
+    """The readers' lock of ``backup_dir``; nothing without one (an archive outside any backup directory: no prune
+    removes it)."""
     if not backup_dir:
         return contextlib.nullcontext()
     return ReadersLock(os.path.abspath(backup_dir), timeout, purpose)

@@ -313,6 +313,22 @@ wheelhouse:
   returned: always
   type: dict
   sample: {"path": "/var/cache/reddit_backup/wheelhouse", "wheels": 14, "bytes": 41234567, "missing": []}
+unit_states:
+  description:
+    - The state of each of the application's systemd units when the backup was made (C(enabled), C(active),
+      C(triggered_by)), by unit name, read with C(systemctl show) for the unit files the backup takes from
+      C(systemd/) (a unit systemd does not know is left out). Also recorded in the manifest and the C(.meta.json)
+      sidecar as C(units), so a restore onto a host without the units can put them back as they were.
+    - Null when the backup takes no unit files, in check mode, or when C(systemctl) is missing or fails (the backup
+      is made all the same; RV(unit_states_note) says why).
+  returned: always
+  type: dict
+  sample: {"reddit-sentiment-monitor.service": {"enabled": true, "active": true, "triggered_by": []}}
+unit_states_note:
+  description: Why no unit states were recorded; null when they were.
+  returned: always
+  type: str
+  sample: "unit states not recorded: systemctl is not installed on this host"
 duration:
   description: Seconds the backup took.
   returned: always

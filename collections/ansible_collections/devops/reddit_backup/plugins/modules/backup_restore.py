@@ -329,6 +329,21 @@ not_restored:
   type: list
   elements: str
   sample: ["venv/: never in a backup, left as it is (rebuild it from the wheelhouse when it is missing)"]
+unit_states:
+  description:
+    - The application's systemd units as they were when the backup was made (the units whose files it holds under
+      C(systemd/) and that systemd knew then), by unit name, each with C(enabled), C(active) and C(triggered_by) (the
+      timers that start it).
+    - The restore playbooks put a unit back in this state when the host does not know the unit (a new server, unit
+      files removed); the host's own state wins when it knows the unit.
+    - Null for a backup made before states were recorded, without unit files, or where C(systemctl) could not tell
+      (M(devops.reddit_backup.backup_create) says why in
+      RV(devops.reddit_backup.backup_create#module:unit_states_note)).
+  returned: always
+  type: dict
+  sample: {"reddit-sentiment-monitor.service": {"enabled": true, "active": true, "triggered_by": []},
+           "reddit-sentiment-pipeline.service": {"enabled": false, "active": false,
+                                                 "triggered_by": ["reddit-sentiment-pipeline.timer"]}}
 members:
   description: Number of members the archive holds (the manifest not counted).
   returned: always

@@ -21,6 +21,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._database imp
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import selection as _selection
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import unit_states as _unit_states
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup import wheelhouse as _wheelhouse
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.writer import ArchiveWriter
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.compress import CompressedWriter, suffix_for
@@ -89,7 +90,9 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
         archive, name = _catalog.new_archive_path(backup_dir, backup_type, request.name, suffix, request.now)
         return dict(_result(archive, name, backup_type, request, selection, started, parent, notes),
                     encrypted=bool(recipients), wheelhouse=wheelhouse, signed=bool(signing_key), signature=None,
-                    signature_key=None)
+                    signature_key=None, unit_states=None,
+                    unit_states_note="unit states are read when the backup is made, not in check mode")
+    units, units_note = _record_unit_states(selection)
     _fs.ensure_private_dir(backup_dir)
     with DirectoryLock(backup_dir, request.lock_timeout, "backup_create %s" % request.type):
         _catalog.remove_incomplete(backup_dir)
@@ -105,13 +108,22 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
         job = _ArchiveJob(folder, archive, name, backup_type, request, selection, app_root, parent, parent_index)
         job.recipients = recipients
         job.signing_key = signing_key
+        job.units = units
         try:
             manifest, size, sha256 = job.run()
         finally:
             job.remove_temps()
     return dict(_result(archive, name, backup_type, request, selection, started, parent, notes, manifest, size,
                         sha256), encrypted=bool(recipients), wheelhouse=wheelhouse, signed=bool(signing_key),
-                **job.signature)
+                unit_states=units, unit_states_note=units_note, **job.signature)
+
+
+def _record_unit_states(selection) -> tuple:
+    """(the units' states, None) when the backup takes unit files and systemctl can tell; else (None, why)."""
+    names = _unit_states.unit_names(selection.entries)
+    if not names:
+        return None, "no unit files under %s/ in this backup" % _unit_states.UNIT_DIR
+    return _unit_states.record(names)
 
 
 def _refuse_missing_required(request: BackupRequest, selection, app_root: str) -> None:
@@ -168,6 +180,7 @@ class _ArchiveJob:
         self.committed = False
         self.recipients: list = []
         self.signing_key = None
+        self.units = None  # the units' states at backup time (see _unit_states), or None
         self.signature = {"signature": None, "signature_key": None}
 
     def _temp(self, stem: str) -> str:
@@ -268,6 +281,8 @@ class _ArchiveJob:
             header["parent_sha256"] = self.parent["sha256"]
         if self.recipients:  # public keys only: the catalog can say who can read the backup
             header["encryption"] = {"tool": "age", "recipients": list(self.recipients)}
+        if self.units is not None:  # in the header, so the .meta.json has it too: readable without decrypting
+            header["units"] = self.units
         manifest = dict(header, members=writer.members, databases=database_records,
                         warnings=self.selection.warnings + writer.warnings)
         digests = {record["path"]: record.pop("page_digests") for record in database_records}  # index, not manifest

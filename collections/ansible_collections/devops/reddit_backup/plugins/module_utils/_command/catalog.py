@@ -87,7 +87,7 @@ def chosen_archive(settings, args) -> str:
 def verify(settings, archive: str, level: str, progress: Progress) -> dict:
     keys = verify_keys(settings)
     trust = _signing.trust_from(keys.get("allowed_signers"), keys.get("trusted_signing_keys"))
-    with trust or contextlib.nullcontext(), ReadWatch(archive, progress):
+    with trust or contextlib.nullcontext(), ReadWatch([archive], progress):
         return _verify.verify_archive(archive, level, record=True, identity_file=keys.get("identity_file"),
                                       trust=trust)
 

@@ -12,7 +12,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._remote impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from .engine_job import run_engine_job
 from .output import human_size
-from .progress import Progress, TransferWatch, on_terminal
+from .progress import Progress, ReadWatch, on_terminal
 from .retention import retention_policy
 from .settings import ConfigError
 
@@ -56,7 +56,7 @@ def transfer_watch(request: _remote.SyncRequest, progress: Progress, dry_run: bo
     if progress is None or not progress.enabled or dry_run:
         return contextlib.nullcontext()
     planned = _remote.sync(request, check_mode=True)
-    return TransferWatch([os.path.join(request.backup_dir, path) for item in planned["transferred"]
+    return ReadWatch([os.path.join(request.backup_dir, path) for item in planned["transferred"]
                           for path in item["files"]], progress)
 
 

@@ -63,48 +63,10 @@ def line_for(what: str, done: int, total: int, elapsed: float) -> str:
 
 
 class ReadWatch(threading.Thread):
-    """How far this process has read ``path`` (the position of the descriptor open on it), reported to
-    ``progress`` against the file's size: progress for engine calls that take no callback (verify)."""
-
-    def __init__(self, path: str, progress: Progress) -> None:
-        super().__init__(daemon=True)
-        self.path = os.path.realpath(path)
-        self.progress = progress
-        self.total = os.path.getsize(path) if os.path.isfile(path) else 0
-        self.stopped = threading.Event()
-
-    def position(self):
-        try:
-            for descriptor in os.listdir("/proc/self/fd"):
-                if os.readlink("/proc/self/fd/" + descriptor) == self.path:
-                    with open("/proc/self/fdinfo/" + descriptor, encoding="ascii") as handle:
-                        return int(handle.readline().split()[1])  # "pos:\t<offset>"
-        except (OSError, ValueError, IndexError):
-            return None
-        return None
-
-    def run(self) -> None:
-        while not self.stopped.wait(REDRAW_SECONDS / 2):
-            done = self.position()
-            if done is not None:
-                self.progress.update(done, self.total)
-
-    def __enter__(self) -> "ReadWatch":
-        if self.progress.enabled and self.total:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stopped.set()
-        if self.is_alive():
-            self.join()
-        self.progress.close()
-
-
-class TransferWatch(threading.Thread):
-    """How far this process and its children (rsync and its ssh for a push) have read ``paths``: for each file the
-    furthest position a descriptor open on it reached, and its whole size once it was seen and is closed again;
-    reported to ``progress`` against the files' total size. Engine calls that run a program take no callback."""
+    """How far this process and its children (the verify's decompressor, rsync and its ssh for a push) have read
+    ``paths``: for each file the furthest position a descriptor open on it reached, and its whole size once it was
+    seen and is closed again; reported to ``progress`` against the files' total size. Progress for engine calls
+    that take no callback (verify, sync)."""
 
     def __init__(self, paths, progress: Progress) -> None:
         super().__init__(daemon=True)
@@ -145,7 +107,7 @@ class TransferWatch(threading.Thread):
         while not self.stopped.wait(REDRAW_SECONDS / 2):
             self.progress.update(self.sample(), sum(self.sizes.values()))
 
-    def __enter__(self) -> "TransferWatch":
+    def __enter__(self) -> "ReadWatch":
         if self.progress.enabled and self.sizes:
             self.start()
         return self

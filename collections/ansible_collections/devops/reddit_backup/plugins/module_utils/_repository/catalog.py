@@ -426,6 +426,12 @@ def check_backup_dir(backup_dir, app_root: str = None) -> str:
     return path
 
 
+def backup_dir_of(archive: str):
+    """The backup directory ``archive`` lies in (its folder is one of the type folders), or None."""
+    folder = os.path.dirname(os.path.abspath(archive))
+    return os.path.dirname(folder) if os.path.basename(folder) in SUBDIRS else None
+
+
 def pick_archive(archive=None, backup_dir=None, before=None, name=None, types=None, now=None) -> str:
     """The archive a verify or restore means: ``archive`` itself, or from ``backup_dir`` the backup called
     ``name``, else the newest at or before ``before``, else the newest (of ``types`` when given)."""

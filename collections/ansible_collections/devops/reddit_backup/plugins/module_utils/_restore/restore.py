@@ -30,7 +30,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._database imp
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import swap as _swap
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import verdict as _verdict
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import (
-    list_backups, meta_database_paths, parse_time, read_checksum, read_meta,
+    backup_dir_of, list_backups, meta_database_paths, parse_time, read_checksum, read_meta,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._confined import Anchor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database.pages import DELTA_SUFFIX
@@ -49,6 +49,9 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.plan
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selection import (
     CONFIG_INCLUDES, DEFAULT_EXCLUDES,
+)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.unit_states import (
+    recorded as recorded_unit_states,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.staging import Stager
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import check_path
@@ -148,7 +151,8 @@ def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> di
     """Restore, holding the backup directory's readers' lock: no prune deletes a link of the chain being read.
     A backup picked from ``backup_dir`` (not named) that fails verification is never restored: the error names
     the newest older one that passes, and with ``newest_good`` that one is restored instead."""
-    with _lock.reading(request.backup_dir, request.archive, request.lock_timeout, "backup_restore"):
+    with _lock.reading(request.backup_dir or (request.archive and backup_dir_of(request.archive)),
+                       request.lock_timeout, "backup_restore"):
         try:
             result = _restore(request, check_mode, pause)
         except VerificationFailed as failure:
@@ -419,7 +423,7 @@ class RestoreJob:
                   "databases": [path for path in databases if any(under(path, unit["path"]) for unit in pending)],
                   "missing": plan.missing,
                   "not_restored": not_restored(self.scope, self.request.keep, plan.missing, manifest["members"]),
-                  "members": members,
+                  "members": members, "unit_states": recorded_unit_states(manifest),
                   "bytes": stager.written if stager else None, "verification": verification,
                   "recovered": self.recovered, "warnings": self.warnings, "safety_copies_removed": []}
         if self.check_mode or not result["changed"]:

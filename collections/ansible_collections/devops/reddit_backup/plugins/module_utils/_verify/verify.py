@@ -327,7 +327,7 @@ def verify_archive(archive: str, level: str = "comprehensive", required=None, te
     encrypted archive needs ``identity_file`` for everything but a quick check of its ciphertext. With ``trust``
     (an entered _signing.Trust), the archive and every link of its chain must be signed by a trusted key. Holds the
     backup directory's readers' lock, so no prune deletes the archive while it is read."""
-    with _lock.reading(archive=archive, purpose="backup_verify"):
+    with _lock.reading(_catalog.backup_dir_of(archive), purpose="backup_verify"):
         return _verify_archive(archive, level, required, temp_dir, record, identity_file, trust)
 
 
