@@ -57,7 +57,7 @@ def transfer_watch(request: _remote.SyncRequest, progress: Progress, dry_run: bo
         return contextlib.nullcontext()
     planned = _remote.sync(request, check_mode=True)
     return ReadWatch([os.path.join(request.backup_dir, path) for item in planned["transferred"]
-                          for path in item["files"]], progress)
+                      for path in item["files"]], progress)
 
 
 def command_sync(settings, args) -> int:
