@@ -179,6 +179,24 @@ def test_a_host_key_that_does_not_match_stops_replication(host, backup_server, t
     assert "host key mismatch" in host.log() or "unable to authenticate" in host.log(), host.log()
 
 
+def test_the_host_key_pinned_is_the_one_litestream_is_shown(host, backup_server, tmp_path):  # noqa: F811
+    """Go's SSH client (Litestream's) asks for a server's ECDSA key before its Ed25519 one (a molecule host with
+    both failed with "host key mismatch" while the Ed25519 key was pinned)."""
+    ecdsa = tmp_path / "server_ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa)], check=True)
+    ecdsa_key = " ".join((tmp_path / "server_ecdsa.pub").read_text().split()[:2])
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(open(backup_server.known_hosts).read() + "[127.0.0.1]:%d %s\n" % (backup_server.port,
+                                                                                               ecdsa_key))
+    settings = host.settings(reddit_backup_remote=backup_server.remote,
+                             reddit_backup_remote_ssh_key=backup_server.ssh_key,
+                             reddit_backup_remote_known_hosts=str(known_hosts))
+    applied = host.apply(tmp_path, settings)
+    assert not applied.failed, applied.stderr + failure(applied)
+    with open(host.path("/etc/reddit-backup/lsapp/litestream.yml")) as handle:
+        assert "host-key: %s" % json.dumps(ecdsa_key) in handle.read()
+
+
 def test_settings_that_cannot_work_are_refused_before_anything_is_installed(host, backup_server,  # noqa: F811
                                                                              tmp_path):
     unknown = tmp_path / "unknown_hosts"
