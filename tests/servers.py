@@ -71,7 +71,9 @@ class BackupServer:
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
                 "PermitRootLogin prohibit-password", "StrictModes no", "AllowUsers %s" % self.user,
                 "KexAlgorithms curve25519-sha256",  # the default post-quantum exchange is slow on small machines
-                "MaxStartups 50", "LogLevel ERROR", ""]))
+                "MaxStartups 50", "LogLevel ERROR",
+                "Subsystem sftp internal-sftp",  # Litestream replicates over SFTP
+                ""]))
         os.makedirs("/run/sshd", 0o755, exist_ok=True)  # sshd's privilege separation folder
         self.log = open(os.path.join(self.base, "sshd.log"), "wb")
         self.process = subprocess.Popen([shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", config],

@@ -48,6 +48,9 @@ RECOVERIES = (
     ("point-in-time recovery", "Point-in-time recovery (to a moment between two backups)", "restore_point_in_time"),
     ("complete server failure", "Complete server failure, onto a new server (from the old server's removal)",
      "disaster_recovery"),
+    ("complete server failure (databases from the replica)",
+     "Complete server failure, the databases from the Litestream replica (from the app host's kill)",
+     "disaster_recovery"),
 )
 SCENARIOS = (
     ("default", "`default` (create, prepare, converge, idempotence, verify with `state: absent`)"),
@@ -55,11 +58,16 @@ SCENARIOS = (
     ("pre_maintenance", "`pre_maintenance` (two runs of the playbook)"),
     ("disaster_recovery", "`disaster_recovery` (three hosts; the venv rebuilt from the backup's wheels)"),
     ("drill_host", "`drill_host` (the drill host's four timers, each run as its timer would)"),
+    ("replication", "`replication` (Litestream over SFTP under a live writer; the app host killed, recovered from "
+                    "the replica)"),
 )
 RTO_LINE = re.compile(r"^(?P<host>[^:]+): RTO (?P<scenario>.+?): (?P<seconds>[0-9.]+) s from start to healthy; "
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
 RPO_LINE = re.compile(r"^(?P<host>[^:]+): RPO (?P<scenario>.+?): .*, (?P<seconds>[0-9]+) s before this recovery; "
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
+# The replication scenario's measurement: commits lost with the killed host (from its writer's log).
+RPO_LOST_LINE = re.compile(r"^(?P<host>[^:]+): RPO (?P<scenario>.+?): (?P<seconds>[0-9.]+) s of commits lost .*; "
+                           r"target (?P<target>[0-9]+) s: (?P<verdict>met|MISSED)$")
 SUMMARY_LINE = re.compile(r"^(?P<name>\S.*?)\s+(?P<result>ok|FAILED)\s+(?P<seconds>[0-9]+)s$")
 
 
@@ -207,8 +215,14 @@ def molecule_recovery(results: dict) -> str:
 
 def molecule_rpo(results: dict) -> str:
     entry = results["rpo"]["complete server failure"]
-    return ("The `disaster_recovery` playbook's RPO line said %d s (%s; the restored backup's age when the "
+    text = ("The `disaster_recovery` playbook's RPO line said %d s (%s; the restored backup's age when the "
             "recovery ended; the guide allows %d h)." % (entry["seconds"], _when(entry), entry["target_s"] // 3600))
+    lost = results["rpo"].get("replication (databases from the Litestream replica)")
+    if lost:
+        text += ("\nWith the databases from the Litestream replica (`replication`), %.3f s of commits were lost "
+                 "(%s; the last row the killed host committed against the newest row on the new host; target %d s)."
+                 % (lost["seconds"], _when(lost), lost["target_s"]))
+    return text
 
 
 def molecule_rto_example(results: dict) -> str:
@@ -363,7 +377,7 @@ def record_molecule(results_dir: str, image_build_seconds: str = "", path: str =
             continue
         with open(times, encoding="utf-8") as handle:
             for line in handle:
-                for pattern, key in ((RTO_LINE, "recovery_times"), (RPO_LINE, "rpo")):
+                for pattern, key in ((RTO_LINE, "recovery_times"), (RPO_LINE, "rpo"), (RPO_LOST_LINE, "rpo")):
                     found = pattern.match(line.strip())
                     if found:
                         measured[key][found.group("scenario")] = dict(

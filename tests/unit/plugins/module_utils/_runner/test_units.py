@@ -124,6 +124,18 @@ def test_switching_and_removing_touch_only_the_application(tmp_path):
     assert os.listdir(tmp_path / "cron.d") == ["someone-else"]
 
 
+def test_the_litestream_roles_service_is_left_alone(tmp_path):
+    """disaster_recovery applies the litestream role, then the runner: the runner removed the replication service
+    as one of its own units going away (the molecule replication scenario found it)."""
+    (tmp_path / "systemd").mkdir()
+    service = tmp_path / "systemd" / "reddit-backup-reddit-sentiment-litestream.service"
+    service.write_text("[Service]\n")
+    planned = install(schedule(tmp_path))
+    assert service.exists() and "reddit-backup-reddit-sentiment-litestream.service" not in planned["stop"]
+    planned = install(schedule(tmp_path, present=False))
+    assert service.exists() and planned["remove"] and str(service) not in planned["remove"]
+
+
 def test_no_path_unit_without_watched_paths(tmp_path):
     install(schedule(tmp_path, config_watch=[]))
     assert not any(name.endswith(".path") for name in os.listdir(tmp_path / "systemd"))
@@ -138,6 +150,7 @@ def test_on_calendar_overrides_the_schedule(tmp_path):
 
 @pytest.mark.parametrize("jobs,scheduler,message", [
     ([{"name": "config", "command": ["create"], "schedule": "@daily"}], "systemd", "job name 'config'"),
+    ([{"name": "litestream", "command": ["create"], "schedule": "@daily"}], "systemd", "job name 'litestream'"),
     ([{"name": "Full", "command": ["create"], "schedule": "@daily"}], "systemd", "job name 'Full'"),
     ([{"name": "nightly-full", "command": ["create"], "schedule": "@daily"}], "systemd", "job name 'nightly-full'"),
     ([{"name": "full", "command": "create --type full", "schedule": "@daily"}], "systemd", "must be a list"),

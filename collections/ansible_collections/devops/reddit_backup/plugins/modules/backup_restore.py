@@ -70,6 +70,18 @@ options:
         holds O(scope) by default (full or incremental backups for V(full); those or database backups for
         V(database); those or configuration backups for V(config) and V(systemd)).
     type: path
+  replica:
+    description:
+      - Restore the databases from the Litestream replica instead of an archive, named by the settings file the
+        M(devops.reddit_backup.litestream) role writes (C(/etc/reddit-backup/<app>/replica.json)). Give this, O(archive)
+        or O(backup_dir).
+      - Each database is restored by Litestream, as it was at O(before) (to the second) or at the latest moment the
+        replica holds, into the same staging folder as an archive restore, checked with C(PRAGMA integrity_check),
+        then swapped in the same way with its safety copy. O(scope) must be V(database) or a list of the replicated
+        databases. RV(recovery_point) is the time of the newest transaction restored.
+      - The settings file, the Litestream binary, its configuration and the SSH key it names must be root's regular
+        files that only root can write, or the restore is refused (root runs that binary).
+    type: path
   dest:
     description:
       - The application root to restore into (the guide's C(/home/cayir/cicd_project)). Created when missing,
@@ -230,8 +242,25 @@ authenticity:
   returned: always
   type: str
   sample: "checked: every link signed by a trusted key (SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc)"
+source:
+  description: Where the restored data came from, V(archive) or V(replica) (O(replica)).
+  returned: always
+  type: str
+  sample: replica
+recovery_point:
+  description:
+    - With O(replica), the time (UTC, to the second) of the newest transaction restored, for the oldest of the
+      databases; the data committed after it is what the restore could not bring back.
+  returned: when restored from the replica
+  type: str
+  sample: "2025-05-28T14:00:00Z"
+replica:
+  description: With O(replica), per database, the newest transaction restored (C(txid)) and its C(recovery_point).
+  returned: when restored from the replica
+  type: dict
+  sample: {"data/reddit_sentiment.db": {"path": "data/reddit_sentiment.db", "txid": "00000000000004d2", "recovery_point": "2025-05-28T13:59:59Z"}}
 archive:
-  description: The archive restored from.
+  description: The archive restored from; null when restored from the replica.
   returned: always
   type: str
   sample: /home/cayir/cicd_project/backups/daily/backup_20250528_020000.tar.zst
@@ -352,6 +381,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs
     IDENTITY, LOCK_TIMEOUT, SELECTION, TRUSTED_SIGNERS, shared_options)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
     DEFAULT_KEEP, RestoreRequest, restore)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.restore import (
+    request_from_settings, restore_from_replica)
 
 
 def main():
@@ -374,9 +405,10 @@ def main():
             required=dict(type="list", elements="str"),
             temp_dir=dict(type="path"),
             require_same_root=dict(type="bool", default=False),
+            replica=dict(type="path"),
         ),
-        mutually_exclusive=[("archive", "backup_dir"), ("before", "name")],
-        required_one_of=[("archive", "backup_dir")],
+        mutually_exclusive=[("archive", "backup_dir", "replica"), ("before", "name"), ("replica", "name")],
+        required_one_of=[("archive", "backup_dir", "replica")],
         supports_check_mode=True,
     )
     with guarded(module, "restoring a backup"):
@@ -385,6 +417,8 @@ def main():
 
 def run(module):
     params = module.params
+    if params["replica"]:
+        return run_from_replica(module)
     request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
                              before=params["before"], name=params["name"], scope=params["scope"],
                              verify_first=params["verify_first"], safety_copy=params["safety_copy"],
@@ -397,9 +431,32 @@ def run(module):
                              trusted_signing_keys=params["trusted_signing_keys"],
                              require_same_root=params["require_same_root"])
     try:
-        result = restore(request, check_mode=module.check_mode)
+        result = dict(restore(request, check_mode=module.check_mode), source="archive")
     except BackupError as error:
         module.fail_json(msg=str(error))
+    finish(module, result)
+
+
+def run_from_replica(module):
+    params = module.params
+    scope = params["scope"]
+    if scope != "database" and not isinstance(scope, list):
+        module.fail_json(msg="replica restores databases only: set scope to database (or a list of the replicated "
+                             "databases), or restore scope %s from an archive (archive or backup_dir)" % scope)
+    try:
+        request = request_from_settings(
+            params["replica"], databases=scope if isinstance(scope, list) else None, dest=params["dest"],
+            before=params["before"], safety_copy=params["safety_copy"],
+            safety_copies_keep=params["safety_copies_keep"],
+            safety_copies_max_age=params["safety_copies_max_age"] or None, owner=params["owner"],
+            group=params["group"], force=params["force"], lock_timeout=params["lock_timeout"])
+        result = restore_from_replica(request, check_mode=module.check_mode)
+    except BackupError as error:
+        module.fail_json(msg=str(error))
+    finish(module, result)
+
+
+def finish(module, result: dict):
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)

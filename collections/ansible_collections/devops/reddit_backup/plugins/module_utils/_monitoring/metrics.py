@@ -354,11 +354,11 @@ def _int(value):
     return None if value is None else int(value)
 
 
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _format_value(value) -> str:
+def format_value(value) -> str:
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
@@ -377,8 +377,8 @@ def render(samples: list) -> str:
         lines.append("# HELP %s %s" % (name, help_text))
         lines.append("# TYPE %s gauge" % name)
         for label_items, value in rows:
-            label_text = ",".join('%s="%s"' % (key, _escape(val)) for key, val in label_items)
-            lines.append("%s%s %s" % (name, "{%s}" % label_text if label_text else "", _format_value(value)))
+            label_text = ",".join('%s="%s"' % (key, escape_label(val)) for key, val in label_items)
+            lines.append("%s%s %s" % (name, "{%s}" % label_text if label_text else "", format_value(value)))
     return "\n".join(lines) + "\n"
 
 

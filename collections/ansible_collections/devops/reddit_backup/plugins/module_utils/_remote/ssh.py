@@ -23,6 +23,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 
 HOST_KEY_CHECKING = ("strict", "accept-new")
 MISSING = "No such file or directory"
+RSYNC_VANISHED = 24  # "some files vanished before they could be transferred"
 
 
 class SshStore:
@@ -73,9 +74,11 @@ class SshStore:
     def _remote(self, relative: str = "") -> str:
         return "%s:%s/%s" % (self.target, self.root if self.root != "/" else "", relative)
 
-    def _run(self, arguments: list, what: str, missing_ok: bool = False, done=None, pass_fds=()) -> str:
+    def _run(self, arguments: list, what: str, missing_ok: bool = False, done=None, pass_fds=(),
+             vanished_ok: bool = False) -> str:
         """Run rsync; its output, or with ``done`` (a dict) each transferred file's seconds there, timed as rsync
-        reports it complete (``--out-format``)."""
+        reports it complete (``--out-format``). ``vanished_ok``: files that vanished while rsync read the folder
+        are no failure."""
         command = [self.rsync, "-e", self.shell, self.io_timeout] + arguments
         if done is not None:
             command[1:1] = ["--out-format=%n", "--outbuf=L"]  # one line as each file completes, not at the end
@@ -98,14 +101,17 @@ class SshStore:
         if returncode != 0:
             if missing_ok and returncode == 23 and MISSING in stderr:
                 return ""
+            if vanished_ok and returncode == RSYNC_VANISHED:
+                return b"".join(lines).decode(errors="replace")
             raise BackupError("rsync to %s failed %s (exit %d): %s%s" % (
                 self.description, what, returncode, _last_lines(stderr), _hint(stderr)))
         return b"".join(lines).decode(errors="replace")
 
     def list(self) -> dict:
         """{relative path: size} of the files in the remote folder's subfolders (hidden ones left out)."""
+        # Litestream's replica (.litestream) changes under the listing: its vanished temp files are no failure.
         output = self._run(["--list-only", "-r", "--no-human-readable", self._remote()], "listing the backups",
-                           missing_ok=True)
+                           missing_ok=True, vanished_ok=True)
         files = {}
         for line in output.splitlines():
             fields = line.split(None, 4)

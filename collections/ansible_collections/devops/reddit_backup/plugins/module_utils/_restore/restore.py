@@ -101,7 +101,7 @@ class RestoreRequest:
 
 
 @dataclass
-class _Scope:
+class Scope:
     name: str  # full, database, config, systemd or paths
     paths: tuple = None  # None: everything (full) or not yet known (database)
 
@@ -115,9 +115,9 @@ class _Scope:
         return any(path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in self.paths)
 
 
-def parse_scope(scope) -> _Scope:
+def parse_scope(scope) -> Scope:
     if isinstance(scope, str) and scope in SCOPES:
-        return _Scope(scope, tuple(SCOPE_PATHS[scope]) if scope in SCOPE_PATHS else None)
+        return Scope(scope, tuple(SCOPE_PATHS[scope]) if scope in SCOPE_PATHS else None)
     if not isinstance(scope, (str, list, tuple)) or not all(isinstance(path, str) for path in
                                                             ([scope] if isinstance(scope, str) else scope)):
         raise BackupError("scope must be one of %s, or a list of paths relative to the app root (a %s was given)"
@@ -133,7 +133,7 @@ def parse_scope(scope) -> _Scope:
             raise BackupError("scope path %r cannot be restored: %s; list paths relative to the app root, such as "
                               "config/production.env" % (path, problem))
         cleaned.append(text)
-    return _Scope("paths", tuple(cleaned))
+    return Scope("paths", tuple(cleaned))
 
 
 MAX_FALLBACK_CANDIDATES = 20  # older backups verified to find one that passes, newest first
@@ -218,7 +218,7 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
     dest = os.path.realpath(os.path.abspath(request.dest))
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
-    owner = _owner_ids(request.owner, request.group)
+    owner = owner_ids(request.owner, request.group)
     trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
     if trust is None:
         return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, None)
@@ -246,10 +246,10 @@ def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owne
     planned = [meta_database_paths(meta) for meta in metas]
     planned_databases = None if None in planned else sorted({path for paths in planned for path in paths})
     if scope.name == "database" and planned_databases is not None:
-        scope = _Scope("database", tuple(planned_databases))
+        scope = Scope("database", tuple(planned_databases))
     # Fail fast, before reading the archive; checked again from the manifest just before the swap.
-    _check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
-    job = _RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause)
+    check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
+    job = RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause)
     job.signed = signed
     result = job.run()
     result.update(authenticated=bool(signed), signed_by=signed[-1].describe() if signed else None,
@@ -260,7 +260,7 @@ def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owne
     return result
 
 
-class _RestoreJob:
+class RestoreJob:
     def __init__(self, request, chain, metas, dest, scope, owner, check_mode, pause) -> None:
         self.request = request
         self.chain = chain
@@ -413,7 +413,7 @@ class _RestoreJob:
                         self.stamp, self.owner, self.root_only, self._staging_parent() == self.parent, self.warnings)
         plan = Plan(target, manifest, tree, staging)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
-        self.warnings += _check_open_databases(self.dest, databases, self.request.force)
+        self.warnings += check_open_databases(self.dest, databases, self.request.force)
         pending = [unit for unit in plan.units if not plan.is_current(unit)]
         aside = plan.aside
         result = {"changed": bool(pending or aside), "archive": self.archive, "chain": list(self.chain),
@@ -490,7 +490,7 @@ def check_same_root(request: RestoreRequest, recorded, archive: str, dest: str) 
                       "reddit_backup_restore_to_other_root: true)" % (given, archive, recorded))
 
 
-def not_restored(scope: _Scope, keep, missing: list, members: list) -> list:
+def not_restored(scope: Scope, keep, missing: list, members: list) -> list:
     """What this restore leaves as it is, in words, so no summary implies the whole application came back."""
     left = ["%s: not in the backup" % path for path in missing]
     if scope.name != "full":
@@ -506,7 +506,7 @@ def not_restored(scope: _Scope, keep, missing: list, members: list) -> list:
     return left
 
 
-def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:
+def _databases_in_scope(databases: list, scope: Scope, units=None) -> list:
     if units is not None:
         return [path for path in databases if any(under(path, unit["path"]) for unit in units)]
     if scope.paths is None or scope.name == "database":
@@ -514,7 +514,7 @@ def _databases_in_scope(databases: list, scope: _Scope, units=None) -> list:
     return [path for path in databases if any(under(path, p) for p in scope.paths)]
 
 
-def _check_open_databases(dest: str, databases: list, force: bool) -> list:
+def check_open_databases(dest: str, databases: list, force: bool) -> list:
     """Refuse (unless ``force``) to replace a database that a running process holds open."""
     paths = []
     for path in databases:
@@ -549,7 +549,7 @@ def _stale_staging(dest: str, staging_prefix: str = STAGING_PREFIX) -> list:
     return found
 
 
-def _owner_ids(owner, group) -> tuple:
+def owner_ids(owner, group) -> tuple:
     uid = gid = -1
     try:
         if owner is not None:

@@ -25,6 +25,7 @@ APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # cron.d file names 
 JOB_NAME = re.compile(r"^[a-z0-9_]+$")  # no '-': app "foo" never owns the files of app "foo-bar"
 ARGUMENT = re.compile(r"^[A-Za-z0-9_.:/=@+-]+$")  # nothing systemd or cron would interpret ('%', quotes, spaces)
 CONFIG_JOB = "config"
+LITESTREAM_UNIT = "litestream"  # reddit-backup-<app>-litestream.service is the litestream role's, never the runner's
 HEADER = "# Managed by Ansible (devops.reddit_backup.runner): change the role's variables, not this file."
 CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MACHINE_ID = "/etc/machine-id"
@@ -63,9 +64,9 @@ class Schedule:
 def job_from(data: dict) -> Job:
     """A Job from the role's dict; raises BackupError naming the job and what is wrong."""
     name = str(data.get("name", ""))
-    if not JOB_NAME.match(name) or name == CONFIG_JOB:
+    if not JOB_NAME.match(name) or name in (CONFIG_JOB, LITESTREAM_UNIT):
         raise BackupError("job name %r: use lowercase letters, digits and '_' ('%s' is the configuration backup "
-                          "on change)" % (name, CONFIG_JOB))
+                          "on change, '%s' the litestream role's service)" % (name, CONFIG_JOB, LITESTREAM_UNIT))
     command = data.get("command")
     if isinstance(command, str) or not command or not all(ARGUMENT.match(str(word)) for word in command):
         raise BackupError("job %s: command must be a list of reddit-backup arguments made of letters, digits and "
@@ -158,7 +159,8 @@ def prefix(app: str) -> str:
 
 
 def own_file(app: str, filename: str) -> bool:
-    return re.match(r"^%s[a-z0-9_]+(\.service|\.timer|\.path)?$" % re.escape(prefix(app)), filename) is not None
+    found = re.match(r"^%s([a-z0-9_]+)(\.service|\.timer|\.path)?$" % re.escape(prefix(app)), filename)
+    return found is not None and found.group(1) != LITESTREAM_UNIT
 
 
 def run_line(schedule: Schedule, job: Job) -> str:

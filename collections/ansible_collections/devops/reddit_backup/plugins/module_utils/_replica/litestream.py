@@ -1,0 +1,117 @@
+# Copyright: devops.reddit_backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Litestream binary the litestream role installs, run to read a replica: what a restore would fetch (its
+plan: the newest transaction file and its time, the recovery point) and the restore itself into a new file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+
+RESTORE_TIMEOUT = 3600
+NOTHING = "no matching backup files available"  # Litestream's words for an empty window
+# A row of the plan's "Files to fetch" table: level, file, min_txid, max_txid, size, timestamp.
+PLAN_ROW = re.compile(r"^\s*\d+\s+\S+\.ltx\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s+\d+\s+(\S+)\s*$", re.M)
+
+
+class Litestream:
+    """``binary`` run with the service's ``config`` (root's file, read as root) and its credentials (``{name:
+    path}``, e.g. the SFTP key), offered as ${CREDENTIALS_DIRECTORY} as systemd offers them to the service."""
+
+    def __init__(self, binary: str, config: str, credentials: dict = None) -> None:
+        for what, path in (("litestream_binary", binary), ("replica_config", config)):
+            if not os.path.isfile(path):
+                raise BackupError("%s %s does not exist or is not a file; apply the devops.reddit_backup.litestream "
+                                  "role on this host first" % (what, path))
+        self.binary = binary
+        self.config = config
+        self.credentials = dict(credentials or {})
+
+    def plan(self, database: str, out: str, moment: datetime = None) -> dict:
+        """{txid, recovery_point}: the newest transaction a restore to ``moment`` (None: the latest) reaches
+        (nothing is written to ``out``)."""
+        try:
+            output = self._run(["restore", "-dry-run", "-o", out] + _moment(moment) + [database], database)
+        except BackupError as error:
+            if NOTHING not in str(error):
+                raise
+            output = ""
+        rows = PLAN_ROW.findall(output)
+        if not rows:
+            raise BackupError("the replica of %s holds nothing%s; check the litestream service's log "
+                              "(journalctl -u reddit-backup-*-litestream)"
+                              % (database, " at or before %s" % _stamp(moment) if moment else ""))
+        newest = max(rows, key=lambda row: row[1])
+        return {"txid": newest[1], "recovery_point": newest[2]}
+
+    def restore(self, database: str, out: str, moment: datetime = None) -> dict:
+        """Restore ``database``'s replica into the new file ``out``; Litestream's JSON summary."""
+        output = self._run(["restore", "-json", "-o", out] + _moment(moment) + [database], database)
+        try:
+            return json.loads(output[output.index("{"):])
+        except ValueError:
+            raise BackupError("litestream restore of %s printed no summary: %s" % (database, output[-500:])) from None
+
+    def local_txid(self, database: str) -> int:
+        """The newest transaction Litestream has taken from ``database`` (its local position), 0 when none."""
+        output = self._run(["status", "-json", database], database)
+        return _txid(_json(output, database, "status")[0].get("local_txid"))
+
+    def replica_files(self, database: str) -> list:
+        """[(max txid, time)] of every file the replica holds for ``database``, at every level."""
+        output = self._run(["ltx", "-level", "all", "-json", database], database)
+        return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in _json(output, database, "ltx")]
+
+    def _run(self, arguments: list, database: str) -> str:
+        folder = tempfile.mkdtemp(prefix="reddit-backup-credentials-")  # 0700, root's: only the links to the files
+        try:
+            for name, path in self.credentials.items():
+                os.symlink(os.path.abspath(path), os.path.join(folder, name))
+            # Only the SFTP key's path is a variable (${CREDENTIALS_DIRECTORY}); an S3 secret may hold a $.
+            expand = [] if self.credentials else ["-no-expand-env"]
+            completed = subprocess.run([self.binary, arguments[0]] + expand + ["-config", self.config] + arguments[1:],
+                                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                       timeout=RESTORE_TIMEOUT, check=False,
+                                       env={"CREDENTIALS_DIRECTORY": folder, "PATH": "/usr/bin:/bin"})
+        except subprocess.TimeoutExpired:
+            raise BackupError("litestream %s of %s took more than %d s; check the replica's server"
+                              % (arguments[0], database, RESTORE_TIMEOUT)) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if completed.returncode != 0:
+            lines = [line for line in (completed.stderr + completed.stdout).splitlines() if line.strip()]
+            raise BackupError("litestream %s of %s failed (exit %d): %s" % (
+                arguments[0], database, completed.returncode, " / ".join(lines[-3:]) or "no message"))
+        return completed.stdout
+
+
+def _moment(moment: datetime = None) -> list:
+    return ["-timestamp", _stamp(moment)] if moment else []
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(output: str, database: str, command: str) -> list:
+    try:
+        found = json.loads(output[output.index("["):])
+    except ValueError:
+        raise BackupError("litestream %s of %s printed no JSON list: %s" % (command, database, output[-300:])) from None
+    if not isinstance(found, list) or not all(isinstance(entry, dict) for entry in found):
+        raise BackupError("litestream %s of %s printed an unexpected answer: %s" % (command, database, output[-300:]))
+    return found or [{}]
+
+
+def _txid(text) -> int:
+    try:
+        return int(str(text or "0"), 16)
+    except ValueError:
+        return 0
