@@ -90,7 +90,8 @@ class Fleet:
         if clients is None:
             clients = [{"name": "app-a", "public_key": self.public_key("app-a"), "replica": True,
                         "retention_policy": {"full": {"keep_last": 1}}},
-                       {"name": "app-b", "public_key": self.public_key("app-b")}]
+                       {"name": "app-b", "public_key": self.public_key("app-b"),
+                        "retention_policy": {kind: {"keep_last": 100} for kind in ("full", "incremental")}}]
         return {"backup_server_clients": clients, "backup_server_base_dir": self.base,
                 "backup_server_user_prefix": PREFIX, "backup_server_lib_dir": self.lib,
                 "backup_server_config_dir": os.path.dirname(self.config), "backup_server_systemd_dir": self.units,
@@ -164,6 +165,11 @@ def tree_digest(folder: str) -> dict:
                 content = None
             found[os.path.relpath(path, folder)] = (info.st_mode, info.st_uid, info.st_mtime_ns, content)
     return found
+
+
+def backups_of(folder: str) -> dict:
+    """tree_digest without the hidden names (the locks of the folder's own checks)."""
+    return {path: info for path, info in tree_digest(folder).items() if not os.path.basename(path).startswith(".")}
 
 
 @pytest.fixture(scope="module")
@@ -299,9 +305,9 @@ def test_host_a_key_cannot_read_list_overwrite_or_delete_host_b_backups(fleet, s
         assert refusal in done.stderr, (attack, done.stderr)
     forward = fleet.ssh_as_nobody("app-a", "-W", "127.0.0.1:%d" % fleet.sshd.port)
     assert forward.returncode != 0 and b"SSH-2.0" not in forward.stdout
-    tunnel = fleet.ssh_as_nobody("app-a", "-o", "ExitOnForwardFailure=yes", "-L",
-                                 "127.0.0.1:%d:127.0.0.1:%d" % (_free_port(), fleet.sshd.port), "-N")
-    assert tunnel.returncode != 0
+    remote_forward = fleet.ssh_as_nobody("app-a", "-o", "ExitOnForwardFailure=yes", "-N", "-R",
+                                         "127.0.0.1:%d:127.0.0.1:%d" % (_free_port(), fleet.sshd.port))
+    assert remote_forward.returncode != 0 and b"forwarding failed" in remote_forward.stderr.lower()
     # SFTP: A's key reaches its own replica folder; B's folder stays closed to it, by the kernel.
     own = fleet.sftp_as_nobody("app-a", "put %s/payload/backup_20250601_000000.tar.zst snapshot" % scratch)
     assert own.returncode == 0, own.stderr
@@ -313,7 +319,7 @@ def test_host_a_key_cannot_read_list_overwrite_or_delete_host_b_backups(fleet, s
     assert os.listdir(scratch + "/dest") == [] and not os.path.lexists(os.path.join(fleet.base, "app-a", "replica",
                                                                                     "link"))
     b_sftp = fleet.ssh_as_nobody("app-b", "-s", "sftp")
-    assert b_sftp.returncode != 0 and b"only run rsync" in b_sftp.stderr  # B was given no replica folder
+    assert b_sftp.returncode != 0 and fleet.sftp_as_nobody("app-b", "ls /").returncode != 0  # B has no replica
     assert tree_digest(b_folder) == before
     assert sent.returncode != 0 or not os.path.exists(os.path.join(a_folder, "sent-link")) \
         or os.path.islink(os.path.join(a_folder, "sent-link"))
@@ -332,29 +338,42 @@ def test_the_server_job_prunes_each_folder_as_its_own_user_and_publishes_freshne
     pushed = run_tasks(tmp_path, [{"name": "push", "devops.reddit_backup.backup_sync": {
         "backup_dir": backups, **fleet.sync_options("app-a")}}])
     assert not pushed.failed, ansiblerun.failure(pushed)
-    # What a hostile client can plant in its own folder, as its own user: links out, a FIFO under a sidecar's
-    # name, a fake type folder that is a link to B's, a fake backup whose archive is a link to a root file.
+    # What a hostile client can plant in its own folder, as its own user: type folders that are links (to B's
+    # folder, to /etc), an archive that is a FIFO, a sidecar that is a FIFO, a fake archive that is a folder.
     user = fleet.user("app-a")
     as_a = ["setpriv", "--reuid=%s" % user, "--regid=%s" % user, "--clear-groups"]
-    subprocess.run(as_a + ["mkfifo", os.path.join(a_folder, "daily", "backup_20250703_000000.tar.zst.meta.json")],
-                   check=True)
-    subprocess.run(as_a + ["touch", os.path.join(a_folder, "daily", "backup_20250703_000000.tar.zst.sha256")],
-                   check=True)
-    subprocess.run(as_a + ["ln", "-s", os.path.join(b_folder, "daily"), os.path.join(a_folder, "manual")],
-                   check=True)
-    subprocess.run(as_a + ["ln", "-s", "/etc", os.path.join(a_folder, "config")], check=True)
-    subprocess.run(as_a + ["mkdir", "-p", os.path.join(a_folder, "database", "not-a-backup.tar.zst")], check=True)
-    subprocess.run(as_a + ["sh", "-c", "echo x > %s/replica/generation-1.wal" % os.path.join(fleet.base, "app-a")],
-                   check=True)
-    b_before = tree_digest(b_folder)
+    daily = os.path.join(a_folder, "daily")
+    plants = ["mkfifo {d}/backup_20250703_000000.tar.zst", "echo x > {d}/backup_20250703_000000.tar.zst.sha256",
+              "echo {{}} > {d}/backup_20250703_000000.tar.zst.meta.json",
+              "echo x > {d}/backup_20250704_000000.tar.zst", "echo x > {d}/backup_20250704_000000.tar.zst.sha256",
+              "mkfifo {d}/backup_20250704_000000.tar.zst.meta.json",
+              "mkdir -p {a}/database/database_20250705_000000.tar.zst",
+              "ln -s {b}/daily {a}/manual", "ln -s /etc {a}/config",
+              "echo x > {a}/../replica/generation-1.wal"]
+    for plant in plants:
+        subprocess.run(as_a + ["sh", "-c", plant.format(d=daily, a=a_folder, b=b_folder)], check=True)
+    b_before = backups_of(b_folder)
     etc_before = os.stat("/etc").st_mtime_ns
+    refused = fleet.job()
+    # A folder whose type folders are links is never followed: that client's check fails (alerted), the
+    # server vouches for none of its backups (0: the 25-hour alert fires), and every other client is checked.
+    assert refused.returncode == 1 and "symbolic link" in refused.stderr and "app-a" in refused.stderr
+    assert 'reddit_backup_server_check_success{host="app-a"} 0.0' in fleet.metrics()
+    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app-a",type="full"} 0.0' in fleet.metrics()
+    assert 'reddit_backup_server_check_success{host="app-b"} 1.0' in fleet.metrics()
+    assert backups_of(b_folder) == b_before and os.stat("/etc").st_mtime_ns == etc_before
+    for link in ("manual", "config"):
+        subprocess.run(as_a + ["rm", os.path.join(a_folder, link)], check=True)
     done = fleet.job()
     assert done.returncode == 0, done.stderr
-    # keep_last 1 for A's full backups: only the newest is left; B's (the default policy) untouched.
-    left = {name.split(".")[0] for name in os.listdir(os.path.join(a_folder, "daily"))}
-    assert "backup_20250702_000000" in left and "backup_20250701_000000" not in left
-    assert tree_digest(b_folder) == b_before and os.stat("/etc").st_mtime_ns == etc_before
-    assert os.lstat(os.path.join(a_folder, "manual")).st_uid == pwd.getpwnam(user).pw_uid  # links left as they are
+    # keep_last 1 for A's full backups: only the newest is left, the planted pieces untouched (never judged);
+    # B's (the default policy) untouched.
+    left = set(os.listdir(daily))
+    assert {name for name in left if name.startswith("backup_20250701")} == set()
+    assert {"backup_20250702_000000.tar.zst", "backup_20250703_000000.tar.zst",
+            "backup_20250704_000000.tar.zst.meta.json"} <= left
+    assert stat.S_ISFIFO(os.lstat(os.path.join(daily, "backup_20250703_000000.tar.zst")).st_mode)
+    assert backups_of(b_folder) == b_before and os.stat("/etc").st_mtime_ns == etc_before
     lock = [path for path in glob.glob(os.path.join(a_folder, ".*")) if "lock" in path]
     assert lock and all(os.lstat(path).st_uid == pwd.getpwnam(user).pw_uid for path in lock)  # ran as A's user
     metrics = fleet.metrics()

@@ -138,10 +138,12 @@ def _collections_root() -> str:
 
 
 def client_samples(host: str, report, now: float) -> list:
+    """The samples of one client; a failed check vouches for no backup (0: the 25-hour alert fires for it too)."""
     labels = (("host", host),)
     samples = [("check_success", labels, 0 if report is None else 1), ("check_timestamp_seconds", labels, now)]
     if report is None:
-        return samples
+        return samples + [("newest_backup_timestamp_seconds", labels + (("type", backup_type),), 0)
+                          for backup_type in _catalog.TYPES]
     samples += [("newest_backup_timestamp_seconds", labels + (("type", backup_type),), moment)
                 for backup_type, moment in sorted(report["newest"].items())]
     samples.append(("pruned_bytes", labels, report["pruned_bytes"]))
