@@ -17,7 +17,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -25,6 +25,8 @@ import yaml
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests import ansiblerun
 from tests.integration.runner import TARGET_PYTHON, run_tasks
+from tests.integration.runnerhost import apphost, installed_from_inventory, wheelhouse  # noqa: F401
+from tests.sampleapp import seed_app
 from tests.servers import BackupServer
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/rrsync") or not shutil.which("setpriv"),
@@ -136,6 +138,7 @@ class Fleet:
         with open(os.path.join(self.units, "reddit-backup-server.service")) as handle:
             exec_start = [line.split("=", 1)[1] for line in handle.read().splitlines()
                           if line.startswith("ExecStart=")][0]
+        assert exec_start.startswith("/usr/bin/python3 -I ")
         return subprocess.run(exec_start.split(), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
                               timeout=600, check=False)
 
@@ -147,6 +150,11 @@ class Fleet:
 def changed_tasks(result) -> list:
     return [task["task"]["name"] for play in result.data["plays"] for task in play["tasks"]
             if any(host.get("changed") for host in task["hosts"].values())]
+
+
+def failed_tasks(result) -> str:
+    return json.dumps([task for play in result.data["plays"] for task in play["tasks"]
+                       if any(host.get("failed") for host in task["hosts"].values())])[-4000:]
 
 
 def tree_digest(folder: str) -> dict:
@@ -183,7 +191,7 @@ def fleet():
     try:
         made = Fleet(root)
         result = made.apply()
-        assert not result.failed, json.dumps([t for p in result.data["plays"] for t in p["tasks"] if any(h.get("failed") for h in t["hosts"].values())])[-4000:]
+        assert not result.failed, failed_tasks(result)
         yield made
     finally:
         if made is not None:
@@ -236,7 +244,8 @@ def test_two_hosts_push_pull_and_prune_through_the_restriction_and_stay_apart(fl
     for name in CLIENTS:
         assert len(result.result("push " + name)["transferred"]) == 3
         assert [item["name"] for item in result.result("pull " + name)["transferred"]] == [made[name][-1]["name"]]
-    assert [item["name"] for item in result.result("prune app-a on the server")["deleted"]] == [made["app-a"][0]["name"]]
+    pruned = result.result("prune app-a on the server")["deleted"]
+    assert [item["name"] for item in pruned] == [made["app-a"][0]["name"]]
     for name in CLIENTS:
         names = os.listdir(os.path.join(fleet.folder(name), "daily"))
         kept = made[name][1:] if name == "app-a" else made[name]
@@ -244,6 +253,32 @@ def test_two_hosts_push_pull_and_prune_through_the_restriction_and_stay_apart(fl
         owner = fleet.user(name)
         assert {pwd.getpwuid(os.lstat(os.path.join(fleet.folder(name), "daily", n)).st_uid).pw_name
                 for n in names} == {owner}
+
+
+def test_reddit_backup_sync_pushes_and_prunes_through_the_restriction(fleet, apphost, tmp_path):  # noqa: F811
+    """The operator's command on an app host whose reddit_backup_remote is its own user's folder root."""
+    app = tmp_path / "synced-app"
+    seed_app(str(app))
+    backups = tmp_path / "backups"
+    old = create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type="database",
+                                      now=datetime.now(timezone.utc) - timedelta(days=3)))
+    settings = {
+        "reddit_backup_app_root": str(app), "reddit_backup_backup_dir": str(backups),
+        "reddit_backup_remote_sync": True, "reddit_backup_remote": fleet.remote("app-b"),
+        "reddit_backup_remote_ssh_key": fleet.key("app-b"), "reddit_backup_remote_known_hosts": fleet.sshd.known_hosts,
+        "reddit_backup_retention_days": {"full": 30, "incremental": 7, "config": 90, "database": 1},
+        "runner_root": apphost.root, "runner_app_name": "fleetb", "runner_user": "root", "runner_group": "root",
+        "runner_scheduler": "none", "runner_wheelhouse": wheelhouse(),
+    }
+    new = create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type="database"))
+    with installed_from_inventory(tmp_path, settings, ["runner"]):
+        pushed = apphost.run("--app", "fleetb", "sync")
+        assert pushed.returncode == 0 and "pushed 2 backups" in pushed.stdout, pushed.stdout + pushed.stderr
+        synced = apphost.run("--app", "fleetb", "sync")  # the retention there sees both now
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert "removed 1 there by the retention policy" in synced.stdout, synced.stdout
+        there = os.listdir(os.path.join(fleet.folder("app-b"), "database"))
+        assert os.path.basename(new["archive"]) in there and os.path.basename(old["archive"]) not in there
 
 
 ATTACKS = {
@@ -259,6 +294,8 @@ ATTACKS = {
     "a push through the planted link": ["-r", "{payload}/", "{a}@127.0.0.1:/to-b/daily/"],
     "a delete through the planted link": ["-r", "--delete", "{empty}/", "{a}@127.0.0.1:/to-b/daily/"],
     "a pull through a link sent in a push": ["-r", "{a}@127.0.0.1:/sent-link/", "{dest}/"],
+    "a push over its own key's restriction": ["-r", "{payload}/", "{a}@127.0.0.1:../.ssh/"],
+    "a push over its own key's restriction by its absolute path": ["-r", "{payload}/", "{a}@127.0.0.1:{a_ssh}/"],
 }
 # {what: (the command, what refuses it)}: the gate, or rrsync for anything that starts as rsync's server.
 COMMANDS = {
@@ -292,8 +329,9 @@ def test_host_a_key_cannot_read_list_overwrite_or_delete_host_b_backups(fleet, s
     sent = fleet.ssh_as_nobody("app-a", rsync=["-rl", scratch + "/linkpush/", "%s@127.0.0.1:/" % fleet.user("app-a")])
     before = tree_digest(b_folder)
     assert before, "host B pushed nothing"
-    values = {"a": fleet.user("app-a"), "b_folder": b_folder, "dest": scratch + "/dest",
-              "payload": scratch + "/payload", "empty": scratch + "/empty"}
+    keys_before = tree_digest(os.path.join(fleet.base, "app-a", ".ssh"))
+    values = {"a": fleet.user("app-a"), "b_folder": b_folder, "a_ssh": os.path.join(fleet.base, "app-a", ".ssh"),
+              "dest": scratch + "/dest", "payload": scratch + "/payload", "empty": scratch + "/empty"}
     for attack, words in ATTACKS.items():
         done = fleet.ssh_as_nobody("app-a", rsync=[word.format(**values) for word in words])
         assert done.returncode != 0, "%s succeeded: %s" % (attack, done.stdout.decode(errors="replace"))
@@ -321,6 +359,7 @@ def test_host_a_key_cannot_read_list_overwrite_or_delete_host_b_backups(fleet, s
     b_sftp = fleet.ssh_as_nobody("app-b", "-s", "sftp")
     assert b_sftp.returncode != 0 and fleet.sftp_as_nobody("app-b", "ls /").returncode != 0  # B has no replica
     assert tree_digest(b_folder) == before
+    assert tree_digest(os.path.join(fleet.base, "app-a", ".ssh")) == keys_before
     assert sent.returncode != 0 or not os.path.exists(os.path.join(a_folder, "sent-link")) \
         or os.path.islink(os.path.join(a_folder, "sent-link"))
 

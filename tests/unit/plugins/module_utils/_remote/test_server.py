@@ -20,9 +20,8 @@ def test_check_client_prunes_with_the_policy_and_reports_the_newest_of_each_type
         fake_backup(folder, "full", T0 + timedelta(days=days))
     fake_backup(folder, "config", T0 + timedelta(days=1, hours=3))
     report = _server.check_client(str(folder), None, {"full": {"keep_last": 1}}, now=T0 + timedelta(days=3))
-    assert sorted(os.listdir(folder / "daily")) == ["backup_20250503_020000.tar.zst",
-                                                     "backup_20250503_020000.tar.zst.meta.json",
-                                                     "backup_20250503_020000.tar.zst.sha256"]
+    stem = "backup_20250503_020000.tar.zst"
+    assert sorted(os.listdir(folder / "daily")) == [stem, stem + ".meta.json", stem + ".sha256"]
     assert report["deleted"] == 2 and report["pruned_bytes"] == 14
     assert report["newest"] == {"full": (T0 + timedelta(days=2)).timestamp(),
                                 "config": (T0 + timedelta(days=1, hours=3)).timestamp(),

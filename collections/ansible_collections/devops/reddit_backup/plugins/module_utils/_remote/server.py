@@ -188,7 +188,3 @@ def main(argv: list) -> int:
     except ValueError as error:  # a policy that is not JSON: the role writes it, so the role's list is broken
         sys.stderr.write("the retention policy given is not JSON (%s): run the backup_server role again\n" % error)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
