@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import _peers
 from _files import clean_dir, sha256_file, warm_page_cache
 from _machine import loadavg
 from _paths import TARGET_PYTHON
@@ -95,6 +96,21 @@ def module_backup(workdir: str, app_root: str, collections: str) -> dict:
                       "commands": ["create_backup(BackupRequest(app_root=%s, backup_dir=%s))"
                                    % (shlex.quote(app_root), shlex.quote(backup_dir))],
                       "seconds": round(time.monotonic() - started, 1)}
+    return _MADE[key]
+
+
+def peer_repository(workdir: str, app_root: str, databases: list, tool: str) -> dict:
+    """restic's or borg's repository holding one backup of the app (bench/_peers.py), its staged snapshots
+    removed afterwards so a restore reads the repository: {"archive", "repository", "stage", "databases"}."""
+    key = (tool, workdir, app_root)
+    if key not in _MADE:
+        print("bench: preparing the %s repository (untimed) ..." % tool, file=sys.stderr)
+        started = time.monotonic()
+        stage = os.path.join(folder(workdir), tool + "-stage")
+        seeded = _peers.seed_repository(tool, os.path.join(folder(workdir), tool), app_root, stage, databases,
+                                        "full")
+        shutil.rmtree(stage)
+        _MADE[key] = dict(seeded, archive=seeded["repository"].repo, seconds=round(time.monotonic() - started, 1))
     return _MADE[key]
 
 

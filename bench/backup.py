@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 
+import _peers
 from _ansible import engine_step, minimal_result, playbook_step, write_playbook
 from _files import warm_page_cache
 from _machine import loadavg
@@ -135,6 +136,26 @@ class EngineMethod:
                 "files": data["files"], "bytes": data["bytes"]}
 
 
+class PeerMethod:
+    """restic or borg (bench/_peers.py): a snapshot of each database, then a first backup into a new, empty
+    repository (made untimed, as its users make it once)."""
+
+    def __init__(self, tool: str) -> None:
+        self.key = tool
+        self.title = "%s: sqlite3 .backup + %s" % (tool, "restic backup" if tool == "restic" else "borg create")
+        self.repository = None
+
+    def prepare(self, out: str) -> None:
+        self.repository = _peers.Repository(self.key, os.path.join(out, self.key))
+        self.repository.init()
+
+    def steps(self, app_root: str, out: str, databases: list) -> list:
+        return _peers.backup_steps(self.repository, app_root, os.path.join(out, "stage"), databases, "full")
+
+    def result(self, out: str, runs: list) -> dict:
+        return {"archive": None, "repository": self.repository.repo, "archive_bytes": self.repository.bytes()}
+
+
 def methods(workdir: str, collections: str) -> list:
     return [
         ManualMethod("guide", "guide manual: sqlite3 .backup + tar -czf", ["-czf"], ".tar.gz"),
@@ -142,7 +163,7 @@ def methods(workdir: str, collections: str) -> list:
                      ".tar.zst"),
         AnsibleMethod(workdir, collections),
         EngineMethod(collections),
-    ]
+    ] + [PeerMethod(tool) for tool in _peers.TOOLS]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,6 +229,7 @@ def _targets(records: dict) -> tuple:
             if "guide" in summaries else None,
             "time_vs_zstd_hand": round(summary["median_s"] / summaries["zstd_hand"]["median_s"], 2)
             if "zstd_hand" in summaries else None,
+            "time_vs_fastest_peer": _peers.versus_fastest(summaries, summary["median_s"]),
         }
     targets = []
     if "ansible" in summaries:
@@ -239,13 +261,14 @@ def _targets(records: dict) -> tuple:
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Full backup: skipped (%s)" % result["skipped"]
-    headers = measured_headers("archive MB") + ["x faster than guide", "time / zstd hand"]
+    headers = measured_headers("archive MB") + ["x faster than guide", "time / zstd hand", "time / fastest peer"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
         ratio = result["ratios"][record["key"]]
         rows.append(measured_cells(record, fmt(summary["archive_mb"], "%.1f"))
-                    + [fmt(ratio["speedup_vs_guide"], "%.2fx"), fmt(ratio["time_vs_zstd_hand"], "%.2fx")])
+                    + [fmt(ratio["speedup_vs_guide"], "%.2fx"), fmt(ratio["time_vs_zstd_hand"], "%.2fx"),
+                       fmt(ratio.get("time_vs_fastest_peer"), "%.2fx")])
     lines = ["## Full backup (%s)" % ", ".join(result["databases"]), "", markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])
     lines.append("")

@@ -13,6 +13,7 @@ import sys
 import time
 
 import _fixtures
+import _peers
 from _ansible import engine_step, minimal_result, playbook_step, write_playbook
 from _files import warm_page_cache
 from _machine import loadavg
@@ -24,7 +25,7 @@ from restore import SIDE_SUFFIXES
 
 NAME = "incremental"
 STATE = "incremental-state"
-TARGETS = {"size_vs_full": 0.03, "time_vs_full": 0.5}
+TARGETS = {"size_vs_full": 0.03, "time_vs_full": 0.5, "size_vs_smallest_peer": 0.05}
 CHURN_PAGE_FRACTION = 0.01
 CHANGED_TABLE = "posts"
 
@@ -132,6 +133,30 @@ class EngineMethod(_BackupMethod):
         return _backup_result(json.loads(runs[-1].stdout.strip().splitlines()[-1]), self.type, self.key)
 
 
+class PeerMethod:
+    """restic or borg (bench/_peers.py) after the churn: a snapshot, then a backup into a copy of the repository
+    that holds its backup of the state before the churn (copied untimed); the size is what the repository grew."""
+
+    def __init__(self, tool: str, state: dict) -> None:
+        self.key = tool + "_incr"
+        self.title = "%s after the churn: sqlite3 .backup + %s" % (
+            tool, "restic backup" if tool == "restic" else "borg create")
+        self.parent = state["peers"][tool]
+        self.state = state
+        self.repository = None
+
+    def prepare(self, out: str) -> None:
+        self.repository = self.parent["repository"].copy_to(os.path.join(out, self.parent["repository"].tool))
+
+    def steps(self, out: str) -> list:
+        return _peers.backup_steps(self.repository, self.state["app_root"], self.parent["stage"],
+                                   self.state["databases"], "incr")
+
+    def result(self, out: str, runs: list) -> dict:
+        return {"archive": None, "repository": self.repository.repo,
+                "archive_bytes": self.repository.bytes() - self.parent["bytes"]}
+
+
 class GuideMethod(ManualMethod):
     """The guide's manual full backup of the churned state (backup family's ``guide`` row)."""
 
@@ -149,9 +174,9 @@ def _selected(key: str, only_methods) -> bool:
     return not only_methods or key in only_methods or key.split("_")[0] in only_methods
 
 
-def prepare_state(workdir: str, app_root: str, collections: str, databases: list) -> dict:
-    """Untimed: a copy of the app, its parent full backup (engine), then the churn; the copy is read once more so
-    every method reads it from the page cache."""
+def prepare_state(workdir: str, app_root: str, collections: str, databases: list, peers: tuple = ()) -> dict:
+    """Untimed: a copy of the app, its parent full backup (engine; and one in each of the ``peers``' repositories),
+    then the churn; the copy is read once more so every method reads it from the page cache."""
     root = os.path.join(workdir, STATE)
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
@@ -161,20 +186,29 @@ def prepare_state(workdir: str, app_root: str, collections: str, databases: list
     app = os.path.join(root, "app")
     copy_app(app_root, app, databases)
     parent = _fixtures.engine_backup(collections, app, os.path.join(root, "parent-backups"), "full")
+    peer_parents = {}
+    for tool in peers:
+        # The same staging folder for the parent and each run: restic picks its parent snapshot by its paths.
+        seeded = _peers.seed_repository(tool, os.path.join(root, tool + "-parent"), app,
+                                        os.path.join(root, tool + "-stage"), databases, "full")
+        peer_parents[tool] = dict(seeded, bytes=seeded["repository"].bytes())
     churned = {db: churn(os.path.join(app, db)) for db in databases}
     warm_page_cache(app)
     return {"root": root, "app_root": app, "databases": databases, "churn": churned,
             "parent": {"archive": parent["archive"], "size": parent["size"], "duration": parent["duration"]},
+            "peers": peer_parents,
             "seconds": round(time.monotonic() - started, 1)}
 
 
 def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
-    keys = ("guide", "ansible_full", "ansible_incr", "engine_full", "engine_incr")
+    keys = ("guide", "ansible_full", "ansible_incr", "engine_full", "engine_incr") + tuple(
+        tool + "_incr" for tool in _peers.TOOLS)
     wanted = [key for key in keys if _selected(key, only_methods)]
     if not wanted:
         return {"skipped": "no method of this family in --methods"}
     databases = find_databases(app_root)
-    state = prepare_state(workdir, app_root, options.collections, databases)
+    peers = tuple(tool for tool in _peers.TOOLS if tool + "_incr" in wanted)
+    state = prepare_state(workdir, app_root, options.collections, databases, peers)
     factories = {
         "guide": lambda: GuideMethod(state),
         "ansible_full": lambda: AnsibleMethod("ansible_full", "full", state, workdir, options.collections),
@@ -182,6 +216,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
         "engine_full": lambda: EngineMethod("engine_full", "full", state, options.collections),
         "engine_incr": lambda: EngineMethod("engine_incr", "incremental", state, options.collections),
     }
+    factories.update((tool + "_incr", lambda tool=tool: PeerMethod(tool, state)) for tool in peers)
     chosen = [factories[key]() for key in wanted]
     records, _last = run_methods(NAME, chosen, options.repeat, workdir, artifact_key="archive_bytes")
     if not getattr(options, "keep_outputs", False):
@@ -205,7 +240,10 @@ def _targets(records: dict) -> tuple:
         ratios[key] = {"time_vs_full": ratio(summary["median_s"], full["median_s"]) if full else None,
                        "cpu_vs_full": ratio(summary["cpu_s"], full["cpu_s"]) if full else None,
                        "size_vs_full": round(summary["archive_bytes"] / full["archive_bytes"], 4) if full else None,
-                       "speedup_vs_guide": ratio(guide, summary["median_s"])}
+                       "speedup_vs_guide": ratio(guide, summary["median_s"]),
+                       "time_vs_fastest_peer": _peers.versus_fastest(summaries, summary["median_s"], "_incr"),
+                       "size_vs_smallest_peer": _peers.versus_fastest(summaries, summary["archive_bytes"], "_incr",
+                                                                      "archive_bytes")}
     targets = []
     for key, diagnostic in (("ansible_incr", False), ("engine_incr", True)):
         if key not in summaries or ratios[key]["time_vs_full"] is None:
@@ -218,6 +256,11 @@ def _targets(records: dict) -> tuple:
         value = ratios[key]["time_vs_full"]
         targets.append(target("%s%s made in at most %.1fx the time of a full backup" % (
             prefix, key, TARGETS["time_vs_full"]), value, value <= TARGETS["time_vs_full"], "x", diagnostic))
+    size = ratios.get("ansible_incr", {}).get("size_vs_smallest_peer")
+    if size is not None:
+        targets.append(target("ansible_incr archive at least %dx smaller than restic's and borg's growth" % round(
+            1 / TARGETS["size_vs_smallest_peer"]), "%.2f%%" % (size * 100), size <= TARGETS["size_vs_smallest_peer"],
+            ""))
     if "ansible_incr" in summaries and "ansible_full" in summaries:
         value = ratio(summaries["ansible_incr"]["module_duration_median_s"],
                       summaries["ansible_full"]["module_duration_median_s"])
@@ -230,7 +273,8 @@ def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Incremental backup: skipped (%s)" % result["skipped"]
     headers = measured_headers("archive MB", "pages changed (of all)") + [
-        "time / full", "CPU / full", "size / full", "x faster than guide"]
+        "time / full", "CPU / full", "size / full", "x faster than guide", "time / fastest peer",
+        "size / smallest peer"]
     rows = []
     for record in result["methods"]:
         summary = record["summary"]
@@ -242,7 +286,8 @@ def render(result: dict) -> str:
         rows.append(measured_cells(record, fmt(summary["archive_bytes"] / MB, "%.2f"), pages)
                     + [fmt(ratios["time_vs_full"], "%.2fx"), fmt(ratios.get("cpu_vs_full"), "%.2fx"),
                        fmt(None if ratios["size_vs_full"] is None else ratios["size_vs_full"] * 100, "%.2f%%"),
-                       fmt(ratios["speedup_vs_guide"], "%.2fx")])
+                       fmt(ratios["speedup_vs_guide"], "%.2fx"), fmt(ratios.get("time_vs_fastest_peer"), "%.2fx"),
+                       fmt(ratios.get("size_vs_smallest_peer"), "%.4fx")])
     state = result["state"]
     lines = ["## Incremental backup after ~%d%% of the pages changed (%s)" % (CHURN_PAGE_FRACTION * 100,
                                                                               ", ".join(result["databases"])), "",

@@ -10,15 +10,16 @@ import shutil
 import time
 
 import _fixtures
+import _peers
 from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
-from _files import fsync_tree, sha256_file
+from _files import fsync_tree, sha256_file, warm_page_cache
 from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
 from _stats import ratio, target
 from _steps import Step
 from backup import find_databases
 
 NAME = "restore"
-TARGETS = {"time_vs_guide": 0.5}
+TARGETS = {"time_vs_guide": 0.5, "ansible_vs_fastest_peer": 0.7, "engine_vs_fastest_peer": 0.4}
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 CORRUPT_BYTES = 4096
 
@@ -83,26 +84,57 @@ class GuideMethod(_Method):
         extract = "mkdir -p %s\ntar -xzf %s -C %s %s" % (
             shlex.quote(scratch), shlex.quote(self.archive), shlex.quote(scratch),
             " ".join(shlex.quote(db) for db in self.databases))
-        check = ["sqlite3 %s 'PRAGMA integrity_check;'" % shlex.quote(os.path.join(scratch, db))
-                 for db in self.databases]
-        replace = []
-        for db in self.databases:
-            live = shlex.quote(os.path.join(dest, db))
-            replace += ["cp %s %s" % (shlex.quote(os.path.join(scratch, db)),
-                                      shlex.quote(os.path.dirname(os.path.join(dest, db)) + "/")),
-                        'chown "$(id -u):$(id -g)" %s' % live, "chmod 644 %s" % live]
-        return [Step("extract", shell=extract), Step("integrity_check", shell="\n".join(check)),
-                Step("replace", shell="\n".join(replace))]
+        return [Step("extract", shell=extract)] + _check_and_replace_steps(scratch, dest, self.databases)
 
     def result(self, out: str, runs: list) -> dict:
-        if runs[1].stdout.split() != ["ok"] * len(self.databases):
-            raise RuntimeError("guide: integrity_check of the extracted database: %s" % runs[1].stdout[-500:])
-        started = time.monotonic()
-        os.sync()  # untimed: what the guide's cp left unwritten
-        sync_after = round(time.monotonic() - started, 2)
-        _check_restored(os.path.join(out, "app"), self.fixture["databases"], self.key)
-        return {"archive": self.archive, "restored_bytes": _db_bytes(os.path.join(out, "app"), self.databases),
-                "sync_after_s": sync_after, "restored_ok": True}
+        return _checked_and_replaced(self, out, runs)
+
+
+def _check_and_replace_steps(scratch: str, dest: str, databases: list) -> list:
+    """The guide's steps after the extraction: `PRAGMA integrity_check` of SCRATCH/DB, then `cp` it over the
+    damaged one, `chown`, `chmod 644`."""
+    check = ["sqlite3 %s 'PRAGMA integrity_check;'" % shlex.quote(os.path.join(scratch, db)) for db in databases]
+    replace = []
+    for db in databases:
+        live = shlex.quote(os.path.join(dest, db))
+        replace += ["cp %s %s" % (shlex.quote(os.path.join(scratch, db)),
+                                  shlex.quote(os.path.dirname(os.path.join(dest, db)) + "/")),
+                    'chown "$(id -u):$(id -g)" %s' % live, "chmod 644 %s" % live]
+    return [Step("integrity_check", shell="\n".join(check)), Step("replace", shell="\n".join(replace))]
+
+
+def _checked_and_replaced(method: "_Method", out: str, runs: list) -> dict:
+    """The result of a method ending in _check_and_replace_steps (its check said ok; the bytes are the backup's)."""
+    if runs[-2].stdout.split() != ["ok"] * len(method.databases):
+        raise RuntimeError("%s: integrity_check of the extracted database: %s" % (method.key, runs[-2].stdout[-500:]))
+    started = time.monotonic()
+    os.sync()  # untimed: what the cp left unwritten
+    sync_after = round(time.monotonic() - started, 2)
+    _check_restored(os.path.join(out, "app"), method.fixture["databases"], method.key)
+    return {"archive": method.archive, "restored_bytes": _db_bytes(os.path.join(out, "app"), method.databases),
+            "sync_after_s": sync_after, "restored_ok": True}
+
+
+class PeerMethod(_Method):
+    """restic or borg (bench/_peers.py): the database out of the repository's latest backup into a scratch
+    folder, then the guide's `integrity_check` and `cp` (what their users do after a restore)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.repository = self.fixture["repository"]
+        self.key = self.repository.tool
+        self.title = "%s: restore db + integrity_check + cp" % self.key
+
+    def steps(self, out: str) -> list:
+        scratch = os.path.join(out, "tmp")
+        stage = self.fixture["stage"]
+        restore_lines = [self.repository.restore_shell(scratch, os.path.join(stage, db), "full")
+                         for db in self.databases]
+        return [Step(self.key, shell="\n".join(restore_lines), env=self.repository.env())] \
+            + _check_and_replace_steps(scratch + stage, os.path.join(out, "app"), self.databases)
+
+    def result(self, out: str, runs: list) -> dict:
+        return _checked_and_replaced(self, out, runs)
 
 
 def _db_bytes(dest: str, databases: list) -> int:
@@ -172,7 +204,7 @@ class EngineMethod(_Method):
 
 
 def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
-    keys = ("guide", "ansible", "engine")
+    keys = ("guide", "ansible", "engine") + _peers.TOOLS
     wanted = [key for key in keys if not only_methods or key in only_methods]
     if not wanted:
         return {"skipped": "no method of this family in --methods"}
@@ -186,6 +218,10 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
         chosen.append(AnsibleMethod(workdir, options.collections, app_root, databases, module))
     if "engine" in wanted:
         chosen.append(EngineMethod(options.collections, app_root, databases, module))
+    peers = [PeerMethod(app_root, databases, _fixtures.peer_repository(workdir, app_root, databases, tool))
+             for tool in _peers.TOOLS if tool in wanted]
+    warm_page_cache(*[peer.fixture["archive"] for peer in peers])
+    chosen += peers
     result, records = _fixtures.measure_on(NAME, chosen, options, workdir, databases, guide, module)
     result["ratios"], result["targets"] = _targets(records)
     return result
@@ -196,7 +232,9 @@ def _targets(records: dict) -> tuple:
     guide = summaries.get("guide", {}).get("median_s")
     guide_cpu = summaries.get("guide", {}).get("cpu_s")
     ratios = {key: {"time_vs_guide": ratio(summary["median_s"], guide),
-                    "cpu_vs_guide": ratio(summary["cpu_s"], guide_cpu)} for key, summary in summaries.items()}
+                    "cpu_vs_guide": ratio(summary["cpu_s"], guide_cpu),
+                    "time_vs_fastest_peer": _peers.versus_fastest(summaries, summary["median_s"])}
+              for key, summary in summaries.items()}
     targets = []
     limit = TARGETS["time_vs_guide"]
     if guide and "ansible" in summaries:
@@ -210,19 +248,26 @@ def _targets(records: dict) -> tuple:
                 value = ratio(duration, guide)
                 targets.append(target("(diagnostic) %s: at most %.1fx the guide's manual restore" % (text, limit),
                                       value, value <= limit, "x", diagnostic=True))
+    for key in ("ansible", "engine"):
+        value = ratios.get(key, {}).get("time_vs_fastest_peer")
+        if value is not None:
+            limit = TARGETS[key + "_vs_fastest_peer"]
+            targets.append(target("%s row at most %.1fx the fastest of restic and borg" % (key, limit), value,
+                                  value <= limit, "x", diagnostic=key == "engine"))
     return ratios, targets
 
 
 def render(result: dict) -> str:
     if result.get("skipped"):
         return "## Database restore: skipped (%s)" % result["skipped"]
-    headers = measured_headers("database MB") + ["time / guide", "CPU / guide"]
+    headers = measured_headers("database MB") + ["time / guide", "CPU / guide", "time / fastest peer"]
     rows = []
     for record in result["methods"]:
         restored = record["runs"][-1]["restored_bytes"] / 1048576.0
         rows.append(measured_cells(record, "%.1f" % restored)
                     + [fmt(result["ratios"][record["key"]]["time_vs_guide"], "%.2fx"),
-                       fmt(result["ratios"][record["key"]].get("cpu_vs_guide"), "%.2fx")])
+                       fmt(result["ratios"][record["key"]].get("cpu_vs_guide"), "%.2fx"),
+                       fmt(result["ratios"][record["key"]].get("time_vs_fastest_peer"), "%.2fx")])
     lines = ["## Database restore: the database-corruption scenario (%s)" % ", ".join(result["databases"]), "",
              markdown_table(headers, rows), ""]
     lines += step_lines(result["methods"])

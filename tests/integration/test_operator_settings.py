@@ -16,9 +16,10 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from tests.ansiblerun import failure
 from tests.integration.inventory import run, where
+from tests.integration.recoveryapp import recovery  # noqa: F401  (a fixture)
 from tests.integration.runnerhost import apphost, installed_from_inventory, wheelhouse  # noqa: F401  (a fixture)
 from tests.notifyservers import webhook  # noqa: F401  (a fixture)
-from tests.sampleapp import seed_app
+from tests.sampleapp import DB, posts, seed_app
 from tests.servers import backup_server  # noqa: F401  (a fixture)
 
 SECRET = "POSTGRES_PASSWORD"  # a line of the sample app's config/production.env
@@ -181,3 +182,29 @@ def test_the_scheduled_command_honours_group_vars(apphost, tmp_path):  # noqa: F
     assert "config/production.env" in members(decrypted, "gzip", "-dc")
     assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
     assert re.search(r"^OnCalendar=.*01:30:00$", timer, re.M), timer  # reddit_backup_schedule from group_vars
+
+
+@pytest.mark.parametrize("integrity", [None, "quick"])
+def test_the_integrity_setting_decides_whether_a_restore_checks_the_database_again(recovery, tmp_path, integrity):  # noqa: F811
+    """After the default full check at backup time, a restore of the same bytes (same sha256, unsigned) runs only
+    PRAGMA quick_check; after a quick one, the restore runs the full check itself."""
+    settings = where(recovery.app, tmp_path, reddit_backup_type="database", reddit_backup_manage_services=False,
+                     reddit_backup_health_url=recovery.url, reddit_backup_systemd_dir=str(recovery.units),
+                     reddit_backup_health_retries=5, reddit_backup_health_delay=1)
+    if integrity:
+        settings["reddit_backup_integrity"] = integrity
+    made = run(tmp_path, "backup", settings)
+    assert not made.failed, made.stderr + failure(made)
+    assert [d["integrity_level"] for d in created(made)["databases"]] == [integrity or "full"]
+    with open(str(recovery.app / DB), "r+b") as handle:  # the guide's scenario 1: the database file is damaged
+        handle.seek(os.path.getsize(str(recovery.app / DB)) // 2)
+        handle.write(os.urandom(8192))
+    result = run(tmp_path, "restore_database", settings)
+    assert not result.failed, result.stderr + failure(result)
+    restored = result.result("Restore from the backup, scope database")
+    assert restored["archive"] == created(made)["archive"] and posts(recovery.app) == recovery.posts
+    detail = next(c["detail"] for c in restored["verification"]["checks"] if c["name"] == "database:" + DB)
+    if integrity == "quick":
+        assert detail.startswith("PRAGMA integrity_check: ok; the recorded snapshot"), detail
+    else:
+        assert detail.startswith("PRAGMA quick_check: ok; PRAGMA integrity_check passed at backup time"), detail

@@ -44,7 +44,7 @@ class BackupRequest:
     exclude: list = None
     databases: list = None
     compression: str = "zstd"
-    integrity: str = "quick"
+    integrity: str = "full"
     lock_timeout: float = 60.0
     chain_max: int = None
     encryption_recipients: list = None  # age public keys; the archive is encrypted to each of them

@@ -347,7 +347,7 @@ class _RestoreJob:
                 copies = os.path.join(work_dir, "link-%d" % position)  # databases out of scope, copied to check
                 os.mkdir(copies, 0o700)
                 verifier = Verifier("comprehensive", copies, self.request.required, meta_database_paths(meta),
-                                    extras=self.request.verify_first)
+                                    extras=self.request.verify_first, recheck="none" if self.signed else "quick")
                 verifier.meta = meta
                 reader = self._read(archive, meta, verifier, stager)
                 verification = self._verification(archive, verifier, reader, position)

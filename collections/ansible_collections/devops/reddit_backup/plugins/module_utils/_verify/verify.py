@@ -108,9 +108,13 @@ class Verifier:
     (``conclude``). ``database_paths`` (from the catalog entry) says which members to copy for the integrity
     check; without it, every file that starts with SQLite's header is copied. ``extras=False`` keeps only the
     checks a restore never skips (structure, manifest, members, content): no checksum sidecar, no database,
-    required-path or configuration checks."""
+    required-path or configuration checks. ``recheck`` is the check of a database whose exact bytes (same
+    sha256 and size) passed the full ``PRAGMA integrity_check`` at backup time: ``full`` (a verification on its
+    own), ``quick`` (a restore: ``PRAGMA quick_check`` still finds a damaged page under a record nobody signed) or
+    ``none`` (a restore whose catalog entries are signed by a trusted key)."""
 
-    def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True) -> None:
+    def __init__(self, level: str, work_dir: str, required=None, database_paths=None, extras: bool = True,
+                 recheck: str = "full") -> None:
         if level not in LEVELS:
             raise BackupError("level must be one of %s, not %r" % (", ".join(LEVELS), level))
         problem = required_problem(required)
@@ -121,6 +125,7 @@ class Verifier:
         self.required = required
         self.database_paths = None if database_paths is None else set(database_paths)
         self.extras = extras
+        self.recheck = recheck
         self.meta = None  # the archive's catalog entry, compared with the manifest's header when known
         self.observed: dict = {}
         self.unsafe: list = []
@@ -212,31 +217,31 @@ class Verifier:
         return checks
 
     def _database_checks(self, manifest: dict) -> list:
-        checks = []
-        for database in manifest["databases"]:
-            path = database.get("path")
-            if database.get("delta"):
-                checks.append(self._delta_check(database))
-                continue
-            member = self.observed.get(path)
-            copy = self.database_files.get(path)
-            problems = []
-            if member is None or member.kind != "file":
-                problems.append("it is not a file in the archive")
-            else:
-                if member.sha256 != database.get("sha256") or member.size != database.get("size"):
-                    problems.append("its bytes are not the recorded snapshot (sha256 %s, size %d; recorded %s, "
-                                    "%s)" % (member.sha256, member.size, database.get("sha256"),
-                                             database.get("size")))
-                if copy is None or not os.path.exists(copy):
-                    problems.append("it was not extracted for its integrity check (the catalog entry and the "
-                                    "manifest disagree about the databases)")
-                else:
-                    problems += _database_problems(copy, database)
-            checks.append(check("database:%s" % path, not problems, problems or
-                                "PRAGMA integrity_check: ok; the recorded snapshot (sha256, %s pages of %s bytes)"
-                                % (database.get("page_count"), database.get("page_size"))))
-        return checks
+        return [self._delta_check(database) if database.get("delta") else self._database_check(database)
+                for database in manifest["databases"]]
+
+    def _database_check(self, database: dict) -> dict:
+        path = database.get("path")
+        name = "database:%s" % path
+        member = self.observed.get(path)
+        if member is None or member.kind != "file":
+            return check(name, False, ["it is not a file in the archive"])
+        problems = []
+        level = self.recheck if _fully_checked_at_backup(database) else "full"
+        if member.sha256 != database.get("sha256") or member.size != database.get("size"):
+            problems.append("its bytes are not the recorded snapshot (sha256 %s, size %d; recorded %s, %s)"
+                            % (member.sha256, member.size, database.get("sha256"), database.get("size")))
+            level = "full"  # the check at backup time was of other bytes
+        if level == "none":
+            return check(name, True, "PRAGMA integrity_check: ok at backup time, on these exact bytes (sha256 %s, "
+                         "in a catalog entry signed by a trusted key); not run again" % database.get("sha256"))
+        copy = self.database_files.get(path)
+        if copy is None or not os.path.exists(copy):
+            problems.append("it was not extracted for its integrity check (the catalog entry and the manifest "
+                            "disagree about the databases)")
+        else:
+            problems += _database_problems(copy, database, level)
+        return check(name, not problems, problems or _database_passed(database, level))
 
     def _delta_check(self, database: dict) -> dict:
         """A database stored as a page delta: its header must match the record. Its integrity can only be checked
@@ -293,7 +298,20 @@ def delta_header(head):
     return header if isinstance(header, dict) else None
 
 
-def _database_problems(copy: str, database: dict) -> list:
+def _fully_checked_at_backup(database: dict) -> bool:
+    """The backup ran the full check on this snapshot and it passed (a quick check at backup time does not count)."""
+    return database.get("integrity_level") == "full" and database.get("integrity") == "ok"
+
+
+def _database_passed(database: dict, level: str) -> str:
+    snapshot = "the recorded snapshot (sha256, %s pages of %s bytes)" % (
+        database.get("page_count"), database.get("page_size"))
+    if level == "quick":
+        return "PRAGMA quick_check: ok; PRAGMA integrity_check passed at backup time on %s" % snapshot
+    return "PRAGMA integrity_check: ok; %s" % snapshot
+
+
+def _database_problems(copy: str, database: dict, level: str = "full") -> list:
     problems = []
     try:
         facts = _sqlite.database_facts(copy)
@@ -302,11 +320,11 @@ def _database_problems(copy: str, database: dict) -> list:
     if database.get("page_size") not in (None, facts["page_size"]):
         problems.append("its page size is %d, recorded %s" % (facts["page_size"], database.get("page_size")))
     try:
-        verdict = _sqlite.check_integrity(copy, "full")
+        verdict = _sqlite.check_integrity(copy, level)
     except (sqlite3.Error, UnicodeDecodeError, ValueError) as error:  # damage can garble SQLite's own messages
         verdict = "error: %s" % error
     if verdict != "ok":
-        problems.append("PRAGMA integrity_check: %s" % verdict)
+        problems.append("PRAGMA %s: %s" % ("quick_check" if level == "quick" else "integrity_check", verdict))
     return problems
 
 
