@@ -261,8 +261,8 @@ def test_reddit_backup_sync_pushes_and_prunes_through_the_restriction(fleet, app
     app = tmp_path / "synced-app"
     seed_app(str(app))
     backups = tmp_path / "backups"
-    old = create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type="database",
-                                      now=datetime.now(timezone.utc) - timedelta(days=3)))
+    create_backup(BackupRequest(app_root=str(app), backup_dir=str(backups), type="database",
+                  now=datetime.now(timezone.utc) - timedelta(days=3)))
     settings = {
         "reddit_backup_app_root": str(app), "reddit_backup_backup_dir": str(backups),
         "reddit_backup_remote_sync": True, "reddit_backup_remote": fleet.remote("app-b"),
