@@ -266,24 +266,24 @@ def ensure_molecule() -> None:
 
 # --- 5. containers.podman from the ansible package ------------------------------------------------------------
 
-def bundled_member(name: str, dest: Path) -> Path | None:
-    """Where NAME of the ansible package goes under DEST, or None when it is not a bundled collection's file."""
+def bundled_member(name: str, dest: Path, bundled: list = BUNDLED_COLLECTIONS) -> Path | None:
+    """Where NAME of the ansible package goes under DEST, or None when it is not a file of a BUNDLED collection."""
     # wheel: ansible_collections/...; sdist: ansible-<version>/ansible_collections/...
     sdist_prefix = "ansible-%s/" % ANSIBLE_PACKAGE_VERSION
     relative = name[len(sdist_prefix):] if name.startswith(sdist_prefix) else name
-    for collection in BUNDLED_COLLECTIONS:
+    for collection in bundled:
         if relative.startswith("ansible_collections/%s/" % collection) and ".." not in relative.split("/"):
             return dest / relative
     return None
 
 
-def unpack_bundled(downloads: Path, dest: Path) -> None:
+def unpack_bundled(downloads: Path, dest: Path, bundled: list = BUNDLED_COLLECTIONS) -> None:
     wheels = glob.glob(str(downloads / ("ansible-%s-*.whl" % ANSIBLE_PACKAGE_VERSION)))
     written: list = []
     if wheels:
         with zipfile.ZipFile(wheels[0]) as archive:
             for info in archive.infolist():
-                path = bundled_member(info.filename, dest)
+                path = bundled_member(info.filename, dest, bundled)
                 if path and not info.is_dir():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(archive.read(info))
@@ -291,15 +291,26 @@ def unpack_bundled(downloads: Path, dest: Path) -> None:
     else:
         with tarfile.open(downloads / ("ansible-%s.tar.gz" % ANSIBLE_PACKAGE_VERSION)) as archive:
             for member in archive:
-                path = bundled_member(member.name, dest)
+                path = bundled_member(member.name, dest, bundled)
                 if path and member.isfile():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(archive.extractfile(member).read())
                     written.append(member.name)
-    missing = [name for name in BUNDLED_COLLECTIONS
+    missing = [name for name in bundled
                if not any("ansible_collections/%s/" % name in member for member in written)]
     if missing:
         raise MoleculeError("not in ansible %s: %s" % (ANSIBLE_PACKAGE_VERSION, ", ".join(missing)))
+
+
+def download_ansible_package(wanted: list) -> Path:
+    """The folder that holds the pinned ansible package (downloaded once, only to unpack WANTED from it)."""
+    downloads = WORK / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    if not (glob.glob(str(downloads / ("ansible-%s-*.whl" % ANSIBLE_PACKAGE_VERSION)))
+            or (downloads / ("ansible-%s.tar.gz" % ANSIBLE_PACKAGE_VERSION)).exists()):
+        log("downloading ansible==%s (only to unpack %s from it)" % (ANSIBLE_PACKAGE_VERSION, " ".join(wanted)))
+        pip("download", "--no-deps", "ansible==" + ANSIBLE_PACKAGE_VERSION, "-d", str(downloads))
+    return downloads
 
 
 def ensure_bundled_collections() -> None:
@@ -307,13 +318,7 @@ def ensure_bundled_collections() -> None:
     stamp = collections / (".ansible-%s" % ANSIBLE_PACKAGE_VERSION)
     if stamp.is_file():
         return
-    downloads = WORK / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    if not (glob.glob(str(downloads / ("ansible-%s-*.whl" % ANSIBLE_PACKAGE_VERSION)))
-            or (downloads / ("ansible-%s.tar.gz" % ANSIBLE_PACKAGE_VERSION)).exists()):
-        log("downloading ansible==%s (only to unpack %s from it)" % (ANSIBLE_PACKAGE_VERSION,
-                                                                     " ".join(BUNDLED_COLLECTIONS)))
-        pip("download", "--no-deps", "ansible==" + ANSIBLE_PACKAGE_VERSION, "-d", str(downloads))
+    downloads = download_ansible_package(BUNDLED_COLLECTIONS)
     shutil.rmtree(collections, ignore_errors=True)
     collections.mkdir(parents=True)
     unpack_bundled(downloads, collections)

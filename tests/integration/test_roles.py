@@ -19,6 +19,9 @@ import sys
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import list_backups
+from ansible_collections.devops.reddit_backup.plugins.module_utils._runner.units import (
+    cron_delay_seconds, machine_identity,
+)
 from tests.integration.runner import REPO, run_playbook
 from tests.integration.runnerhost import (APP, apphost, apply, changed_tasks, read, render_only, role_play,  # noqa: F401
                                           task_result, write_play)
@@ -168,7 +171,8 @@ def test_cron_then_systemd_with_overrides_then_absent(tmp_path):
     assert units_of(cron_dir, "app") == sorted("reddit-backup-app-%s" % job for job in GUIDE_TIMERS)
     command = os.path.join(str(root), "usr", "local", "bin", "reddit-backup")
     full = read(cron_dir / "reddit-backup-app-one-full")
-    assert "\n0 2 * * * root %s --app app-one --quiet create --type full\n" % command in full
+    wait = cron_delay_seconds(machine_identity(), "reddit-backup-app-one-full", 30)  # the default spread
+    assert "\n0 2 * * * root sleep %d && %s --app app-one --quiet create --type full\n" % (wait, command) in full
     assert "MAILTO=ops@x\n" in full and "SHELL=/bin/sh\n" in full
     assert "0 */6 * * * root" in read(cron_dir / "reddit-backup-app-one-incremental")
     assert "0 3 * * 0 root" in read(cron_dir / "reddit-backup-app-one-cleanup")

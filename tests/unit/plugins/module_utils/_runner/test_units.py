@@ -4,6 +4,7 @@ what changed and remove only what belongs to the application."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -157,3 +158,70 @@ def test_bad_jobs_are_named(tmp_path, jobs, scheduler, message):
 def test_bad_application_names(tmp_path, app):
     with pytest.raises(BackupError, match="application name"):
         _units.plan(schedule(tmp_path, app=app))
+
+
+# --- the fleet's spread -------------------------------------------------------------------------------------
+
+def test_spread_gives_every_timer_a_fixed_randomized_delay_and_a_job_keeps_its_own(tmp_path):
+    install(schedule(tmp_path, spread_minutes=30))
+    folder = tmp_path / "systemd"
+    full = (folder / "reddit-backup-reddit-sentiment-full.timer").read_text()
+    assert "OnCalendar=*-*-* 02:00:00\n" in full and "Persistent=true\n" in full
+    assert "RandomizedDelaySec=30min\nFixedRandomDelay=true\n" in full
+    drill = (folder / "reddit-backup-reddit-sentiment-recovery_test.timer").read_text()
+    assert "RandomizedDelaySec=10min\nFixedRandomDelay=true\n" in drill and "30min" not in drill
+
+
+def test_no_spread_no_delay(tmp_path):
+    install(schedule(tmp_path, spread_minutes=0))
+    full = (tmp_path / "systemd" / "reddit-backup-reddit-sentiment-full.timer").read_text()
+    assert "RandomizedDelaySec" not in full and "FixedRandomDelay" not in full
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify_accepts_the_spread_timers(tmp_path):
+    install(schedule(tmp_path, spread_minutes=45))
+    units = sorted(str(path) for path in (tmp_path / "systemd").iterdir())
+    checked = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stderr.strip() == "", checked.stderr
+
+
+@pytest.mark.parametrize("expression, minutes", [
+    ("0 2 * * *", 1440), ("0 * * * *", 60), ("0 */6 * * *", 360), ("0 3 * * 0", 1440), ("*/15 * * * *", 15),
+    ("0,50 * * * *", 10), ("30 1,23 * * *", 120), ("@hourly", 60)])
+def test_shortest_period(expression, minutes):
+    assert _units.shortest_period_minutes(expression) == minutes
+
+
+@pytest.mark.parametrize("spread, message", [
+    (60, "schedule spread of 60 minutes is not shorter than job database's period (60 minutes"),
+    (-1, "schedule spread -1: give a whole number of minutes, 0 or more"),
+    ("30", "schedule spread '30': give a whole number of minutes")])
+def test_a_spread_the_schedule_cannot_hold_is_refused(tmp_path, spread, message):
+    with pytest.raises(BackupError, match=re.escape(message)):
+        _units.plan(schedule(tmp_path, spread_minutes=spread))
+    assert not (tmp_path / "systemd").exists()
+
+
+def test_cron_waits_a_stable_host_derived_offset(tmp_path, monkeypatch):
+    machine_id = tmp_path / "machine-id"
+    machine_id.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    monkeypatch.setattr(_units, "MACHINE_ID", str(machine_id))
+    install(schedule(tmp_path, scheduler="cron", spread_minutes=30))
+    line = (tmp_path / "cron.d" / "reddit-backup-reddit-sentiment-full").read_text().splitlines()[-1]
+    delay = _units.cron_delay_seconds("3d1219c7c4c5404aaa1f6d2a48adfda4", "reddit-backup-reddit-sentiment-full", 30)
+    assert 0 < delay < 1800
+    assert line == "0 2 * * * root sleep %d && /bin/echo --app reddit-sentiment --quiet create --type full" % delay
+    # another host, another offset; the same host, the same one on every run
+    offsets = {_units.cron_delay_seconds("%032x" % host, "reddit-backup-reddit-sentiment-full", 30)
+               for host in range(100)}
+    assert len(offsets) > 90 and all(0 <= offset < 1800 for offset in offsets)
+    assert _units.cron_delay_seconds("a", "b", 30) == _units.cron_delay_seconds("a", "b", 30)
+    assert _units.cron_delay_seconds("a", "b", 0) == 0
+
+
+def test_cron_spreads_a_job_with_its_own_timer_delay_too(tmp_path):
+    jobs = [{"name": "often", "schedule": "*/15 * * * *", "command": ["create"], "randomized_delay": "1min"}]
+    _units.plan(schedule(tmp_path, jobs=jobs, spread_minutes=20))  # the timer keeps its own 1 minute
+    with pytest.raises(BackupError, match=re.escape("job often's period (15 minutes")):
+        _units.plan(schedule(tmp_path, scheduler="cron", jobs=jobs, spread_minutes=20))

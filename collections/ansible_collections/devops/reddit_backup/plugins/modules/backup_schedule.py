@@ -109,6 +109,18 @@ options:
     description: C(MAILTO) of the cron files; empty leaves cron's default.
     type: str
     default: ""
+  spread_minutes:
+    description:
+      - Spreads the jobs of a fleet over this many minutes after their scheduled moment, each host at its own
+        stable offset, so a hundred hosts do not start (and push) at the same second. V(0) turns it off.
+      - With systemd, C(RandomizedDelaySec=) with C(FixedRandomDelay=true) (systemd 247 and later; Debian 12 has
+        252). Systemd derives each timer's offset from the machine id and the unit name, so the interval between
+        two runs stays the job's period. A job's own O(jobs[].randomized_delay) wins over it.
+      - With cron, the line starts with C(sleep N) where N is the sha256 of C(/etc/machine-id) (the host name when
+        it has none) and the cron file's name, modulo the window in seconds.
+      - It must be shorter than the shortest period of every job it delays (an hourly job takes less than 60).
+    type: int
+    default: 0
 seealso:
   - module: devops.reddit_backup.backup_create
 """
@@ -198,6 +210,7 @@ def main():
             config_watch=dict(type="list", elements="path", default=[]),
             config_settle_seconds=dict(type="int", default=5),
             cron_mailto=dict(type="str", default=""),
+            spread_minutes=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -212,7 +225,8 @@ def run(module):
                             user=params["user"], group=params["group"], systemd_dir=params["systemd_dir"],
                             cron_dir=params["cron_dir"], jobs=[job_from(job) for job in params["jobs"]],
                             config_watch=params["config_watch"], config_settle_seconds=params["config_settle_seconds"],
-                            cron_mailto=params["cron_mailto"], present=params["state"] == "present")
+                            cron_mailto=params["cron_mailto"], present=params["state"] == "present",
+                            spread_minutes=params["spread_minutes"])
         planned = plan(schedule)
         if not module.check_mode:
             apply(planned)

@@ -7,8 +7,10 @@ application removed) are removed. Files of other applications are never touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils import _fs
@@ -25,6 +27,8 @@ ARGUMENT = re.compile(r"^[A-Za-z0-9_.:/=@+-]+$")  # nothing systemd or cron woul
 CONFIG_JOB = "config"
 HEADER = "# Managed by Ansible (devops.reddit_backup.runner): change the role's variables, not this file."
 CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MACHINE_ID = "/etc/machine-id"
+MINUTES_PER_DAY = 24 * 60
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Schedule:
     config_settle_seconds: int = 5
     cron_mailto: str = ""
     present: bool = True
+    spread_minutes: int = 0
 
 
 def job_from(data: dict) -> Job:
@@ -86,9 +91,66 @@ def check(schedule: Schedule) -> None:
             if "\n" in str(text) or "%" in str(text):
                 raise BackupError("job %s: no newline or '%%' in description, on_calendar, timeout or "
                                   "randomized_delay" % job.name)
+    check_spread(schedule)
     names = [job.name for job in schedule.jobs]
     if len(names) != len(set(names)):
         raise BackupError("job names must be unique: %s" % ", ".join(names))
+
+
+def shortest_period_minutes(expression: str) -> int:
+    """The shortest gap, in minutes, between two runs of a cron ``expression`` within a day (a day for daily and
+    rarer schedules): what a job's start may slide by before it meets its next run."""
+    minute, hour = parse_cron(expression)[:2]
+    minutes = minute if minute is not None else list(range(60))
+    hours = hour if hour is not None else list(range(24))
+    starts = [60 * h + m for h in hours for m in minutes]
+    if len(starts) == 1:
+        return MINUTES_PER_DAY
+    return min(later - earlier for earlier, later in zip(starts, starts[1:] + [starts[0] + MINUTES_PER_DAY]))
+
+
+def check_spread(schedule: Schedule) -> None:
+    """The spread must be shorter than the period of every job it delays, or a run would slide onto the next."""
+    spread = schedule.spread_minutes
+    if not isinstance(spread, int) or isinstance(spread, bool) or spread < 0:
+        raise BackupError("schedule spread %r: give a whole number of minutes, 0 or more (0 turns the spread off)"
+                          % (spread,))
+    for job in schedule.jobs:
+        if spread and job.schedule and spread_applies(schedule, job):
+            period = shortest_period_minutes(job.schedule)
+            if spread >= period:
+                raise BackupError("schedule spread of %d minutes is not shorter than job %s's period (%d minutes, "
+                                  "%r): its runs would slide onto the next ones; give less than %d"
+                                  % (spread, job.name, period, job.schedule, period))
+
+
+def spread_applies(schedule: Schedule, job: Job) -> bool:
+    """Cron delays every job by the spread; a timer with its own delay or its own calendar is the operator's."""
+    return schedule.scheduler == "cron" or not (job.randomized_delay or job.on_calendar)
+
+
+def spread_of(schedule: Schedule, job: Job):
+    """The job's RandomizedDelaySec=: its own randomized_delay, else the schedule's spread, else None."""
+    if job.randomized_delay:
+        return job.randomized_delay
+    return "%dmin" % schedule.spread_minutes if schedule.spread_minutes else None
+
+
+def machine_identity() -> str:
+    """What systemd derives FixedRandomDelay from (the machine id), the host name when there is none."""
+    try:
+        with open(MACHINE_ID, encoding="ascii") as handle:
+            return handle.read().strip() or socket.gethostname()
+    except (OSError, UnicodeDecodeError):
+        return socket.gethostname()
+
+
+def cron_delay_seconds(identity: str, name: str, spread_minutes: int) -> int:
+    """A stable per-host, per-job offset in [0, spread): sha256 of the machine identity and the cron file's name."""
+    if not spread_minutes:
+        return 0
+    digest = hashlib.sha256(("%s:%s" % (identity, name)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (spread_minutes * 60)
 
 
 def prefix(app: str) -> str:
@@ -124,8 +186,10 @@ def render_timer(schedule: Schedule, job: Job) -> str:
     lines = [HEADER, "[Unit]", "Description=%s" % description, "",
              "[Timer]", "OnCalendar=%s" % calendar,
              "# A run missed while the host was down starts as soon as it is back.", "Persistent=true"]
-    if job.randomized_delay:
-        lines.append("RandomizedDelaySec=%s" % job.randomized_delay)
+    delay = spread_of(schedule, job)
+    if delay:
+        lines += ["# Each host starts at its own fixed offset in this window (from its machine id): no stampede.",
+                  "RandomizedDelaySec=%s" % delay, "FixedRandomDelay=true"]
     lines += ["Unit=%s%s.service" % (prefix(schedule.app), job.name), "", "[Install]", "WantedBy=timers.target"]
     return "\n".join(lines) + "\n"
 
@@ -143,7 +207,9 @@ def render_cron(schedule: Schedule, job: Job) -> str:
     lines = [HEADER, "# The %s of %s." % (job.description, schedule.app), "SHELL=/bin/sh", "PATH=%s" % CRON_PATH]
     if schedule.cron_mailto:
         lines.append("MAILTO=%s" % schedule.cron_mailto)
-    lines.append("%s %s %s" % (" ".join(job.schedule.split()), schedule.user, run_line(schedule, job)))
+    delay = cron_delay_seconds(machine_identity(), prefix(schedule.app) + job.name, schedule.spread_minutes)
+    wait = "sleep %d && " % delay if delay else ""
+    lines.append("%s %s %s%s" % (" ".join(job.schedule.split()), schedule.user, wait, run_line(schedule, job)))
     return "\n".join(lines) + "\n"
 
 
