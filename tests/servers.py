@@ -73,10 +73,10 @@ class BackupServer:
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
                 "PermitRootLogin prohibit-password", "StrictModes %s" % ("yes" if users else "no"),
                 "AllowUsers %s" % " ".join(users or [self.user]),
-                *(["Subsystem sftp /usr/lib/openssh/sftp-server"] if users else []),
                 "KexAlgorithms curve25519-sha256",  # the default post-quantum exchange is slow on small machines
                 "MaxStartups 50", "LogLevel ERROR",
-                "Subsystem sftp internal-sftp",  # Litestream replicates over SFTP
+                # Litestream replicates over SFTP; a client user's gate runs sftp-server itself (forced command).
+                "Subsystem sftp %s" % ("/usr/lib/openssh/sftp-server" if users else "internal-sftp"),
                 ""]))
         os.makedirs("/run/sshd", 0o755, exist_ok=True)  # sshd's privilege separation folder
         self.log = open(os.path.join(self.base, "sshd.log"), "wb")
