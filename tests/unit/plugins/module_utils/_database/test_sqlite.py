@@ -135,3 +135,25 @@ def test_snapshot_file_keeps_nothing_from_a_damaged_database(tmp_path):
         _sqlite.snapshot_file(live, str(tmp_path / "out" / "snap.db"), "full")
     assert os.listdir(str(tmp_path / "out")) == ["snap.db"]
     assert (tmp_path / "out" / "snap.db").read_text() == "the previous snapshot"
+
+
+def test_a_database_moved_away_between_the_check_and_sqlites_open_fails_the_backup_as_replaced(tmp_path, monkeypatch):
+    """The app user (who owns data/) moves the database away in the instant between the no-follow check and
+    SQLite's own open by path; that instant is forced here, since a real race cannot be timed in a unit test
+    (tests/integration/test_source_swaps.py runs the real swap loop as an unprivileged user)."""
+    from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import (
+        BackupRequest, create_backup,
+    )
+    app = tmp_path / "app"
+    make_db(str(app / "data" / "reddit_sentiment.db"))
+    real_open = _sqlite._open_source
+
+    def moved_first(src, busy_timeout):
+        os.rename(src, src + ".moved")
+        return real_open(src, busy_timeout)
+
+    monkeypatch.setattr(_sqlite, "_open_source", moved_first)
+    with pytest.raises(BackupError, match="was moved or replaced while it was being opened.*the backup was not kept"):
+        create_backup(BackupRequest(app_root=str(app), backup_dir=str(tmp_path / "backups"), type="database"))
+    assert not list((tmp_path / "backups").rglob("*.tar*"))
+    assert not (app / "data" / "reddit_sentiment.db").exists()  # SQLite's fallback open created nothing in its place

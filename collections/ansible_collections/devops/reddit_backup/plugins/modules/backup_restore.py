@@ -73,7 +73,7 @@ options:
   replica:
     description:
       - Restore the databases from the Litestream replica instead of an archive, named by the settings file the
-        M(devops.reddit_backup.litestream) role writes (C(/etc/reddit-backup/<app>/replica.json)). Give this, O(archive)
+        C(devops.reddit_backup.litestream) role writes (C(/etc/reddit-backup/<app>/replica.json)). Give this, O(archive)
         or O(backup_dir).
       - Each database is restored by Litestream, as it was at O(before) (to the second) or at the latest moment the
         replica holds, into the same staging folder as an archive restore, checked with C(PRAGMA integrity_check),

@@ -45,7 +45,8 @@ def _open_source(src: str, busy_timeout: float) -> sqlite3.Connection:
     except sqlite3.Error:
         if conn is not None:
             conn.close()  # a descriptor left open would confuse the check of what SQLite opened
-        return sqlite3.connect(src, timeout=busy_timeout)
+        # mode=rw: never create a file where the database was (moved away, or a link planted in its place)
+        return sqlite3.connect(_uri(src, mode="rw"), uri=True, timeout=busy_timeout)
 
 
 def selected_database(src: str) -> os.stat_result:
@@ -104,6 +105,13 @@ def _check_opened(src: str, expected: os.stat_result, before) -> None:
         raise _nofollow.Replaced("database %s was replaced while it was snapshotted" % src)
 
 
+def _still_selected(path: str, expected: os.stat_result) -> bool:
+    try:
+        return _nofollow.same_file(os.lstat(path), expected)
+    except OSError:
+        return False
+
+
 def snapshot(src: str, dest: str, busy_timeout: float = 30.0, expected: os.stat_result = None) -> dict:
     """Copy the live database ``src`` to the new file ``dest`` as one consistent point in time.
 
@@ -125,6 +133,9 @@ def snapshot(src: str, dest: str, busy_timeout: float = 30.0, expected: os.stat_
     try:
         source = _open_source(src, busy_timeout)
     except sqlite3.Error as error:
+        if not _still_selected(src, expected):  # moved or swapped between the check above and SQLite's own open
+            raise _nofollow.Replaced("database %s was moved or replaced while it was being opened (%s)"
+                                     % (src, error)) from None
         raise BackupError("cannot open database %s: %s; check that it exists and is readable" % (src, error)) \
             from error
     try:
