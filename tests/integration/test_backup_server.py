@@ -399,9 +399,9 @@ def test_the_server_job_prunes_each_folder_as_its_own_user_and_publishes_freshne
     # A folder whose type folders are links is never followed: that client's check fails (alerted), the
     # server vouches for none of its backups (0: the 25-hour alert fires), and every other client is checked.
     assert refused.returncode == 1 and "symbolic link" in refused.stderr and "app-a" in refused.stderr
-    assert 'reddit_backup_server_check_success{host="app-a"} 0.0' in fleet.metrics()
-    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app-a",type="full"} 0.0' in fleet.metrics()
-    assert 'reddit_backup_server_check_success{host="app-b"} 1.0' in fleet.metrics()
+    assert 'reddit_backup_server_check_success{host="app-a"} 0\n' in fleet.metrics()
+    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app-a",type="full"} 0\n' in fleet.metrics()
+    assert 'reddit_backup_server_check_success{host="app-b"} 1\n' in fleet.metrics()
     assert backups_of(b_folder) == b_before and os.stat("/etc").st_mtime_ns == etc_before
     for link in ("manual", "config"):
         subprocess.run(as_a + ["rm", os.path.join(a_folder, link)], check=True)
@@ -418,10 +418,10 @@ def test_the_server_job_prunes_each_folder_as_its_own_user_and_publishes_freshne
     lock = [path for path in glob.glob(os.path.join(a_folder, ".*")) if "lock" in path]
     assert lock and all(os.lstat(path).st_uid == pwd.getpwnam(user).pw_uid for path in lock)  # ran as A's user
     metrics = fleet.metrics()
-    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app-a",type="full"} %r' % (
+    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app-a",type="full"} %d\n' % (
         _at("2025-07-02").timestamp()) in metrics
-    assert 'reddit_backup_server_check_success{host="app-a"} 1.0' in metrics
-    assert 'reddit_backup_server_check_success{host="app-b"} 1.0' in metrics
+    assert 'reddit_backup_server_check_success{host="app-a"} 1\n' in metrics
+    assert 'reddit_backup_server_check_success{host="app-b"} 1\n' in metrics
     assert 'reddit_backup_server_replica_newest_file_timestamp_seconds{host="app-a"}' in metrics
     assert 'replica_newest_file_timestamp_seconds{host="app-b"}' not in metrics
     assert stat.S_IMODE(os.stat(os.path.join(fleet.textfile_dir, "reddit-backup-server.prom")).st_mode) == 0o644

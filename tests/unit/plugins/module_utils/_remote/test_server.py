@@ -8,6 +8,7 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import metrics as _metrics
 from ansible_collections.devops.reddit_backup.plugins.module_utils._remote import server as _server
 from tests.unit.plugins.module_utils.builders import fake_backup
 
@@ -55,9 +56,9 @@ def test_root_takes_numbers_only_and_a_failed_check_vouches_for_nothing():
                                   "replica_newest": 7})
     assert kept == {"newest": {"full": 5.0, "incremental": 0.0, "config": 0.0, "database": 0.0},
                     "pruned_bytes": 3.0, "replica_newest": 7.0}
-    text = _server.render(_server.client_samples("app1", None, 100.0))
-    assert 'reddit_backup_server_check_success{host="app1"} 0.0' in text
-    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app1",type="full"} 0.0' in text
+    text = _metrics.render(_server.client_samples("app1", None, 100.0), _server.FAMILIES, _server.PREFIX)
+    assert 'reddit_backup_server_check_success{host="app1"} 0\n' in text
+    assert 'reddit_backup_server_newest_backup_timestamp_seconds{host="app1",type="full"} 0\n' in text
     assert "# TYPE reddit_backup_server_check_success gauge" in text
     assert "replica" not in text
 

@@ -366,14 +366,15 @@ def format_value(value) -> str:
     return repr(float(value))
 
 
-def render(samples: list) -> str:
-    """The Prometheus text exposition format, families in a fixed order, HELP and TYPE before each."""
+def render(samples: list, families: dict = None, prefix: str = PREFIX) -> str:
+    """The Prometheus text exposition format, families in a fixed order, HELP and TYPE before each. ``families``
+    ({name: help}) and ``prefix`` default to this file's (the backup server's job passes its own)."""
     lines = []
-    for family, help_text in FAMILIES.items():
+    for family, help_text in (FAMILIES if families is None else families).items():
         rows = sorted((label_items, value) for name, label_items, value in samples if name == family)
         if not rows:
             continue
-        name = PREFIX + family
+        name = prefix + family
         lines.append("# HELP %s %s" % (name, help_text))
         lines.append("# TYPE %s gauge" % name)
         for label_items, value in rows:

@@ -22,6 +22,7 @@ import sys
 import time
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring import metrics as _metrics
 from ansible_collections.devops.reddit_backup.plugins.module_utils._publish import write_public
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import retention as _retention
@@ -96,7 +97,7 @@ def run(config_path: str, python: str = sys.executable) -> int:
         if error:
             failed.append("%s: %s" % (client["name"], error))
     if config.get("textfile"):
-        write_public(config["textfile"], render(samples).encode("utf-8"))
+        write_public(config["textfile"], _metrics.render(samples, FAMILIES, PREFIX).encode("utf-8"))
     for line in failed:
         sys.stderr.write(line + "\n")
     return 1 if failed else 0
@@ -150,21 +151,6 @@ def client_samples(host: str, report, now: float) -> list:
     if "replica_newest" in report:
         samples.append(("replica_newest_file_timestamp_seconds", labels, report["replica_newest"]))
     return samples
-
-
-def render(samples: list) -> str:
-    """The Prometheus text exposition format, HELP and TYPE before each family."""
-    lines = []
-    for family, help_text in FAMILIES.items():
-        rows = sorted((label_items, value) for name, label_items, value in samples if name == family)
-        if not rows:
-            continue
-        lines += ["# HELP %s%s %s" % (PREFIX, family, help_text), "# TYPE %s%s gauge" % (PREFIX, family)]
-        for label_items, value in rows:
-            text = ",".join('%s="%s"' % (key, val.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
-                            for key, val in label_items)
-            lines.append("%s%s{%s} %s" % (PREFIX, family, text, repr(float(value))))
-    return "\n".join(lines) + "\n"
 
 
 def _client_main(folder: str, replica: str, policy: str) -> int:
