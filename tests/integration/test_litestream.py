@@ -55,6 +55,17 @@ def commits(writer) -> list:
     return [tuple(float(field) for field in line.split()) for line in writer.stdout.read().splitlines()]
 
 
+def assert_latest_restore_within_2_s(host: AppHome, replica: str) -> None:
+    """The replica restored to its latest point (writer stopped) holds the rows up to 2 s before the last commit."""
+    last_committed = rows(host.database)[-1]
+    folder = scratch(host)
+    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
+    assert latest.returncode == 0, latest.stderr
+    recovered = rows(os.path.join(folder, "latest.db"))
+    print("%s replica RPO: %.2f s" % (replica, last_committed[1] - recovered[-1][1]))
+    assert last_committed[1] - recovered[-1][1] <= 2.0
+
+
 def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup_server, tmp_path):  # noqa: F811
     settings = host.settings(reddit_backup_remote=backup_server.remote,
                              reddit_backup_remote_ssh_key=backup_server.ssh_key,
@@ -243,13 +254,7 @@ def test_a_local_replica_then_absent_removes_everything_but_the_replica(host, tm
     measured = measure_lag(host, status_units[0])
     assert "data/reddit_sentiment.db: lag 0.0 s" in measured
     host.stop()
-    last_committed = rows(host.database)[-1]
-    folder = scratch(host)
-    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
-    assert latest.returncode == 0, latest.stderr
-    recovered = rows(os.path.join(folder, "latest.db"))
-    print("local replica RPO: %.2f s" % (last_committed[1] - recovered[-1][1]))
-    assert last_committed[1] - recovered[-1][1] <= 2.0
+    assert_latest_restore_within_2_s(host, "local")
     writer.wait()
 
     removed = host.apply(tmp_path, settings, state="absent")
@@ -341,10 +346,4 @@ def test_s3_replica_with_the_remote_settings_under_a_live_writer(host, s3_server
                          for key in s3_server.keys(bucket)), 30, "the first S3 objects\n" + host.log())
     time.sleep(3)
     host.stop()
-    last_committed = rows(host.database)[-1]
-    folder = scratch(host)
-    latest = host.litestream("restore", "-o", os.path.join(folder, "latest.db"), host.database)
-    assert latest.returncode == 0, latest.stderr
-    recovered = rows(os.path.join(folder, "latest.db"))
-    print("S3 replica RPO: %.2f s" % (last_committed[1] - recovered[-1][1]))
-    assert last_committed[1] - recovered[-1][1] <= 2.0
+    assert_latest_restore_within_2_s(host, "S3")
