@@ -41,9 +41,11 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 class BackupServer:
     """sshd on 127.0.0.1:<port>; ``remote`` is the ssh:// URL of its backup folder, ``ssh_key`` and
-    ``known_hosts`` what a client needs, ``folder`` the folder on disk."""
+    ``known_hosts`` what a client needs, ``folder`` the folder on disk. With ``users``, a backup server as the
+    backup_server role makes one: those users log in with the keys in their own ~/.ssh/authorized_keys, modes
+    checked (StrictModes)."""
 
-    def __init__(self, base) -> None:
+    def __init__(self, base, users=None) -> None:
         self.base = str(base)
         self.folder = os.path.join(self.base, "server", "backups")
         os.makedirs(self.folder, 0o700)
@@ -66,10 +68,12 @@ class BackupServer:
             handle.write("\n".join([
                 "ListenAddress %s:%d" % (LOOPBACK, self.port),
                 "HostKey %s" % self.host_key,
-                "AuthorizedKeysFile %s" % self.authorized_keys,
+                "AuthorizedKeysFile %s" % (".ssh/authorized_keys" if users else self.authorized_keys),
                 "PidFile %s" % os.path.join(self.base, "sshd.pid"),
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
-                "PermitRootLogin prohibit-password", "StrictModes no", "AllowUsers %s" % self.user,
+                "PermitRootLogin prohibit-password", "StrictModes %s" % ("yes" if users else "no"),
+                "AllowUsers %s" % " ".join(users or [self.user]),
+                *(["Subsystem sftp /usr/lib/openssh/sftp-server"] if users else []),
                 "KexAlgorithms curve25519-sha256",  # the default post-quantum exchange is slow on small machines
                 "MaxStartups 50", "LogLevel ERROR",
                 "Subsystem sftp internal-sftp",  # Litestream replicates over SFTP

@@ -150,8 +150,10 @@ def _protect_parents(backups: list, reasons: dict) -> None:
             reasons[parent["archive"]].append("a kept backup depends on it")
 
 
-def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock_timeout: float = 60.0) -> dict:
-    """Apply ``policy`` to ``backup_dir``; in check mode, say what would go and delete nothing."""
+def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock_timeout: float = 60.0,
+          keep_incomplete: bool = False) -> dict:
+    """Apply ``policy`` to ``backup_dir``; in check mode, say what would go and delete nothing. ``keep_incomplete``:
+    a folder others push into (the backup server's), where a lone sidecar may be a push under way."""
     moment = _catalog.parse_time(now) if now is not None else datetime.now(timezone.utc)
     backup_dir = _catalog.check_backup_dir(backup_dir)
     if not os.path.isdir(backup_dir):
@@ -159,7 +161,8 @@ def prune(backup_dir: str, policy=None, now=None, check_mode: bool = False, lock
     if check_mode:
         return _apply(backup_dir, policy, moment, delete=False)
     with DirectoryLock(backup_dir, lock_timeout, "backup_prune"):
-        _catalog.remove_incomplete(backup_dir)
+        if not keep_incomplete:
+            _catalog.remove_incomplete(backup_dir)
         with no_readers(backup_dir, lock_timeout, "backup_prune"):
             return _apply(backup_dir, policy, moment, delete=True)
 
