@@ -1,0 +1,147 @@
+"""The weekly recovery test (devops.reddit_backup.recovery_test) with a Litestream replica, run from an operator's
+inventory: it restores the replica too, into its temporary folder (never over the live database), checks it, and
+records how far behind it was; a replica the app user (who owns its folder) damaged fails the drill loudly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import format_value
+from tests.ansiblerun import failure
+from tests.integration.inventory import operator_inventory
+from tests.integration.litestreamhost import AS_APP_USER, AppHome, rows
+from tests.integration.runner import REPO, TARGET_PYTHON, run_playbook
+
+pytestmark = pytest.mark.skipif(TARGET_PYTHON != "/usr/bin/python3", reason="the app user runs /usr/bin/python3")
+LAG_METRIC = "reddit_backup_recovery_test_replica_lag_seconds"
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory):
+    """The app replicated by the litestream role to a local folder (the app user's, as the role makes it) while a
+    writer committed for a few seconds; a full backup taken meanwhile."""
+    home = AppHome()
+    replicas = os.path.join(home.home, "replicas")  # root's, 0755
+    os.mkdir(replicas, 0o755)
+    settings = home.settings(litestream_replica_path=os.path.join(replicas, "lsapp"))
+    applied = home.apply(tmp_path_factory.mktemp("apply"), settings)
+    assert not applied.failed, failure(applied)
+    home.start_writer()
+    home.start_service()
+    time.sleep(3)
+    create_backup(BackupRequest(home.app, home.backups, type="full"))
+    time.sleep(3)
+    home.stop()
+    yield home, settings, os.path.join(replicas, "lsapp")
+    home.close()
+
+
+def drill(tmp_path, home: AppHome, settings: dict, **extra):
+    """recovery_test from the operator's inventory, its metrics written to a folder of the test's."""
+    textfiles = tmp_path / "textfiles"
+    drills = tmp_path / "drills"
+    for folder in (textfiles, drills):
+        folder.mkdir(exist_ok=True)
+    chosen = dict(settings, reddit_backup_recovery_test_parent=str(drills), monitoring_textfile_dir=str(textfiles),
+                  monitoring_app_name="lsapp", **extra)
+    result = run_playbook(tmp_path, os.path.join(REPO, "playbooks", "recovery_test.yml"),
+                          inventory=operator_inventory(tmp_path, chosen))
+    assert os.listdir(str(drills)) == [], "the drill left its temporary folder behind"
+    metrics = textfiles / "reddit_backup_lsapp.prom"
+    return result, metrics.read_text() if metrics.exists() else ""
+
+
+def digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_the_drill_restores_the_replica_checks_it_and_records_its_lag(replicated, tmp_path):
+    home, settings, _replica = replicated
+    live = digest(home.database)
+    committed = rows(home.database)
+    result, metrics = drill(tmp_path, home, settings,
+                            reddit_backup_replica=home.path("/etc/reddit-backup/lsapp/replica.json"))
+    assert not result.failed, result.stderr + failure(result)
+    assert digest(home.database) == live, "the drill touched the live database"
+    restored = result.result("Restore the Litestream replica into it too, to its latest moment "
+                             "(never over the live databases)")
+    assert restored["source"] == "replica" and restored["safety_copies"] == []
+    assert restored["restored"] and all("/drills/" in path for path in restored["restored"]), restored["restored"]
+    lag = restored["replica_lag_seconds"]
+    print("recovery test: replica restored to %s, %s s behind the last commit (%.3f)" % (
+        restored["recovery_point"], lag, committed[-1][1]))
+    assert 0 <= lag <= 2.0
+    report = result.result("Report the drill")["msg"]
+    assert report[-1] == ("replica: restored to %s, %s s behind the newest commit of the live database, integrity valid "
+                          "(data/reddit_sentiment.db)" % (restored["recovery_point"], lag)), report
+    kept = result.result("Keep the drill's result")["ansible_facts"]["reddit_backup_recovery_test"]
+    assert kept["replica"]["lag_seconds"] == lag and kept["replica"]["recovery_point"] == restored["recovery_point"]
+    assert 'reddit_backup_recovery_test_success{app="lsapp"} 1' in metrics, metrics
+    assert '%s{app="lsapp"} %s' % (LAG_METRIC, format_value(lag)) in metrics, metrics
+
+
+@pytest.mark.parametrize("attack", ["truncated", "symlink"])
+def test_a_replica_the_app_user_damaged_fails_the_drill_loudly(replicated, tmp_path, attack):
+    home, settings, replica = replicated
+    secret = os.path.join(home.home, "root-secret")  # a file only root reads, that the attacker points at
+    with open(secret, "w") as handle:
+        handle.write("root's secret 0123456789\n" * 100)
+    os.chmod(secret, 0o600)
+    damaged = newest_files(replica)
+    saved = os.path.join(home.home, "saved-" + attack)
+    os.mkdir(saved)
+    for position, path in enumerate(damaged):
+        shutil.copy2(path, os.path.join(saved, str(position)))
+        if attack == "truncated":
+            subprocess.run(AS_APP_USER + ["truncate", "-s", str(os.path.getsize(path) // 2), path], check=True)
+        else:
+            subprocess.run(AS_APP_USER + ["ln", "-sfn", secret, path], check=True)
+    live = digest(home.database)
+    try:
+        result, metrics = drill(tmp_path, home, settings,
+                                reddit_backup_replica=home.path("/etc/reddit-backup/lsapp/replica.json"))
+    finally:
+        for position, path in enumerate(damaged):
+            os.unlink(path)
+            shutil.copy2(os.path.join(saved, str(position)), path)
+    assert result.failed
+    message = result.result("Fail loudly")["msg"]
+    print("%s replica: %s" % (attack, message))
+    assert message.startswith("RECOVERY TEST FAILED: ") and "litestream restore of" in message, message
+    assert "The Litestream replica could not be restored and checked" in message, message
+    assert "Traceback" not in message and "root's secret" not in json.dumps(result.data) + result.stderr
+    assert digest(home.database) == live, "the drill touched the live database"
+    assert 'reddit_backup_recovery_test_success{app="lsapp"} 0' in metrics, metrics
+    assert LAG_METRIC not in metrics
+
+
+def test_without_a_replica_the_drill_is_unchanged(replicated, tmp_path):
+    home, settings, _replica = replicated
+    chosen = {key: value for key, value in settings.items() if not key.startswith("litestream_")}
+    assert not os.path.exists("/etc/reddit-backup/lsapp/replica.json")
+    result, metrics = drill(tmp_path, home, chosen)
+    assert not result.failed, result.stderr + failure(result)
+    assert result.result("Restore the Litestream replica into it too, to its latest moment "
+                         "(never over the live databases)").get("skipped")
+    report = result.result("Report the drill")["msg"]
+    assert report[0].startswith("recovery test passed: ") and report[1].startswith("verification: valid")
+    assert report[-1] == "replica: none set up (/etc/reddit-backup/lsapp/replica.json does not exist)", report
+    assert result.result("Keep the drill's result")["ansible_facts"]["reddit_backup_recovery_test"]["replica"] is None
+    assert 'reddit_backup_recovery_test_success{app="lsapp"} 1' in metrics and LAG_METRIC not in metrics
+
+
+def newest_files(replica: str) -> list:
+    """The replica's files holding its newest transaction, at every level (what a restore to the latest reads)."""
+    files = [os.path.join(where, name) for where, _dirs, names in os.walk(replica) for name in names
+             if name.endswith(".ltx")]
+    newest = max(os.path.basename(path).split("-")[1] for path in files)
+    return [path for path in files if os.path.basename(path).split("-")[1] == newest]
