@@ -4,14 +4,19 @@ records how far behind it was; a replica the app user (who owns its folder) dama
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
+import yaml
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._monitoring.metrics import format_value
@@ -145,3 +150,91 @@ def newest_files(replica: str) -> list:
              if name.endswith(".ltx")]
     newest = max(os.path.basename(path).split("-")[1] for path in files)
     return [path for path in files if os.path.basename(path).split("-")[1] == newest]
+
+
+def test_list_and_backup_info_show_the_replica_window_and_an_unreachable_one(replicated, tmp_path):
+    """``reddit-backup list`` (from the runner's settings) and backup_info (from a playbook of the operator's
+    inventory) show the window beside the archives; a replica on a server that does not answer is said to be
+    unreachable, and the archives are listed all the same."""
+    home, _settings, _replica = replicated
+    settings_file = home.path("/etc/reddit-backup/lsapp/replica.json")
+    unreachable = unreachable_replica(home, tmp_path)
+    for replica, reachable in ((settings_file, True), (unreachable, False)):
+        listing, document = reddit_backup_list(home, tmp_path, replica)
+        assert listing.returncode == 0, listing.stderr
+        assert re.search(r"^full\s+backup_\d{8}_\d{6}", listing.stdout, re.M), listing.stdout
+        info = run_playbook(tmp_path, str(info_playbook(tmp_path)), inventory=operator_inventory(
+            tmp_path, {"reddit_backup_backup_dir": home.backups, "reddit_backup_replica": replica}))
+        assert not info.failed, failure(info)
+        window = info.result("List the backups and the replica's window")["replica"]
+        assert len(info.result("List the backups and the replica's window")["backups"]) == 1
+        assert dict(document["replica"], error=None) == dict(window, error=None), (document, window)
+        assert window["reachable"] is reachable, window
+        said = [line for line in listing.stdout.splitlines() if line.startswith("replica: ")]
+        print("\n".join(said))
+        if reachable:
+            database = window["databases"]["data/reddit_sentiment.db"]
+            committed = rows(home.database)
+            # Litestream started after the writer's first rows: its first base, the window's opening, came after.
+            assert stamp(committed[0][1]) <= database["oldest"] < database["newest"], database
+            assert stamp(committed[-1][1] - 2) <= database["newest"] <= stamp(committed[-1][1]), database
+            assert said == ["replica: data/reddit_sentiment.db: any second from %s to %s (Litestream, %d files)" % (
+                database["oldest"].replace("T", " ").rstrip("Z"), database["newest"].replace("T", " ").rstrip("Z"),
+                database["files"])], said
+        else:
+            assert window["error"].startswith("the replica is unreachable: litestream ltx of ") and window["databases"] == {}
+            assert "connection refused" in window["error"], window
+            assert len(said) == 1 and said[0].startswith("replica: UNREACHABLE (the replica is unreachable: litestream "
+                                                         "ltx of "), said
+            assert said[0].endswith("; the archives above are listed all the same"), said
+
+
+def stamp(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unreachable_replica(home: AppHome, tmp_path) -> str:
+    """Replica settings of root's whose SFTP replica is a port of 127.0.0.1 nobody listens on (a server down)."""
+    folder = tmp_path / "unreachable"
+    folder.mkdir()
+    with socket.socket() as probe:  # a free port, closed again
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = folder / "litestream.yml"
+    config.write_text("dbs:\n  - path: %s\n    replica:\n      type: sftp\n      host: 127.0.0.1:%d\n"
+                      "      user: root\n      path: /nowhere\n" % (home.database, port))
+    installed = json.loads(open(home.path("/etc/reddit-backup/lsapp/replica.json")).read())
+    settings = folder / "replica.json"
+    settings.write_text(json.dumps(dict(installed, config=str(config), credentials={})))
+    for path in (config, settings):
+        os.chmod(str(path), 0o600)
+    return str(settings)
+
+
+def reddit_backup_list(home: AppHome, tmp_path, replica: str) -> tuple:
+    """``reddit-backup list`` then ``list --json``, with the runner's settings of the app (root's user: no drop)."""
+    config = tmp_path / "etc-reddit-backup"
+    app = config / "lsapp"
+    app.mkdir(parents=True, exist_ok=True)
+    (app / "runner.json").write_text(json.dumps({
+        "app_root": home.app, "backup_dir": home.backups, "venv": "/nonexistent", "state_dir": str(tmp_path),
+        "collections_path": os.path.join(REPO, "collections"), "ansible_cfg": "/nonexistent",
+        "log_file": str(tmp_path / "backup.log"), "user": "root"}))
+    (app / "settings.json").write_text(json.dumps({"reddit_backup_replica": replica}))
+    command = [sys.executable, "-c", "import sys; from ansible_collections.devops.reddit_backup.plugins.module_utils."
+               "_command.cli import main; sys.exit(main(sys.argv[1:]))", "--config-dir", str(config), "--app", "lsapp"]
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "collections"))
+    listing = subprocess.run(command + ["list"], capture_output=True, text=True, env=env, timeout=120)
+    listed = subprocess.run(command + ["list", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    return listing, json.loads(listed.stdout)
+
+
+def info_playbook(tmp_path):
+    playbook = tmp_path / "info.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "The catalog", "hosts": "app_servers", "gather_facts": False,
+                                         "tasks": [{"name": "List the backups and the replica's window",
+                                                    "devops.reddit_backup.backup_info": {
+                                                        "backup_dir": "{{ reddit_backup_backup_dir }}",
+                                                        "replica": "{{ reddit_backup_replica }}"}}]}]))
+    return playbook

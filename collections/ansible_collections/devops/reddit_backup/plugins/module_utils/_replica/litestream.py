@@ -69,6 +69,12 @@ class Litestream:
         output = self._run(["ltx", "-level", "all", "-json", database], database)
         return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in _json(output, database, "ltx")]
 
+    def listing(self, database: str) -> list:
+        """Litestream's own listing of every file the replica holds for ``database``, at every level: [{level,
+        min_txid, max_txid, size, timestamp}]."""
+        output = self._run(["ltx", "-level", "all", "-json", database], database)
+        return [entry for entry in _json(output, database, "ltx") if entry]
+
     def _run(self, arguments: list, database: str) -> str:
         folder = tempfile.mkdtemp(prefix="reddit-backup-credentials-")  # 0700, root's: only the links to the files
         try:
