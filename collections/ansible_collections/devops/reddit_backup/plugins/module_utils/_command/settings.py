@@ -105,9 +105,9 @@ def verify_keys(settings: Settings) -> dict:
 def runs_as_app_user(settings: Settings, command: str) -> bool:
     """Commands that only touch backups drop root, unless backups are signed: the signing key is root's alone; and
     those that read the Litestream replica keep root where there is one: its settings are root's alone too."""
-    if command in READS_REPLICA and os.path.lexists(replica_settings(settings)):
+    if command not in AS_APP_USER or settings.runner.get("signing_key"):
         return False
-    return command in AS_APP_USER and not settings.runner.get("signing_key")
+    return not (command in READS_REPLICA and os.path.lexists(replica_settings(settings)))
 
 
 def replica_settings(settings: Settings) -> str:
