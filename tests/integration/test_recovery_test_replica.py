@@ -108,8 +108,9 @@ def test_a_replica_the_app_user_damaged_fails_the_drill_loudly(replicated, tmp_p
         shutil.copy2(path, os.path.join(saved, str(position)))
         if attack == "truncated":
             subprocess.run(AS_APP_USER + ["truncate", "-s", str(os.path.getsize(path) // 2), path], check=True)
-        else:
-            subprocess.run(AS_APP_USER + ["ln", "-sfn", secret, path], check=True)
+        else:  # a long target, so that Litestream's own size check (the link's length) does not catch it
+            long_way = os.path.join(home.home, *["."] * 60, os.path.relpath(secret, home.home))
+            subprocess.run(AS_APP_USER + ["ln", "-sfn", long_way, path], check=True)
     live = digest(home.database)
     try:
         result, metrics = drill(tmp_path, home, settings,
@@ -121,7 +122,11 @@ def test_a_replica_the_app_user_damaged_fails_the_drill_loudly(replicated, tmp_p
     assert result.failed
     message = result.result("Fail loudly")["msg"]
     print("%s replica: %s" % (attack, message))
-    assert message.startswith("RECOVERY TEST FAILED: ") and "litestream restore of" in message, message
+    assert message.startswith("RECOVERY TEST FAILED: "), message
+    if attack == "truncated":
+        assert "litestream restore of" in message and "unexpected EOF" in message, message
+    else:
+        assert "which is a symlink, not a regular file: someone who can write the replica folder planted it" in message
     assert "The Litestream replica could not be restored and checked" in message, message
     assert "Traceback" not in message and "root's secret" not in json.dumps(result.data) + result.stderr
     assert digest(home.database) == live, "the drill touched the live database"

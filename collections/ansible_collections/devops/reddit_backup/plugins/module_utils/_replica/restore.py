@@ -38,6 +38,7 @@ class ReplicaRestoreRequest:
     replica_config: str
     litestream_binary: str
     credentials: dict = field(default_factory=dict)
+    local_replica: str = None
     dest: str = None
     before: str = None
     integrity: str = "full"
@@ -62,6 +63,7 @@ def request_from_settings(settings_path: str, databases=None, **options) -> Repl
                           % (", ".join(unknown), ", ".join(settings["databases"])))
     return ReplicaRestoreRequest(app_root=settings["app_root"], databases=chosen, replica_config=settings["config"],
                                  litestream_binary=settings["binary"], credentials=settings.get("credentials", {}),
+                                 local_replica=settings.get("replica_path"),
                                  **options)
 
 
@@ -77,7 +79,8 @@ def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = Fals
     dest = os.path.realpath(os.path.abspath(request.dest or request.app_root))
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
-    litestream = Litestream(request.litestream_binary, request.replica_config, request.credentials)
+    litestream = Litestream(request.litestream_binary, request.replica_config, request.credentials,
+                            request.local_replica)
     check_open_databases(dest, paths, request.force)  # fail fast; checked again just before the swap
     job = _ReplicaJob(request, litestream, paths, moment, dest, check_mode, pause)
     result = job.run()

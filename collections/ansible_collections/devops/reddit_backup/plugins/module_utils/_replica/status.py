@@ -41,7 +41,8 @@ def replica_status(settings_path: str, now: float = None) -> dict:
     """{database: {last_sync, lag_seconds, txid, local_txid}} for every database the replica settings name."""
     now = time.time() if now is None else now
     settings = _settings.load(settings_path)
-    litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}))
+    litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}),
+                            settings.get("replica_path"))
     status = {}
     for path in settings["databases"]:
         live = "%s/%s" % (settings["app_root"].rstrip("/"), path)

@@ -21,7 +21,8 @@ def recovery_window(settings_path: str) -> dict:
     window = {"settings": settings_path, "reachable": True, "error": None, "databases": {}}
     try:
         settings = _settings.load(settings_path)
-        litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}))
+        litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}),
+                                settings.get("replica_path"))
         for path in settings["databases"]:
             live = "%s/%s" % (settings["app_root"].rstrip("/"), path)
             window["databases"][path] = database_window(litestream.listing(live))
