@@ -14,7 +14,7 @@ description:
   - It reads only the small C(.meta.json) sidecars, never an archive, so it stays fast with thousands of backups.
     Backups whose archive or sidecars are incomplete are never listed.
   - With O(before) or O(name) it also returns RV(selected), the backup a restore would use.
-  - With O(replica) it also returns RV(replica), the recovery window of the Litestream replica beside the archives:
+  - With O(replica) it also returns RV(replica), the recovery window of the Litestream replica beside the archives,
     the oldest and newest moment each database can be restored to from it, from Litestream's own listing
     (C(litestream ltx -level all)). A replica that cannot be read is reported there as unreachable; the archives
     are listed all the same.
@@ -177,8 +177,8 @@ replica:
   description:
     - With O(replica), the replica's recovery window. C(reachable) is false, and C(error) says why, when the
       replica or its settings cannot be read (the backup server down, the settings missing).
-    - C(databases) maps each replicated database to C(oldest) (the oldest moment a restore can reach: the oldest
-      file holding the whole database), C(newest) (the newest, UTC, to the second), C(txid) (the newest
+    - C(databases) maps each replicated database to C(oldest) (the oldest moment a restore can reach, the time of the
+      oldest file holding the whole database), C(newest) (the newest, UTC, to the second), C(txid) (the newest
       transaction) and C(files); C(oldest) and C(newest) are null while the replica holds nothing of it.
   returned: when O(replica) is given
   type: dict
