@@ -230,3 +230,10 @@ def test_with_a_replica_list_and_the_drill_stay_root(cli, tmp_path):
     (tmp_path / "replica.json").write_text("{}")
     assert not cli.runs_as_app_user(settings, "list") and not cli.runs_as_app_user(settings, "recovery-test")
     assert cli.runs_as_app_user(settings, "create"), "commands that do not read the replica still drop root"
+    settings.setting = NoSettingsJson()
+    assert not cli.runs_as_app_user(settings, "list"), "without settings.json, the litestream role's place"
+
+
+class NoSettingsJson:
+    def __call__(self, name):
+        raise settings.ConfigError("cannot read settings.json")

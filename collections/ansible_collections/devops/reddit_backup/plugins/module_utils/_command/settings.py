@@ -112,7 +112,11 @@ def runs_as_app_user(settings: Settings, command: str) -> bool:
 
 def replica_settings(settings: Settings) -> str:
     """The settings file of the app's Litestream replica (reddit_backup_replica), the litestream role's by default."""
-    return settings.setting("replica") or os.path.join(settings.dir, "replica.json")
+    try:
+        chosen = settings.setting("replica")
+    except ConfigError:  # no settings.json (a runner role older than it): the litestream role's place
+        chosen = None
+    return chosen or os.path.join(settings.dir, "replica.json")
 
 
 def become_app_user(settings: Settings) -> None:
