@@ -212,3 +212,28 @@ def test_quiet_under_a_systemd_timer_prints_only_the_summary(tmp_path, monkeypat
     cron.close()
     assert capsys.readouterr().out == "", "cron mails any output: --quiet stays quiet there"
     assert open(LogSettings.log_file).read().count("succeeded") == 2, "the log has both"
+
+
+class ReplicaSettings(FakeSettings):
+    def __init__(self, folder):
+        super().__init__("cayir")
+        self.dir = str(folder)
+
+    def setting(self, name):
+        assert name == "replica"
+
+
+def test_with_a_replica_list_and_the_drill_stay_root(cli, tmp_path):
+    """The replica's settings are root's alone: list and recovery-test read them, so they keep root there."""
+    settings = ReplicaSettings(tmp_path)
+    assert cli.runs_as_app_user(settings, "list") and cli.runs_as_app_user(settings, "recovery-test")
+    (tmp_path / "replica.json").write_text("{}")
+    assert not cli.runs_as_app_user(settings, "list") and not cli.runs_as_app_user(settings, "recovery-test")
+    assert cli.runs_as_app_user(settings, "create"), "commands that do not read the replica still drop root"
+    settings.setting = NoSettingsJson()
+    assert not cli.runs_as_app_user(settings, "list"), "without settings.json, the litestream role's place"
+
+
+class NoSettingsJson:
+    def __call__(self, name):
+        raise settings.ConfigError("cannot read settings.json")

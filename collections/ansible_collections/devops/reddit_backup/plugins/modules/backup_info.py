@@ -14,6 +14,10 @@ description:
   - It reads only the small C(.meta.json) sidecars, never an archive, so it stays fast with thousands of backups.
     Backups whose archive or sidecars are incomplete are never listed.
   - With O(before) or O(name) it also returns RV(selected), the backup a restore would use.
+  - With O(replica) it also returns RV(replica), the recovery window of the Litestream replica beside the archives,
+    the oldest and newest moment each database can be restored to from it, from Litestream's own listing
+    (C(litestream ltx -level all)). A replica that cannot be read is reported there as unreachable; the archives
+    are listed all the same.
 author:
   - devops.reddit_backup developers (@devops)
 extends_documentation_fragment:
@@ -33,6 +37,11 @@ options:
     description: The backup directory.
     type: path
     required: true
+  replica:
+    description:
+      - The settings file of the Litestream replica the M(devops.reddit_backup.litestream) role wrote
+        (C(/etc/reddit-backup/<app>/replica.json)). Reading it runs the Litestream binary it names, as root.
+    type: path
 notes:
   - Reports O(backup_dir) that does not exist as an empty catalog, not as an error.
 seealso:
@@ -51,6 +60,12 @@ EXAMPLES = r"""
     before: 6 hours ago
     type: full
   register: chosen
+
+- name: The archives and the Litestream replica's recovery window
+  devops.reddit_backup.backup_info:
+    backup_dir: /home/cayir/cicd_project/backups
+    replica: /etc/reddit-backup/reddit-sentiment/replica.json
+  register: catalog_and_replica
 
 - name: Show it
   ansible.builtin.debug:
@@ -158,6 +173,19 @@ recovery_points:
   type: list
   elements: dict
   sample: [{"created": "2025-05-28T02:00:00Z", "name": "backup_20250528_020000", "type": "full"}]
+replica:
+  description:
+    - With O(replica), the replica's recovery window. C(reachable) is false, and C(error) says why, when the
+      replica or its settings cannot be read (the backup server down, the settings missing).
+    - C(databases) maps each replicated database to C(oldest) (the oldest moment a restore can reach, the time of the
+      oldest file holding the whole database), C(newest) (the newest, UTC, to the second), C(txid) (the newest
+      transaction) and C(files); C(oldest) and C(newest) are null while the replica holds nothing of it.
+  returned: when O(replica) is given
+  type: dict
+  sample: {"settings": "/etc/reddit-backup/app1/replica.json", "reachable": true, "error": null,
+           "databases": {"data/reddit_sentiment.db": {"oldest": "2025-05-28T02:00:00Z",
+                                                      "newest": "2025-05-28T09:41:07Z",
+                                                      "txid": "00000000000004d2", "files": 37}}}
 totals:
   description: Count and bytes of all backups, and per type (damaged backups under C(damaged)).
   returned: always
@@ -170,6 +198,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.c
     choose, list_backups, summarize,
 )
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.window import recovery_window
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import guarded
 from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs import (
     SELECTION, SELECTION_TYPE, shared_options,
@@ -178,7 +207,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._option_specs
 
 def main():
     module = AnsibleModule(
-        argument_spec=shared_options(SELECTION, SELECTION_TYPE, backup_dir=dict(type="path", required=True)),
+        argument_spec=shared_options(SELECTION, SELECTION_TYPE, backup_dir=dict(type="path", required=True),
+                                     replica=dict(type="path")),
         mutually_exclusive=[("before", "name")],
         supports_check_mode=True,
     )
@@ -195,7 +225,10 @@ def run(module):
             selected = choose(backups, before=params["before"], name=params["name"])
     except BackupError as error:
         module.fail_json(msg=str(error))
-    module.exit_json(changed=False, backups=backups, selected=selected, **summarize(backups))
+    listed = summarize(backups)
+    if params["replica"]:
+        listed["replica"] = recovery_window(params["replica"])
+    module.exit_json(changed=False, backups=backups, selected=selected, **listed)
 
 
 if __name__ == "__main__":

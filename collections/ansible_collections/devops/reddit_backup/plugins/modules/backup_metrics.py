@@ -105,6 +105,12 @@ options:
       restore_seconds:
         description: For a recovery test, the restore time it measured.
         type: float
+      replica_lag_seconds:
+        description:
+          - For a recovery test that also restored the Litestream replica, how far the replica was behind the live
+            database's newest commit, in seconds (to the second), as
+            C(reddit_backup_recovery_test_replica_lag_seconds).
+        type: float
       rto_seconds:
         description:
           - The recovery time it measured (for a disaster-recovery simulation, from the start of the restore to the
@@ -270,6 +276,7 @@ RUN_SPEC = dict(
     error=dict(type="str"),
     finished=dict(type="str"),
     restore_seconds=dict(type="float"),
+    replica_lag_seconds=dict(type="float"),
     rto_seconds=dict(type="float"),
     rto_target_seconds=dict(type="float"),
 )

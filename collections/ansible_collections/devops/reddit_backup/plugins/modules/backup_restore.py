@@ -255,10 +255,20 @@ recovery_point:
   type: str
   sample: "2025-05-28T14:00:00Z"
 replica:
-  description: With O(replica), per database, the newest transaction restored (C(txid)) and its C(recovery_point).
+  description:
+    - With O(replica), per database, the newest transaction restored (C(txid)) and its C(recovery_point).
+    - C(lag_seconds), how far that recovery point was behind the newest commit of the database at the app root (the
+      last write of its WAL) when the restore began, to the second; null without a live database there.
   returned: when restored from the replica
   type: dict
-  sample: {"data/reddit_sentiment.db": {"path": "data/reddit_sentiment.db", "txid": "00000000000004d2", "recovery_point": "2025-05-28T13:59:59Z"}}
+  sample: {"data/reddit_sentiment.db": {"path": "data/reddit_sentiment.db", "txid": "00000000000004d2",
+                                        "recovery_point": "2025-05-28T13:59:59Z", "lag_seconds": 1.0}}
+replica_lag_seconds:
+  description:
+    - With O(replica), the largest C(lag_seconds) of RV(replica); the recovery test records it.
+  returned: when restored from the replica
+  type: float
+  sample: 1.0
 archive:
   description: The archive restored from; null when restored from the replica.
   returned: always

@@ -12,12 +12,13 @@ import time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import signing as _signing
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify import verify as _verify
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.window import recovery_window
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._guard import bug_report
 from .output import Output, complain, human_size, say, utc_now
 from .progress import Progress, ReadWatch, on_terminal
 from .recording import record_run
-from .settings import EXIT_FAILED, EXIT_OK, UsageError, verify_keys
+from .settings import EXIT_FAILED, EXIT_OK, UsageError, replica_settings, verify_keys
 from .words import archive_or_name, describe
 
 
@@ -29,11 +30,16 @@ def command_list(settings, args) -> int:
         complain("reddit-backup: list FAILED: %s" % error)
         return EXIT_FAILED
     totals = _catalog.summarize(backups)["totals"]
+    replica = replica_window(settings)
     if args.json:
-        say(json.dumps({"backups": backups, "totals": totals}, indent=2, sort_keys=True, default=str))
+        listed = {"backups": backups, "totals": totals}
+        if replica:
+            listed["replica"] = replica
+        say(json.dumps(listed, indent=2, sort_keys=True, default=str))
         return EXIT_OK
     if not backups:
         say("no backups in %s" % settings.backup_dir)
+        say_replica(replica)
         return EXIT_OK
     say("%-12s %-34s %-20s %10s  %s" % ("TYPE", "NAME", "CREATED (UTC)", "SIZE", "VERIFIED"))
     for backup in backups:
@@ -45,7 +51,30 @@ def command_list(settings, args) -> int:
                 say("    %-10s %s" % (label, value))
     say("%d backups, %s in %s" % (totals.get("count", len(backups)), human_size(totals.get("bytes", 0)),
                                   settings.backup_dir))
+    say_replica(replica)
     return EXIT_OK
+
+
+def replica_window(settings) -> dict:
+    """The Litestream replica's recovery window where the litestream role set one up, else None."""
+    path = replica_settings(settings)
+    return recovery_window(path) if os.path.lexists(path) else None
+
+
+def say_replica(replica: dict) -> None:
+    """The replica's window under the archives: the oldest and newest second each database can be restored to."""
+    if not replica:
+        return
+    if not replica["reachable"]:
+        say("replica: UNREACHABLE (%s); the archives above are listed all the same" % replica["error"])
+        return
+    for path, window in sorted(replica["databases"].items()):
+        if window["oldest"] is None:
+            say("replica: %s: nothing restorable yet (%d files)" % (path, window["files"]))
+        else:
+            say("replica: %s: any second from %s to %s (Litestream, %d files)" % (
+                path, window["oldest"].replace("T", " ").rstrip("Z"), window["newest"].replace("T", " ").rstrip("Z"),
+                window["files"]))
 
 
 def verified_text(backup: dict) -> str:

@@ -14,6 +14,7 @@ DEFAULT_CONFIG_DIR = "/etc/reddit-backup"
 COLLECTION = "devops.reddit_backup"
 # Commands a root caller runs as the application's user.
 AS_APP_USER = ("create", "list", "verify", "cleanup", "sync", "recovery-test")
+READS_REPLICA = ("list", "recovery-test")
 REQUIRED_KEYS = ("app_root", "backup_dir", "venv", "collections_path", "ansible_cfg", "state_dir", "log_file")
 
 
@@ -102,8 +103,20 @@ def verify_keys(settings: Settings) -> dict:
 
 
 def runs_as_app_user(settings: Settings, command: str) -> bool:
-    """Commands that only touch backups drop root, unless backups are signed: the signing key is root's alone."""
-    return command in AS_APP_USER and not settings.runner.get("signing_key")
+    """Commands that only touch backups drop root, unless backups are signed: the signing key is root's alone; and
+    those that read the Litestream replica keep root where there is one: its settings are root's alone too."""
+    if command not in AS_APP_USER or settings.runner.get("signing_key"):
+        return False
+    return not (command in READS_REPLICA and os.path.lexists(replica_settings(settings)))
+
+
+def replica_settings(settings: Settings) -> str:
+    """The settings file of the app's Litestream replica (reddit_backup_replica), the litestream role's by default."""
+    try:
+        chosen = settings.setting("replica")
+    except ConfigError:  # no settings.json (a runner role older than it): the litestream role's place
+        chosen = None
+    return chosen or os.path.join(settings.dir, "replica.json")
 
 
 def become_app_user(settings: Settings) -> None:

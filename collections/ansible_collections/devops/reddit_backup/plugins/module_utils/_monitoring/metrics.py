@@ -59,6 +59,8 @@ FAMILIES = {
     "recovery_test_success": "Whether the last recovery test restored and verified the latest backup (1) or not (0).",
     "recovery_test_timestamp_seconds": "When the last recovery test ended.",
     "recovery_test_restore_seconds": "Restore time the last recovery test measured.",
+    "recovery_test_replica_lag_seconds": "How far the Litestream replica the last recovery test restored was behind "
+                                         "the live database's newest commit (seconds).",
     "last_run_rto_seconds": "Recovery time the last run of each operation measured (disaster-recovery "
                             "simulation) or reported (worst of the quarter, RTO report).",
     "last_run_rto_target_seconds": "The recovery time objective the last run of each operation was held to.",
@@ -130,6 +132,7 @@ def check_run(run) -> dict:
     }
     if operation == "recovery_test":
         checked["restore_seconds"] = _number(run.get("restore_seconds"), "restore_seconds")
+        checked["replica_lag_seconds"] = _number(run.get("replica_lag_seconds"), "replica_lag_seconds")
     for field in ("rto_seconds", "rto_target_seconds"):
         if run.get(field) not in (None, ""):
             checked[field] = _number(run.get(field), field)
@@ -333,6 +336,7 @@ def build_samples(backups: list, state: dict, usage: dict, labels: dict) -> list
         add("recovery_test_success", int(recovery["status"] == "success"))
         add("recovery_test_timestamp_seconds", int(recovery["finished"]))
         add("recovery_test_restore_seconds", _round(recovery.get("restore_seconds")))
+        add("recovery_test_replica_lag_seconds", _round(recovery.get("replica_lag_seconds")))
 
     remote = state.get("remote")
     if remote:

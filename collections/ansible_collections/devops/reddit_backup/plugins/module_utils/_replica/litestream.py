@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from datetime import datetime, timezone
@@ -23,9 +24,10 @@ PLAN_ROW = re.compile(r"^\s*\d+\s+\S+\.ltx\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s+\
 
 class Litestream:
     """``binary`` run with the service's ``config`` (root's file, read as root) and its credentials (``{name:
-    path}``, e.g. the SFTP key), offered as ${CREDENTIALS_DIRECTORY} as systemd offers them to the service."""
+    path}``, e.g. the SFTP key), offered as ${CREDENTIALS_DIRECTORY} as systemd offers them to the service.
+    ``local_replica``: the folder of a file replica, which the app user owns: checked for planted links each run."""
 
-    def __init__(self, binary: str, config: str, credentials: dict = None) -> None:
+    def __init__(self, binary: str, config: str, credentials: dict = None, local_replica: str = None) -> None:
         for what, path in (("litestream_binary", binary), ("replica_config", config)):
             if not os.path.isfile(path):
                 raise BackupError("%s %s does not exist or is not a file; apply the devops.reddit_backup.litestream "
@@ -33,6 +35,7 @@ class Litestream:
         self.binary = binary
         self.config = config
         self.credentials = dict(credentials or {})
+        self.local_replica = local_replica
 
     def plan(self, database: str, out: str, moment: datetime = None) -> dict:
         """{txid, recovery_point}: the newest transaction a restore to ``moment`` (None: the latest) reaches
@@ -69,7 +72,20 @@ class Litestream:
         output = self._run(["ltx", "-level", "all", "-json", database], database)
         return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in _json(output, database, "ltx")]
 
+    def listing(self, database: str) -> list:
+        """Litestream's own listing of every file the replica holds for ``database``, at every level: [{level,
+        min_txid, max_txid, size, timestamp}]."""
+        output = self._run(["ltx", "-level", "all", "-json", database], database)
+        return [entry for entry in _json(output, database, "ltx") if entry]
+
     def _run(self, arguments: list, database: str) -> str:
+        check_plain_folder(self.local_replica)
+        try:
+            return self._run_binary(arguments, database)
+        finally:
+            check_plain_folder(self.local_replica)  # a link planted while Litestream read: what it read is not trusted
+
+    def _run_binary(self, arguments: list, database: str) -> str:
         folder = tempfile.mkdtemp(prefix="reddit-backup-credentials-")  # 0700, root's: only the links to the files
         try:
             for name, path in self.credentials.items():
@@ -90,6 +106,26 @@ class Litestream:
             raise BackupError("litestream %s of %s failed (exit %d): %s" % (
                 arguments[0], database, completed.returncode, " / ".join(lines[-3:]) or "no message"))
         return completed.stdout
+
+
+def check_plain_folder(folder: str = None) -> None:
+    """Refuse a file replica holding anything but folders and regular files: root's Litestream would follow a link
+    the app user (who owns the folder) planted there to files only root may read, another app's replica among them."""
+    if not folder or not os.path.lexists(folder):
+        return
+    found = [folder] + [os.path.join(where, name) for where, folders, files in os.walk(folder, followlinks=False)
+                        for name in folders + files]
+    for path in found:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:  # Litestream's retention removed it meanwhile
+            continue
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            raise BackupError("the replica folder %s holds %s, which is %s, not a regular file: someone who can "
+                              "write the replica folder planted it, and Litestream (run as root) would follow it. "
+                              "Nothing was restored from it; remove it, check who wrote it, and restore from an "
+                              "archive meanwhile" % (folder, path, "a symlink" if stat.S_ISLNK(mode)
+                                                     else "a special file"))
 
 
 def _moment(moment: datetime = None) -> list:

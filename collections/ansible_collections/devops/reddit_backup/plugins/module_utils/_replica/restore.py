@@ -7,6 +7,7 @@ swap), so a replica restore keeps every promise an archive restore of scope data
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._database imp
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica import settings as _settings
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.litestream import Litestream
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.status import last_commit
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore import safety as _safety
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
@@ -36,6 +38,7 @@ class ReplicaRestoreRequest:
     replica_config: str
     litestream_binary: str
     credentials: dict = field(default_factory=dict)
+    local_replica: str = None
     dest: str = None
     before: str = None
     integrity: str = "full"
@@ -60,12 +63,14 @@ def request_from_settings(settings_path: str, databases=None, **options) -> Repl
                           % (", ".join(unknown), ", ".join(settings["databases"])))
     return ReplicaRestoreRequest(app_root=settings["app_root"], databases=chosen, replica_config=settings["config"],
                                  litestream_binary=settings["binary"], credentials=settings.get("credentials", {}),
+                                 local_replica=settings.get("replica_path"),
                                  **options)
 
 
 def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = False, pause=None) -> dict:
     """Restore the databases from the replica; returns what backup_restore reports, with ``source: replica`` and,
-    per database, the recovery point reached (the time of the newest transaction restored)."""
+    per database, the recovery point reached (the time of the newest transaction restored) and how far it was
+    behind the live database's newest commit (``lag_seconds``; the most of them as ``replica_lag_seconds``)."""
     started = time.monotonic()
     paths = _relative_paths(request.databases)
     moment = parse_time(request.before, request.now) if request.before else None
@@ -74,15 +79,27 @@ def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = Fals
     dest = os.path.realpath(os.path.abspath(request.dest or request.app_root))
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise BackupError("dest %s exists but is not a directory; move it away or choose another dest" % dest)
-    litestream = Litestream(request.litestream_binary, request.replica_config, request.credentials)
+    litestream = Litestream(request.litestream_binary, request.replica_config, request.credentials,
+                            request.local_replica)
     check_open_databases(dest, paths, request.force)  # fail fast; checked again just before the swap
     job = _ReplicaJob(request, litestream, paths, moment, dest, check_mode, pause)
     result = job.run()
     result.update(source=SOURCE, replica=job.points, recovery_point=min(
         (point["recovery_point"] for point in job.points.values()), default=None),
-        before=moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None, archive=None, chain=[])
+        before=moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None, archive=None, chain=[],
+        replica_lag_seconds=max((point["lag_seconds"] for point in job.points.values()
+                                 if point["lag_seconds"] is not None), default=None))
     result["duration"] = round(time.monotonic() - started, 3)
     return result
+
+
+def lag_behind(committed: float, recovery_point: str):
+    """Seconds from the recovery point to the live database's newest commit (0: it holds it; None: no live
+    database), to the second: Litestream times its files to the second, so a finer lag would be noise."""
+    if not committed:
+        return None
+    point = datetime.fromisoformat(recovery_point.replace("Z", "+00:00")).timestamp()
+    return float(max(0, math.floor(committed) - math.floor(point)))
 
 
 def _relative_paths(databases) -> list:
@@ -124,7 +141,9 @@ class _ReplicaJob(RestoreJob):
         for position, path in enumerate(self.paths):
             live = os.path.join(self.app_root, path)
             restored = os.path.join(work_dir, "replica-%d.db" % position)
+            committed = last_commit(live)  # before the restore: what the live database held when it began
             self.points[path] = dict(self.litestream.plan(live, restored, self.moment), path=path)
+            self.points[path]["lag_seconds"] = lag_behind(committed, self.points[path]["recovery_point"])
             summary = self.litestream.restore(live, restored, self.moment)
             self.points[path]["txid"] = summary.get("txid", self.points[path]["txid"])
             verdict = _sqlite.check_integrity(restored, self.integrity)

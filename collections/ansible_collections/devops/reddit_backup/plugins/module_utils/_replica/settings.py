@@ -46,6 +46,9 @@ def _check_shape(path: str, settings: dict) -> None:
     strings = all(isinstance(settings.get(name), str) and settings[name] for name in ("app_root", "config", "binary"))
     databases = settings.get("databases")
     credentials = settings.get("credentials", {})
+    if not isinstance(settings.get("replica_path") or "", str):
+        raise BackupError("replica settings %s have a replica_path that is no path; apply the "
+                          "devops.reddit_backup.litestream role again" % path)
     if not strings or not isinstance(databases, list) or not all(isinstance(item, str) for item in databases) \
             or not isinstance(credentials, dict) or not all(isinstance(item, str) for item in credentials.values()):
         raise BackupError("replica settings %s lack app_root, config, binary or a list of databases; apply the "

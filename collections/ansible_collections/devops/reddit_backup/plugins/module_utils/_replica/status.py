@@ -41,14 +41,15 @@ def replica_status(settings_path: str, now: float = None) -> dict:
     """{database: {last_sync, lag_seconds, txid, local_txid}} for every database the replica settings name."""
     now = time.time() if now is None else now
     settings = _settings.load(settings_path)
-    litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}))
+    litestream = Litestream(settings["binary"], settings["config"], settings.get("credentials", {}),
+                            settings.get("replica_path"))
     status = {}
     for path in settings["databases"]:
         live = "%s/%s" % (settings["app_root"].rstrip("/"), path)
         local = litestream.local_txid(live)
         files = [(txid, _epoch(stamp)) for txid, stamp in litestream.replica_files(live) if stamp]
         txid, last_sync = max(files) if files else (0, 0.0)
-        caught_up = files and txid >= local and _last_commit(live) <= last_sync + SLACK_SECONDS
+        caught_up = files and txid >= local and last_commit(live) <= last_sync + SLACK_SECONDS
         lag = 0.0 if caught_up else round(now - last_sync, 3) if files else None
         status[path] = {"last_sync": last_sync, "lag_seconds": lag, "txid": txid, "local_txid": local}
     return status
@@ -90,8 +91,9 @@ def render_replica(found: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _last_commit(database: str) -> float:
-    """When the database's WAL was last written (0 without a WAL)."""
+def last_commit(database: str) -> float:
+    """When the database's WAL was last written (0 without a WAL): only commits (and Litestream's own, replicated
+    transactions) write it, where a checkpoint rewrites the database file long after the commit."""
     try:
         return os.stat(database + "-wal").st_mtime
     except OSError:
