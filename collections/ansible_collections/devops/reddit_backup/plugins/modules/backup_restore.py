@@ -81,6 +81,12 @@ options:
         databases. RV(recovery_point) is the time of the newest transaction restored.
       - The settings file, the Litestream binary, its configuration and the SSH key it names must be root's regular
         files that only root can write, or the restore is refused (root runs that binary).
+      - With O(backup_dir) too (and O(scope=full)), the whole service at O(before) in one restore (point-in-time
+        recovery): the files from the newest full or incremental archive made at or before O(before), and each
+        replicated database from the replica as it was at O(before), staged over the archive's copy before anything
+        is swapped; one safety copy of the app root, as a full restore. RV(recovery_points) says what each part
+        reached. A replica that cannot reach O(before), a damaged replica or no archive old enough fails the whole
+        restore with nothing changed.
     type: path
   dest:
     description:
@@ -207,6 +213,15 @@ EXAMPLES = r"""
     dest: /home/cayir/cicd_project
     scope: full
 
+- name: The whole service as it was at 14:00:00 UTC, its databases from the Litestream replica (to the sync)
+  devops.reddit_backup.backup_restore:
+    backup_dir: /home/cayir/cicd_project/backups
+    replica: /etc/reddit-backup/reddit-sentiment/replica.json
+    before: "2025-05-28T14:00:00Z"
+    dest: /home/cayir/cicd_project
+    scope: full
+  register: restored_at_14
+
 - name: Restore only a backup this host's key signed (the public key comes from the inventory, never the store)
   devops.reddit_backup.backup_restore:
     backup_dir: /home/cayir/cicd_project/backups
@@ -243,7 +258,9 @@ authenticity:
   type: str
   sample: "checked: every link signed by a trusted key (SHA256:OCiUNplWSw/dqd438KgOjbMLsyeJzUPX+E0lq6TDgtc)"
 source:
-  description: Where the restored data came from, V(archive) or V(replica) (O(replica)).
+  description:
+    - Where the restored data came from, V(archive) or V(replica) (O(replica)), or V(archive+replica) for the whole
+      service at a moment (O(replica) with O(backup_dir)).
   returned: always
   type: str
   sample: replica
@@ -254,9 +271,38 @@ recovery_point:
   returned: when restored from the replica
   type: str
   sample: "2025-05-28T14:00:00Z"
+recovery_points:
+  description:
+    - For the whole service at a moment (O(replica) with O(backup_dir)), each part restored, its source and the
+      point it reached. C(files) (code, configuration, units) come from the archive, whose C(recovery_point) is the
+      time it was made; each database comes from the replica, whose C(recovery_point) is the time of the newest
+      Litestream sync at or before O(before) (Litestream restores whole syncs), to the second, with its C(txid).
+  returned: when the whole service was restored at a moment
+  type: list
+  elements: dict
+  sample: [{"part": "files", "source": "archive", "from": "/srv/backups/daily/backup_20250528_020000.tar.zst",
+            "recovery_point": "2025-05-28T02:00:00Z"},
+           {"part": "data/reddit_sentiment.db", "source": "replica", "from": "litestream replica",
+            "txid": "00000000000004d2", "recovery_point": "2025-05-28T13:59:59Z"}]
+reached:
+  description: For the whole service at a moment, RV(recovery_points) in words (the restore playbooks' RTO line ends with it).
+  returned: when the whole service was restored at a moment
+  type: str
+  sample: "files at 2025-05-28T02:00:00Z (archive); data/reddit_sentiment.db at 2025-05-28T13:59:59Z (replica)"
+archive_created:
+  description: For the whole service at a moment, when the archive the files came from was made (its manifest).
+  returned: when the whole service was restored at a moment
+  type: str
+  sample: "2025-05-28T02:00:00Z"
+before:
+  description: The moment asked for (UTC, to the second), with O(replica); null for the latest.
+  returned: when restored from the replica
+  type: str
+  sample: "2025-05-28T14:00:00Z"
 replica:
   description:
-    - With O(replica), per database, the newest transaction restored (C(txid)) and its C(recovery_point).
+    - With O(replica) (also with O(backup_dir)), per database, the newest transaction restored (C(txid)) and its
+      C(recovery_point).
     - C(lag_seconds), how far that recovery point was behind the newest commit of the database at the app root (the
       last write of its WAL) when the restore began, to the second; null without a live database there.
   returned: when restored from the replica
@@ -393,6 +439,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.rest
     DEFAULT_KEEP, RestoreRequest, restore)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.restore import (
     request_from_settings, restore_from_replica)
+from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.whole import restore_whole_service
 
 
 def main():
@@ -417,7 +464,7 @@ def main():
             require_same_root=dict(type="bool", default=False),
             replica=dict(type="path"),
         ),
-        mutually_exclusive=[("archive", "backup_dir", "replica"), ("before", "name"), ("replica", "name")],
+        mutually_exclusive=[("archive", "backup_dir"), ("archive", "replica"), ("before", "name"), ("replica", "name")],
         required_one_of=[("archive", "backup_dir", "replica")],
         supports_check_mode=True,
     )
@@ -427,7 +474,7 @@ def main():
 
 def run(module):
     params = module.params
-    if params["replica"]:
+    if params["replica"] and not params["backup_dir"]:
         return run_from_replica(module)
     request = RestoreRequest(dest=params["dest"], archive=params["archive"], backup_dir=params["backup_dir"],
                              before=params["before"], name=params["name"], scope=params["scope"],
@@ -441,10 +488,18 @@ def run(module):
                              trusted_signing_keys=params["trusted_signing_keys"],
                              require_same_root=params["require_same_root"])
     try:
-        result = dict(restore(request, check_mode=module.check_mode), source="archive")
+        if params["replica"]:
+            result = restore_whole_service(request, replica_request(params), check_mode=module.check_mode)
+        else:
+            result = dict(restore(request, check_mode=module.check_mode), source="archive")
     except BackupError as error:
         module.fail_json(msg=str(error))
     finish(module, result)
+
+
+def replica_request(params):
+    """The replica of the whole-service restore, as the litestream role's settings name it."""
+    return request_from_settings(params["replica"], dest=params["dest"], before=params["before"])
 
 
 def run_from_replica(module):

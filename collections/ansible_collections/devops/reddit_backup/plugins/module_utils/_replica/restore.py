@@ -72,7 +72,7 @@ def restore_from_replica(request: ReplicaRestoreRequest, check_mode: bool = Fals
     per database, the recovery point reached (the time of the newest transaction restored) and how far it was
     behind the live database's newest commit (``lag_seconds``; the most of them as ``replica_lag_seconds``)."""
     started = time.monotonic()
-    paths = _relative_paths(request.databases)
+    paths = relative_paths(request.databases)
     moment = parse_time(request.before, request.now) if request.before else None
     if moment is not None and moment > request.now:
         raise BackupError("before %s is in the future; give a moment in the replica's window" % request.before)
@@ -102,7 +102,24 @@ def lag_behind(committed: float, recovery_point: str):
     return float(max(0, math.floor(committed) - math.floor(point)))
 
 
-def _relative_paths(databases) -> list:
+def restore_database_file(litestream: Litestream, app_root: str, path: str, restored: str, moment,
+                          integrity: str) -> tuple:
+    """Restore the replica of ``path`` (relative to ``app_root``) into the new file ``restored`` and check it:
+    (its point: {path, txid, recovery_point, lag_seconds}, the integrity check's record). Raises when it fails."""
+    live = os.path.join(app_root, path)
+    committed = last_commit(live)  # before the restore: what the live database held when it began
+    point = dict(litestream.plan(live, restored, moment), path=path)
+    point["lag_seconds"] = lag_behind(committed, point["recovery_point"])
+    summary = litestream.restore(live, restored, moment)
+    point["txid"] = summary.get("txid", point["txid"])
+    verdict = _sqlite.check_integrity(restored, integrity)
+    if verdict not in ("ok", "skipped"):
+        raise BackupError("the replica of %s restored to a database that fails its integrity check (%s); "
+                          "nothing was changed" % (path, verdict))
+    return point, {"name": "database:%s" % path, "ok": True, "detail": verdict}
+
+
+def relative_paths(databases) -> list:
     paths = []
     for path in databases or ():
         clean = os.path.normpath(str(path))
@@ -139,18 +156,10 @@ class _ReplicaJob(RestoreJob):
         tree; returns what the archive restore's plan reads (a manifest of these databases)."""
         members, checks = [], []
         for position, path in enumerate(self.paths):
-            live = os.path.join(self.app_root, path)
             restored = os.path.join(work_dir, "replica-%d.db" % position)
-            committed = last_commit(live)  # before the restore: what the live database held when it began
-            self.points[path] = dict(self.litestream.plan(live, restored, self.moment), path=path)
-            self.points[path]["lag_seconds"] = lag_behind(committed, self.points[path]["recovery_point"])
-            summary = self.litestream.restore(live, restored, self.moment)
-            self.points[path]["txid"] = summary.get("txid", self.points[path]["txid"])
-            verdict = _sqlite.check_integrity(restored, self.integrity)
-            checks.append({"name": "database:%s" % path, "ok": verdict in ("ok", "skipped"), "detail": verdict})
-            if verdict not in ("ok", "skipped"):
-                raise BackupError("the replica of %s restored to a database that fails its integrity check (%s); "
-                                  "nothing was changed" % (path, verdict))
+            self.points[path], check = restore_database_file(self.litestream, self.app_root, path, restored,
+                                                             self.moment, self.integrity)
+            checks.append(check)
             members.append(self._staged_member(path, restored, tree))
         self.pause("staged")
         manifest = {"members": members, "databases": [{"path": path} for path in self.paths],

@@ -147,23 +147,25 @@ class VerificationFailed(BackupError):
         self.archive = archive
 
 
-def restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
+def restore(request: RestoreRequest, check_mode: bool = False, pause=None, job=None) -> dict:
     """Restore, holding the backup directory's readers' lock: no prune deletes a link of the chain being read.
     A backup picked from ``backup_dir`` (not named) that fails verification is never restored: the error names
-    the newest older one that passes, and with ``newest_good`` that one is restored instead."""
+    the newest older one that passes, and with ``newest_good`` that one is restored instead. ``job`` makes the
+    RestoreJob (its arguments) when a caller stages more than the archive holds (the whole-service point in time)."""
     with _lock.reading(request.backup_dir or (request.archive and backup_dir_of(request.archive)),
                        request.lock_timeout, "backup_restore"):
         try:
-            result = _restore(request, check_mode, pause)
+            result = _restore(request, check_mode, pause, job)
         except VerificationFailed as failure:
             if request.archive or request.name or not request.backup_dir:
                 raise  # the operator chose this backup: no other one is put in its place
-            result = _newest_good_instead(request, check_mode, pause, failure)
+            result = _newest_good_instead(request, check_mode, pause, failure, job)
         result.setdefault("passed_over", [])
         return result
 
 
-def _newest_good_instead(request: RestoreRequest, check_mode: bool, pause, failure: VerificationFailed) -> dict:
+def _newest_good_instead(request: RestoreRequest, check_mode: bool, pause, failure: VerificationFailed,
+                         job=None) -> dict:
     good = _newest_passing(request, failure.archive)
     if good is None:
         raise BackupError("%s; no older backup of that kind in %s passes verification either (of the %d newest "
@@ -173,7 +175,7 @@ def _newest_good_instead(request: RestoreRequest, check_mode: bool, pause, failu
                           "(name: %s; reddit_backup_restore_name), or set newest_good: true "
                           "(reddit_backup_restore_newest_good: true) to take the newest one that passes"
                           % (failure, good["name"], good["created"], good["name"])) from None
-    result = _restore(dataclasses.replace(request, name=good["name"], before=None), check_mode, pause)
+    result = _restore(dataclasses.replace(request, name=good["name"], before=None), check_mode, pause, job)
     result["warnings"].append("the newest backup %s failed verification, so the newest one that passes, %s (made "
                               "%s), was restored instead" % (failure.archive, good["name"], good["created"]))
     result["passed_over"] = [failure.archive]
@@ -200,7 +202,7 @@ def _newest_passing(request: RestoreRequest, failed: str):
     return None
 
 
-def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> dict:
+def _restore(request: RestoreRequest, check_mode: bool = False, pause=None, job=None) -> dict:
     """Restore one scope of one backup into ``request.dest``; returns what backup_restore reports. A backup that
     builds on others (incremental, database page deltas) is restored with its whole chain, root first.
 
@@ -221,7 +223,7 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
     owner = owner_ids(request.owner, request.group)
     trust = _signing.trust_from(request.allowed_signers, request.trusted_signing_keys)
     if trust is None:
-        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, None)
+        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, None, job)
     with trust:
         try:
             links = [trust.authenticate(archive) for archive in chain]
@@ -231,10 +233,10 @@ def _restore(request: RestoreRequest, check_mode: bool = False, pause=None) -> d
         if problem:
             raise BackupError("refusing to restore: %s. Nothing in %s was changed; restore a backup signed by a "
                               "trusted key" % (problem, dest))
-        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, links)
+        return _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, links, job)
 
 
-def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, signed) -> dict:
+def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owner, signed, job=None) -> dict:
     """The restore of ``chain`` (its links' signed catalog entries in ``signed``, or None when not checked)."""
     metas = [link.meta for link in signed] if signed else [read_meta(archive) for archive in chain]
     if request.require_same_root and metas[-1]:  # fail fast; the manifest's own app_root is checked before the swap
@@ -249,7 +251,7 @@ def _restore_chain(request, check_mode, pause, started, scope, chain, dest, owne
         scope = Scope("database", tuple(planned_databases))
     # Fail fast, before reading the archive; checked again from the manifest just before the swap.
     check_open_databases(dest, _databases_in_scope(planned_databases or [], scope), request.force)
-    job = RestoreJob(request, chain, metas, dest, scope, owner, check_mode, pause)
+    job = (job or RestoreJob)(request, chain, metas, dest, scope, owner, check_mode, pause)
     job.signed = signed
     result = job.run()
     result.update(authenticated=bool(signed), signed_by=signed[-1].describe() if signed else None,
