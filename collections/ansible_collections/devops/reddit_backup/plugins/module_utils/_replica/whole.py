@@ -17,8 +17,9 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.lite
 from ansible_collections.devops.reddit_backup.plugins.module_utils._replica.restore import (
     ReplicaRestoreRequest, relative_paths, restore_database_file)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import parse_time
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.chain import pick_chain
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import (
-    RestoreJob, RestoreRequest, parse_scope, restore)
+    SCOPE_TYPES, RestoreJob, RestoreRequest, parse_scope, restore)
 
 SOURCE = "archive+replica"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -38,25 +39,27 @@ def restore_whole_service(request: RestoreRequest, replica: ReplicaRestoreReques
     moment = parse_time(request.before, request.now) if request.before else None
     if moment is not None and moment > request.now:
         raise BackupError("before %s is in the future; give a moment in the past" % request.before)
+    files_archive(request.backup_dir, request.before, request.now)  # fail fast, before Litestream runs
     litestream = Litestream(replica.litestream_binary, replica.replica_config, replica.credentials,
                             replica.local_replica)
     overlay = _ReplicaOverlay(litestream, os.path.abspath(replica.app_root), relative_paths(replica.databases),
                               moment, replica.integrity)
-    try:
-        result = restore(request, check_mode, pause, job=functools.partial(_WholeServiceJob, overlay=overlay))
-    except BackupError as error:
-        raise BackupError("%s%s" % (error, _explain(error, request))) from None
+    result = restore(request, check_mode, pause, job=functools.partial(_WholeServiceJob, overlay=overlay))
     result.update(overlay.report(result))
     return result
 
 
-def _explain(error: BackupError, request: RestoreRequest) -> str:
-    """What to do when no archive is old enough: the files of T exist nowhere."""
-    if "no restorable" not in str(error):
-        return ""
-    return (". No archive holds the service's files as they were at %s: choose a later moment, or restore the "
-            "databases alone from the replica (restore_database, or backup_restore with replica and scope database)"
-            % request.before)
+def files_archive(backup_dir: str, before=None, now=None) -> str:
+    """The archive the files come from: the newest restorable full or incremental backup made at or before
+    ``before`` (the newest without it), picked as a full restore picks it."""
+    try:
+        return pick_chain(backup_dir=backup_dir, before=before, types=SCOPE_TYPES["full"], now=now)[-1]
+    except BackupError as error:
+        if before is None:
+            raise
+        raise BackupError("%s. No archive holds the service's files as they were at %s: nothing was changed. Choose "
+                          "a later moment, or restore the databases alone from the replica (restore_database, or "
+                          "backup_restore with replica and scope database)" % (error, before)) from None
 
 
 class _ReplicaOverlay:
