@@ -82,7 +82,7 @@ options:
       - The settings file, the Litestream binary, its configuration and the SSH key it names must be root's regular
         files that only root can write, or the restore is refused (root runs that binary).
       - With O(backup_dir) too (and O(scope=full)), the whole service at O(before) in one restore (point-in-time
-        recovery): the files from the newest full or incremental archive made at or before O(before), and each
+        recovery), the files from the newest full or incremental archive made at or before O(before), and each
         replicated database from the replica as it was at O(before), staged over the archive's copy before anything
         is swapped; one safety copy of the app root, as a full restore. RV(recovery_points) says what each part
         reached. A replica that cannot reach O(before), a damaged replica or no archive old enough fails the whole

@@ -133,4 +133,3 @@ class _WholeServiceJob(RestoreJob):
         self.overlay.apply(state, verification, tree, work_dir)
         self.pause("replica staged")
         return state, verification, members, stager
-
