@@ -28,6 +28,7 @@ def _method(record: dict) -> dict:
     method.update((key, summary.get(key)) for key in SUMMARY_KEYS)
     last = record["runs"][-1]
     method.update((key, last[key]) for key in PAGE_KEYS if key in last)
+    method.update(record.get("figures") or {})  # a family's own figures (the live writer's latencies)
     return method
 
 
