@@ -52,6 +52,7 @@ def family_figures(results: dict, family: dict, date: str) -> dict:
         "ratios": family["ratios"],
         "targets": family["targets"],
     }
+    figures.update(family.get("measured") or {})  # a family's own run-wide figures (the live writer's interval)
     churn = (family.get("state") or {}).get("churn")
     if churn:
         figures["churn"] = {db: {key: value[key] for key in ("rows", "rows_updated", "every_nth_id")}

@@ -227,7 +227,7 @@ def _state(options, workdir: str, app_root: str, databases: list) -> dict:
 
 
 def _writer_methods(options, workdir: str, state: dict, databases: list, wanted: list) -> list:
-    interval = getattr(options, "writer_interval_ms", DEFAULT_INTERVAL_MS) / 1000.0
+    interval = getattr(options, "writer_interval_ms", DEFAULT_INTERVAL_MS) / 1000.0  # seconds
     seconds = getattr(options, "live_seconds", DEFAULT_SECONDS)
     database = state["database"]
     backup_state = {"app_root": state["app_root"], "parent": state["parent"]}
@@ -310,9 +310,12 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     for record in records.values():
         record["figures"] = _figures(record)
     ratios, targets = _targets(records)
+    interval_ms = getattr(options, "writer_interval_ms", DEFAULT_INTERVAL_MS)
     return {"databases": databases, "methods": list(records.values()), "ratios": ratios, "targets": targets,
             "loadavg_end": loadavg(),
-            "writer": {"interval_ms": getattr(options, "writer_interval_ms", DEFAULT_INTERVAL_MS),
+            "measured": {"writer_interval_ms": interval_ms,
+                         "live_seconds": getattr(options, "live_seconds", DEFAULT_SECONDS)},
+            "writer": {"interval_ms": interval_ms,
                        "seconds": getattr(options, "live_seconds", DEFAULT_SECONDS), "warmup_s": WARMUP_S,
                        "code": WRITER.strip()},
             "state": {"seconds": state["seconds"], "parent": state["parent"]["archive"]},
