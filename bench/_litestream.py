@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import time
 import zipfile
@@ -34,12 +35,28 @@ def binary(workdir: str) -> str:
     return target
 
 
-def write_config(path: str, database: str, replica: str, sync_interval: str = "1s") -> str:
-    """A configuration replicating ``database`` to the file replica ``replica`` (the role's file replica, its
-    default sync interval)."""
+def file_replica(folder: str) -> dict:
+    """A replica in a local folder (the role's `file` replica)."""
+    return {"type": "file", "path": folder}
+
+
+def sftp_replica(host: str, port: int, user: str, folder: str, key: str, known_hosts: str) -> dict:
+    """A replica on an SFTP server (the role's `sftp` replica): the key's path, the server's host key pinned (the
+    first key of known_hosts, as `type base64`)."""
+    with open(known_hosts) as handle:
+        host_key = " ".join(handle.readline().split()[1:3])
+    return {"type": "sftp", "host": "%s:%d" % (host, port), "user": user, "path": folder, "key-path": key,
+            "host-key": host_key}
+
+
+def write_config(path: str, database: str, replica: dict, sync_interval: str = "1s") -> str:
+    """A configuration replicating ``database`` to ``replica`` (file_replica, sftp_replica) at the role's default
+    sync interval."""
+    lines = ["dbs:", "  - path: %s" % json.dumps(database), "    replica:"]
+    lines += ["      %s: %s" % (key, json.dumps(value)) for key, value in dict(replica, **{
+        "sync-interval": sync_interval}).items()]
     with open(path, "w") as handle:
-        handle.write("dbs:\n  - path: %s\n    replica:\n      type: file\n      path: %s\n      sync-interval: %s\n"
-                     % (json.dumps(database), json.dumps(replica), sync_interval))
+        handle.write("\n".join(lines) + "\n")
     return path
 
 
@@ -68,16 +85,18 @@ class Replicator:
         except ValueError:
             return []
 
-    def synced(self) -> bool:
-        """The replica holds the database's newest transaction."""
+    def synced(self, settled: bool = False) -> bool:
+        """The replica holds the database's newest transaction; with ``settled``, also Litestream's start-up work
+        (the snapshot and the first compaction, each a copy of the whole database)."""
         local = [entry.get("local_txid") for entry in self._cli("status", "-json")]
-        replicated = [entry.get("max_txid") for entry in self._cli("ltx", "-level", "all", "-json")]
-        return bool(local and local[0] and replicated) and max(replicated) >= local[0]
+        files = self._cli("ltx", "-level", "all", "-json")
+        return replica_holds(local[0] if local else None, files, settled)
 
-    def wait_synced(self, timeout: float = 1800) -> float:
-        """Waits until the replica caught up (the first snapshot, or the last commits); returns the seconds."""
+    def wait_synced(self, settled: bool = False, timeout: float = 1800) -> float:
+        """Waits until the replica caught up (with ``settled``: and Litestream's start-up work is done, so that it
+        is not in what follows: the first compaction runs about 30 s after the start); returns the seconds."""
         started = time.monotonic()
-        while not self.synced():
+        while not self.synced(settled):
             if self.process.poll() is not None or time.monotonic() - started > timeout:
                 raise SystemExit("bench: litestream did not replicate %s (see %s)" % (self.database, self.log))
             time.sleep(0.5)
@@ -91,6 +110,30 @@ class Replicator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def remove_local_state(self) -> None:
+        """Litestream's own files beside the database (``.NAME-litestream/``: its local copy of the LTX files), so
+        that the next row's backup archives the same app whether or not Litestream ran before it."""
+        shutil.rmtree(local_state(self.database), ignore_errors=True)
+
+
+def local_state(database: str) -> str:
+    return os.path.join(os.path.dirname(database), ".%s-litestream" % os.path.basename(database))
+
+
+# Litestream 0.5 at start: the whole database as its first level-0 file, a snapshot (level 9), then, at the first
+# level-1 compaction (30 s later), the whole database again.
+START_UP_LEVELS = (1, 9)
+
+
+def replica_holds(local_txid, files: list, settled: bool = False) -> bool:
+    """Whether ``litestream ltx -level all -json``'s ``files`` reach ``local_txid`` (``litestream status``'s, a
+    16-digit hex string), and with ``settled`` hold the start-up levels too."""
+    if not local_txid or not files:
+        return False
+    if settled and not set(START_UP_LEVELS) <= {entry.get("level") for entry in files}:
+        return False
+    return max(int(entry.get("max_txid") or "0", 16) for entry in files) >= int(local_txid, 16)
 
 
 def parse_cpu_seconds(stat: str, clock_ticks: int = CLOCK_TICKS) -> float:

@@ -29,7 +29,7 @@ STATE = "live-state"
 DEFAULT_SECONDS = 30  # the writer-alone and Litestream rows: a fixed period
 DEFAULT_INTERVAL_MS = 100  # issue 17's writer: a row every 100 ms
 WARMUP_S = 1.0  # commits before the clock starts: the writer's first ones open files and warm its cache
-WRITER_KEYS = ("alone", "litestream", "full_backup", "incremental", "restore")
+WRITER_KEYS = ("alone", "litestream", "litestream_sftp", "full_backup", "incremental", "restore")
 RESTORE_KEYS = ("litestream_restore", "replica_engine", "archive_engine")
 DURING = {"full_backup": "a full backup", "incremental": "an incremental backup",
           "restore": "a database restore (of another copy of the app)"}
@@ -95,25 +95,30 @@ class WriterMethod:
     def after_writer(self, out: str) -> dict:
         return {}
 
+    def close(self) -> None:
+        """Stops what a failed run left running (a step that failed ends the bench before ``result``)."""
+        if self.writer is not None:
+            self.writer.stop()
+
 
 class ReplicatedWriterMethod(WriterMethod):
-    """The writer while Litestream replicates the database to a local file replica: Litestream is started and
-    its first snapshot made before the writer starts (untimed); its CPU is read over the window."""
+    """The writer while Litestream replicates the database (to a local file replica, or over SFTP to a loopback
+    sshd): Litestream is started and its start-up work done (the first snapshot and compaction: a copy of the whole
+    database each) before the writer starts (untimed); its CPU is read over the window."""
 
-    def __init__(self, *args, binary: str) -> None:
+    def __init__(self, *args, binary: str, replica) -> None:
         super().__init__(*args)
         self.binary = binary
+        self.replica = replica  # out -> the replica's settings (a fresh, empty replica each run)
         self.replicator = None
         self.cpu_start = None
 
     def before_writer(self, out: str) -> dict:
-        config = _litestream.write_config(os.path.join(out, "litestream.yml"), self.database,
-                                          os.path.join(out, "replica"))
+        config = _litestream.write_config(os.path.join(out, "litestream.yml"), self.database, self.replica(out))
         self.replicator = _litestream.Replicator(self.binary, config, self.database,
                                                  os.path.join(out, "litestream.log"))
         self.replicator.start()
-        first_snapshot = self.replicator.wait_synced()
-        return {"first_snapshot_s": first_snapshot}
+        return {"start_up_s": self.replicator.wait_synced(settled=True)}
 
     def prepare(self, out: str) -> dict:
         prepared = super().prepare(out)
@@ -133,7 +138,13 @@ class ReplicatedWriterMethod(WriterMethod):
             caught_up = self.replicator.wait_synced(timeout=120)
         finally:
             self.replicator.stop()
+            self.replicator.remove_local_state()
         return {"litestream_catch_up_s": caught_up}
+
+    def close(self) -> None:
+        super().close()
+        if self.replicator is not None:
+            self.replicator.stop()
 
 
 def _rows(database: str) -> int:
@@ -226,6 +237,14 @@ def _state(options, workdir: str, app_root: str, databases: list) -> dict:
             "parent": parent, "seconds": round(time.monotonic() - started, 1)}
 
 
+def _sftp_server(state: dict):
+    """tests/servers.py's backup server: sshd on 127.0.0.1 with its own host key and one client key."""
+    from tests.servers import BackupServer  # the test suite's real sshd; only the SFTP row needs it
+    base = os.path.join(state["folder"], "sshd")
+    os.makedirs(base)
+    return BackupServer(base)
+
+
 def _writer_methods(options, workdir: str, state: dict, databases: list, wanted: list) -> list:
     interval = getattr(options, "writer_interval_ms", DEFAULT_INTERVAL_MS) / 1000.0  # seconds
     seconds = getattr(options, "live_seconds", DEFAULT_SECONDS)
@@ -237,7 +256,11 @@ def _writer_methods(options, workdir: str, state: dict, databases: list, wanted:
         "alone": lambda: WriterMethod("alone", "writer alone (baseline)", _Sleep(seconds), database, interval),
         "litestream": lambda: ReplicatedWriterMethod(
             "litestream", "writer, Litestream replicating to a local file replica", _Sleep(seconds), database,
-            interval, binary=_litestream.binary(workdir)),
+            interval, binary=_litestream.binary(workdir),
+            replica=lambda out: _litestream.file_replica(os.path.join(out, "replica"))),
+        "litestream_sftp": lambda: ReplicatedWriterMethod(
+            "litestream_sftp", "writer, Litestream replicating over SFTP to a loopback sshd", _Sleep(seconds),
+            database, interval, binary=_litestream.binary(workdir), replica=_sftp_replica(state)),
         "full_backup": lambda: WriterMethod(
             "full_backup", "writer during a full backup (engine create_backup)",
             BackupMethod("engine_full", "full", backup_state, options.collections), database, interval),
@@ -252,23 +275,36 @@ def _writer_methods(options, workdir: str, state: dict, databases: list, wanted:
     return [made[key]() for key in WRITER_KEYS if key in wanted]
 
 
+def _sftp_replica(state: dict):
+    """A fresh folder on the loopback SFTP server per run (the server started once for the family)."""
+    server = state["sftp"]
+
+    def replica(out: str) -> dict:
+        folder = os.path.join(server.folder, os.path.basename(out), str(time.time_ns()))
+        return _litestream.sftp_replica("127.0.0.1", server.port, server.user, folder, server.ssh_key,
+                                        server.known_hosts)
+    return replica
+
+
 def _replica(workdir: str, state: dict) -> dict:
     """The replica the restore rows read: Litestream's first snapshot of the database as the writer rows left it
     (untimed; the writer stopped), made once."""
     folder = os.path.join(state["folder"], "replica")
     shutil.rmtree(folder, ignore_errors=True)
     binary = _litestream.binary(workdir)
-    config = _litestream.write_config(os.path.join(state["folder"], "litestream.yml"), state["database"], folder)
+    config = _litestream.write_config(os.path.join(state["folder"], "litestream.yml"), state["database"],
+                                      _litestream.file_replica(folder))
     replicator = _litestream.Replicator(binary, config, state["database"],
                                         os.path.join(state["folder"], "litestream.log"))
     print("bench: replicating the live copy once for the restore rows (untimed) ...", file=sys.stderr)
     replicator.start()
     try:
-        seconds = replicator.wait_synced()
+        seconds = replicator.wait_synced(settled=True)
     finally:
         replicator.stop()
+        replicator.remove_local_state()  # the archive of the restore rows holds the app, not Litestream's cache
     return {"binary": binary, "config": config, "folder": folder, "database": state["database"],
-            "writer_rows": _rows(state["database"]), "first_snapshot_s": seconds}
+            "writer_rows": _rows(state["database"]), "start_up_s": seconds}
 
 
 def _restore_methods(options, workdir: str, state: dict, databases: list, wanted: list) -> tuple:
@@ -292,17 +328,22 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
         return {"skipped": "no method of this family in --methods"}
     databases = find_databases(app_root)
     state = _state(options, workdir, app_root, databases)
+    state["sftp"] = _sftp_server(state) if "litestream_sftp" in wanted else None
+    methods = []
     try:
         records = {}
         methods = _writer_methods(options, workdir, state, databases, wanted)
         if methods:
             records.update(run_methods(NAME, methods, options.repeat, workdir)[0])
         replica = archive = None
-        restore_methods = []
         if any(key in wanted for key in RESTORE_KEYS):
             restore_methods, replica, archive = _restore_methods(options, workdir, state, databases, wanted)
             records.update(run_methods(NAME + "-restore", restore_methods, options.repeat, workdir)[0])
     finally:
+        for method in methods:
+            method.close()
+        if state["sftp"]:
+            state["sftp"].stop()
         if not getattr(options, "keep_outputs", False):
             for folder in (os.path.join(workdir, "out", NAME), os.path.join(workdir, "out", NAME + "-restore"),
                            state["folder"]):
@@ -334,7 +375,7 @@ def _figures(record: dict) -> dict:
         figures["litestream_cpu_s_per_min"] = max(run["litestream_cpu_s_per_min"] for run in runs)
         figures["litestream_hwm_mb"] = max(run["litestream_hwm_mb"] for run in runs)
         figures["litestream_rss_mb"] = max(run["litestream_rss_mb"] for run in runs)
-        figures["first_snapshot_s"] = max(run["prepared"]["first_snapshot_s"] for run in runs)
+        figures["litestream_start_up_s"] = max(run["prepared"]["start_up_s"] for run in runs)
     return figures
 
 
@@ -393,8 +434,8 @@ def render(result: dict) -> str:
                                   "time / archive restore"], rows), ""]
     lines += ["- " + found["display"] for found in result["targets"]]
     if result.get("replica"):
-        lines.append("- the restore rows' replica: Litestream's first snapshot of the database took %.1f s "
-                     "(untimed); %d writer rows in it" % (result["replica"]["first_snapshot_s"],
+        lines.append("- the restore rows' replica: Litestream's start-up (first snapshot and compaction) took %.1f s "
+                     "(untimed); %d writer rows in it" % (result["replica"]["start_up_s"],
                                                           result["replica"]["writer_rows"]))
     lines.append("- load average at the end: %s" % " ".join(str(value) for value in result["loadavg_end"]))
     lines += [""] + command_lines(result["methods"])

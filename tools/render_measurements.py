@@ -170,7 +170,7 @@ def bench_incremental(results: dict) -> str:
     return block + ("\n- %s" % churn if churn else "")
 
 
-LIVE_WRITER_ROWS = ("alone", "litestream", "full_backup", "incremental", "restore")
+LIVE_WRITER_ROWS = ("alone", "litestream", "litestream_sftp", "full_backup", "incremental", "restore")
 LIVE_RESTORE_ROWS = ("litestream_restore", "replica_engine", "archive_engine")
 
 

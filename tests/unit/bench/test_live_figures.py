@@ -66,11 +66,37 @@ def test_status_fields_in_bytes():
 
 
 def test_the_litestream_configuration_names_the_database_and_its_file_replica(tmp_path):
-    config = _litestream.write_config(str(tmp_path / "litestream.yml"), "/srv/app/data/a b.db", "/srv/replica")
+    config = _litestream.write_config(str(tmp_path / "litestream.yml"), "/srv/app/data/a b.db",
+                                      _litestream.file_replica("/srv/replica"))
     yaml = pytest.importorskip("yaml")
     with open(config) as handle:
         assert yaml.safe_load(handle) == {"dbs": [{"path": "/srv/app/data/a b.db", "replica": {
             "type": "file", "path": "/srv/replica", "sync-interval": "1s"}}]}
+
+
+def test_an_sftp_replica_pins_the_servers_host_key_from_known_hosts(tmp_path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB comment\n")
+    replica = _litestream.sftp_replica("127.0.0.1", 2222, "root", "/srv/backups/app", "/keys/id", str(known_hosts))
+    assert replica == {"type": "sftp", "host": "127.0.0.1:2222", "user": "root", "path": "/srv/backups/app",
+                       "key-path": "/keys/id", "host-key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"}
+
+
+def test_the_replica_is_caught_up_when_its_files_reach_the_local_transaction():
+    files = [{"level": 0, "min_txid": "0000000000000001", "max_txid": "000000000000001a"},
+             {"level": 1, "min_txid": "0000000000000001", "max_txid": "0000000000000010"}]
+    assert _litestream.replica_holds("000000000000001a", files)
+    assert not _litestream.replica_holds("000000000000001b", files)
+    assert not _litestream.replica_holds("000000000000001a", files, settled=True)
+    assert _litestream.replica_holds("000000000000001a", files + [{"level": 9, "max_txid": "0000000000000001"}],
+                                     settled=True)
+    assert not _litestream.replica_holds("000000000000001a", files[:1] + [{"level": 9, "max_txid": "01"}],
+                                         settled=True)
+    assert not _litestream.replica_holds(None, files) and not _litestream.replica_holds("0000000000000001", [])
+
+
+def test_litestreams_own_files_lie_beside_the_database():
+    assert _litestream.local_state("/srv/app/data/a.db") == "/srv/app/data/.a.db-litestream"
 
 
 def test_a_live_family_run_is_recorded_with_its_latencies_and_rendered(tmp_path):
