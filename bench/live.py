@@ -309,8 +309,8 @@ def _replica(workdir: str, state: dict) -> dict:
 
 def _restore_methods(options, workdir: str, state: dict, databases: list, wanted: list) -> tuple:
     replica = _replica(workdir, state)
-    archive = _fixtures.engine_backup(options.collections, state["app_root"], os.path.join(state["folder"],
-                                                                                          "archive"))
+    archive = _fixtures.engine_backup(options.collections, state["app_root"],
+                                      os.path.join(state["folder"], "archive"))
     fixture = {"archive": archive["archive"], "databases": {db["path"]: db["sha256"] for db in archive["databases"]}}
     archive_method = ArchiveRestoreMethod(options.collections, state["app_root"], databases, fixture)
     archive_method.key = "archive_engine"
@@ -427,7 +427,8 @@ def render(result: dict) -> str:
             continue
         summary = records[key]["summary"]
         rows.append([records[key]["title"], "%.2f" % summary["median_s"], "%.2f" % summary["min_s"],
-                     "%.2f" % summary["cpu_s"], "%.1f" % summary["tree_peak_mb"], fmt(result["ratios"][key]["time_vs_archive_engine"], "%.2fx")])
+                     "%.2f" % summary["cpu_s"], "%.1f" % summary["tree_peak_mb"],
+                     fmt(result["ratios"][key]["time_vs_archive_engine"], "%.2fx")])
     if rows:
         lines += ["### Restore of the same database: from the Litestream replica, from our archive", "",
                   markdown_table(["method", "median s", "min s", "CPU s", "peak tree RSS MB",
