@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="where the seeded app is cached and outputs go (default /tmp/reddit-backup-bench)")
     parser.add_argument("--only", default=",".join(DEFAULT_FAMILIES),
                         help="comma-separated families to run (default: %s; also: %s)" % (
-                            ", ".join(DEFAULT_FAMILIES), ", ".join(set(FAMILIES) - set(DEFAULT_FAMILIES))))
+                            ", ".join(DEFAULT_FAMILIES), ", ".join(sorted(set(FAMILIES) - set(DEFAULT_FAMILIES)))))
     parser.add_argument("--methods", default=None,
                         help="comma-separated method keys to run within the families (default: all)")
     parser.add_argument("--collections", default=_paths.COLLECTIONS,

@@ -128,3 +128,11 @@ def test_a_live_family_run_is_recorded_with_its_latencies_and_rendered(tmp_path)
     text = renderer.bench_live(json.loads(path.read_text()))
     assert "| `writer, Litestream` | 3 | 2.0 | 70.0 | 70.0 | 1.50x | 0.40 | 50.0 |" in text
     assert "| `archive` | 30.00 | 0.10 | 1.8 | 1.00x |" in text
+
+
+def test_make_bench_runs_the_live_family_and_leaves_the_1_gb_memory_family_to_its_own_target():
+    import run
+    options = run.parse_args([])
+    assert "live" in options.only and "memory" not in options.only
+    assert (options.live_seconds, options.writer_interval_ms) == (30, 100)
+    assert run.parse_args(["--only", "memory"]).only == ["memory"]
