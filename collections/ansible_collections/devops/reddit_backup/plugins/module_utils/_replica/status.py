@@ -92,12 +92,14 @@ def render_replica(found: list) -> str:
 
 
 def last_commit(database: str) -> float:
-    """When the database's WAL was last written (0 without a WAL): only commits (and Litestream's own, replicated
-    transactions) write it, where a checkpoint rewrites the database file long after the commit."""
+    """When the database's WAL was last written (0 without a WAL, or with an empty one): only commits (and
+    Litestream's own, replicated transactions) write it, where a checkpoint rewrites the database file long after
+    the commit. A reader that opens the database after the last connection closed creates an empty WAL: no commit."""
     try:
-        return os.stat(database + "-wal").st_mtime
+        info = os.stat(database + "-wal")
     except OSError:
         return 0.0
+    return info.st_mtime if info.st_size > 0 else 0.0
 
 
 def _epoch(stamp: str) -> float:
