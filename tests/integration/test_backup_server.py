@@ -218,7 +218,19 @@ def test_each_client_has_its_user_folder_and_restricted_key_and_a_second_run_cha
             fleet.lib, fleet.folder(name), os.path.join(fleet.base, name, "replica") if name == "app-a" else "-",
             fleet.public_key(name))]
     assert stat.S_IMODE(os.stat(fleet.config).st_mode) == 0o600
-    again = fleet.apply()
+    # The controller's own bytecode stays behind: a new .pyc there must not make the next run a change.
+    source_cache = os.path.join(ansiblerun.COLLECTIONS, "ansible_collections", "devops", "reddit_backup", "plugins",
+                                "module_utils", "__pycache__")
+    os.makedirs(source_cache, exist_ok=True)
+    probe = os.path.join(source_cache, "probe-%d.cpython-311.pyc" % os.getpid())
+    with open(probe, "wb") as handle:
+        handle.write(b"controller bytecode")
+    try:
+        again = fleet.apply()
+    finally:
+        os.unlink(probe)
+    installed = os.path.join(fleet.lib, "ansible_collections", "devops", "reddit_backup", "plugins", "module_utils")
+    assert not os.path.exists(os.path.join(installed, "__pycache__", os.path.basename(probe)))
     assert not again.failed, ansiblerun.failure(again)
     assert changed_tasks(again) == []
 
