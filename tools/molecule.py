@@ -55,7 +55,7 @@ from packages import PackageError, as_root, ensure_packages, own_packages  # noq
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 WORK = ROOT / "build" / "molecule"
-DEFAULT_SCENARIOS = "default recovery pre_maintenance disaster_recovery drill_host replication"
+DEFAULT_SCENARIOS = "default recovery pre_maintenance disaster_recovery drill_host replication fleet"
 
 # Pins: molecule and its driver (they pull in only enrich beside what .venv has), and the `ansible` release
 # whose containers.podman we unpack (ansible 12 is the package of ansible-core 2.19, the one in .venv).
