@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""What each folder holds, as JSON: {folder: {name: {"sha256", "size", "owner", "mtime", "type"}}}.
+"""What each folder holds, as JSON: {folder: {relative path: {"sha256", "size", "owner", "mtime", "type"}}}.
 
 The fleet scenario's view of backup folders (an app host's backup directory, each client folder on the backup
-server), read before and after the attack and compared byte for byte. Links are listed, never followed."""
+server), read before and after the attack and compared byte for byte. Every file below the folder is listed (not
+the folders themselves); links are listed, never followed."""
 
 import hashlib
 import json
@@ -29,8 +30,12 @@ def describe(path: str) -> dict:
 def main(folders: list) -> int:
     listed = {}
     for folder in folders:
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        listed[folder] = {name: describe(os.path.join(folder, name)) for name in names}
+        found = {}
+        for walked, _dirs, files in os.walk(folder):
+            for name in files + [name for name in _dirs if os.path.islink(os.path.join(walked, name))]:
+                path = os.path.join(walked, name)
+                found[os.path.relpath(path, folder)] = describe(path)
+        listed[folder] = dict(sorted(found.items()))
     json.dump(listed, sys.stdout, sort_keys=True)
     return 0
 
