@@ -64,9 +64,12 @@ unit:
 	@cd "$(ROOT)" && rc=0 && pytest tests/unit || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "unit: pytest collected no test in tests/unit" >&2; fi; exit $$rc
 
+# Test files run INTEGRATION_JOBS at a time (pytest-xdist, one file per worker so a file's fixtures are made
+# once): most of a test's time is ansible-playbook and its modules waiting on subprocesses, one core at most.
+INTEGRATION_JOBS ?= 2
 integration:
 	$(call setup_for,integration)
-	@cd "$(ROOT)" && rc=0 && pytest tests/integration || rc=$$?; \
+	@cd "$(ROOT)" && rc=0 && pytest -n "$(INTEGRATION_JOBS)" --dist loadfile tests/integration || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "integration: pytest collected no test in tests/integration" >&2; fi; exit $$rc
 
 sanity:

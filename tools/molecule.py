@@ -18,8 +18,9 @@ container registry) to green without a hand step:
      sample app's requirements (the disaster recovery rebuilds the app's venv from them, offline).
   7. The collection tarball, built once per run (the runner role installs it on the hosts), and installed
      from it with ansible-galaxy into build/molecule/installed-collections (the default scenario's collection).
-Then `molecule test` for each scenario, in order, with its wall time; a summary at the end, recorded in
-molecule/results/measured.json and rendered into the READMEs (tools/render_measurements.py).
+Then `molecule test` for each scenario, MOLECULE_JOBS at a time (each one's output printed whole when it ends),
+with its wall time; a summary at the end, recorded in molecule/results/measured.json and rendered into the
+READMEs (tools/render_measurements.py).
 
 Usage:
   tools/molecule.py                       set up, then test every scenario (MOLECULE_SCENARIOS)
@@ -29,6 +30,7 @@ Usage:
                                              environment as for the tests; for working on a scenario)
 Environment:
   MOLECULE_SCENARIOS   the scenarios `tools/molecule.py` tests, in order
+  MOLECULE_JOBS        how many scenarios run at once (default 2; 1 streams each scenario's output live)
   MOLECULE_REBUILD=1   rebuild the image even when it exists
   SETUP_SKIP_APT=1     do not touch Debian packages or /etc/containers (someone else manages them)
   MOLECULE_HOST_SUFFIX the end of the container names (default: a hash of this checkout's path)
@@ -36,6 +38,7 @@ Environment:
 
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import hashlib
 import os
@@ -44,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -55,7 +59,8 @@ from packages import PackageError, as_root, ensure_packages, own_packages  # noq
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 WORK = ROOT / "build" / "molecule"
-DEFAULT_SCENARIOS = "default recovery pre_maintenance disaster_recovery drill_host replication fleet"
+# Longest first: with MOLECULE_JOBS at a time, the short ones fill in at the end.
+DEFAULT_SCENARIOS = "fleet replication recovery default drill_host disaster_recovery pre_maintenance"
 
 # Pins: molecule and its driver (they pull in only enrich beside what .venv has), and the `ansible` release
 # whose containers.podman we unpack (ansible 12 is the package of ansible-core 2.19, the one in .venv).
@@ -92,6 +97,9 @@ CONTAINER_PLATFORM = ["--python-version", "3.11", "--implementation", "cp", "--p
                       "--platform", "manylinux_2_28_x86_64", "--platform", "linux_x86_64", "--platform", "any"]
 # This machine's pip configuration names extra local indexes that may not exist: drop pip's warnings on them.
 PIP_NOISE = re.compile(r"^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory")
+
+
+PRINTING = threading.Lock()
 
 
 class MoleculeError(Exception):
@@ -431,22 +439,56 @@ def summary_line(*columns) -> str:
     return "%-18s %-7s %5ss" % (name, result, seconds[0]) if seconds else "%-18s %s" % (name, result)
 
 
+def scenario_jobs() -> int:
+    try:
+        return max(1, int(os.environ.get("MOLECULE_JOBS", "2")))
+    except ValueError:
+        raise MoleculeError("MOLECULE_JOBS must be a whole number of scenarios to run at once, not %r"
+                            % os.environ["MOLECULE_JOBS"]) from None
+
+
+def test_scenario(scenario: str, environment: dict, log_path: Path | None) -> str:
+    """`molecule test` of one scenario: its summary line. With a log path, its output goes there and is printed
+    whole when it ends, so scenarios that run at once do not mix their lines."""
+    started = time.monotonic()
+    if log_path is None:
+        print()
+        log("=== molecule test -s %s ===" % scenario)
+        passed = subprocess.run(["molecule", "test", "-s", scenario], cwd=ROOT, env=environment,
+                                check=False).returncode == 0
+    else:
+        with open(log_path, "w", encoding="utf-8") as output:
+            passed = subprocess.run(["molecule", "test", "-s", scenario], cwd=ROOT, env=environment,
+                                    stdout=output, stderr=subprocess.STDOUT, check=False).returncode == 0
+    line = summary_line(scenario, "ok" if passed else "FAILED", int(time.monotonic() - started))
+    if log_path is not None:
+        with PRINTING:
+            print()
+            log("=== molecule test -s %s (ran beside others; its whole output, from %s) ===" % (scenario, log_path))
+            sys.stdout.write(log_path.read_text(encoding="utf-8", errors="replace"))
+            log("=== %s ===" % line.strip())
+            sys.stdout.flush()
+    return line
+
+
 def run_scenarios(scenarios: list, environment: dict, image: str, build_seconds: int | None) -> int:
     results = Path(environment["MOLECULE_RESULTS_DIR"])
-    for old in results.glob("*.txt"):
+    for old in list(results.glob("*.txt")) + list(results.glob("*.log")) + list(results.glob("*.measured.json")):
         old.unlink()
     summary = results / "summary.txt"
-    lines: list = []
     for scenario in scenarios:
         if not (ROOT / "molecule" / scenario / "molecule.yml").is_file():
             raise MoleculeError("no scenario molecule/%s" % scenario)
-        print()
-        log("=== molecule test -s %s ===" % scenario)
-        started = time.monotonic()
-        passed = subprocess.run(["molecule", "test", "-s", scenario], cwd=ROOT, env=environment,
-                                check=False).returncode == 0
-        lines.append(summary_line(scenario, "ok" if passed else "FAILED", int(time.monotonic() - started)))
-        summary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    jobs = min(scenario_jobs(), len(scenarios))
+    # Each scenario's hosts are its own containers (own names, own loopback-only namespaces), so scenarios can
+    # run at once: most of a scenario's time is Ansible and systemd waiting, one core each at most.
+    if jobs > 1:
+        log("%d scenarios at a time (MOLECULE_JOBS), longest first as listed" % jobs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(test_scenario, scenario, environment,
+                               results / ("%s.log" % scenario) if jobs > 1 else None) for scenario in scenarios]
+        lines = [future.result() for future in futures]
+    summary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     print()
     log("=== summary (wall time per scenario) ===")
     print(summary_line("image build", "ok", build_seconds) if build_seconds is not None

@@ -24,6 +24,15 @@ class Writer(threading.Thread):
         self.errors: list = []
         self.stop = threading.Event()
 
+    def __enter__(self) -> "Writer":
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        # Stopped even when the test fails: a writer left running would open files under the next tests' checks.
+        self.stop.set()
+        self.join()
+
     def run(self) -> None:
         conn = sqlite3.connect(self.path, timeout=30)
         try:
@@ -50,17 +59,14 @@ def rows(path: str) -> list:
 def test_snapshot_under_live_writer_is_a_consistent_prefix_and_does_not_block_it(tmp_path):
     live = str(tmp_path / "live.db")
     make_db(live, rows=200000)  # ~35 MB: the copy takes long enough for many 2 ms commits
-    writer = Writer(live)
-    writer.start()
-    while len(writer.commits) < 20:
-        time.sleep(0.01)
-    started = time.monotonic()
-    facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
-    finished = time.monotonic()
-    while len(writer.commits) < len([c for c in writer.commits if c[0] <= finished]) + 20:
-        time.sleep(0.01)
-    writer.stop.set()
-    writer.join()
+    with Writer(live) as writer:
+        while len(writer.commits) < 20:
+            time.sleep(0.01)
+        started = time.monotonic()
+        facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
+        finished = time.monotonic()
+        while len(writer.commits) < len([c for c in writer.commits if c[0] <= finished]) + 20:
+            time.sleep(0.01)
 
     assert writer.errors == []
     committed_during = [row for when, row in writer.commits if started < when < finished]
@@ -78,17 +84,31 @@ def test_snapshot_under_live_writer_is_a_consistent_prefix_and_does_not_block_it
 def test_rollback_journal_database_under_writer(tmp_path):
     live = str(tmp_path / "live.db")
     make_db(live, rows=2000, journal_mode="delete")
-    writer = Writer(live)
-    writer.start()
-    while len(writer.commits) < 5:
-        time.sleep(0.01)
-    facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
-    writer.stop.set()
-    writer.join()
+    with Writer(live) as writer:
+        while len(writer.commits) < 5:
+            time.sleep(0.01)
+        facts = _sqlite.snapshot(live, str(tmp_path / "snap.db"))
     assert writer.errors == []
     assert facts["journal_mode"] == "delete"
     snapshot_rows = rows(str(tmp_path / "snap.db"))
     assert snapshot_rows == list(range(1, len(snapshot_rows) + 1)) and len(snapshot_rows) >= 2005
+
+
+def test_a_descriptor_number_sqlite_reuses_still_counts_as_its_open(tmp_path):
+    # Another thread closes a file and SQLite's open gets the same number: the check must still see SQLite's file.
+    live = str(tmp_path / "live.db")
+    make_db(live, rows=10)
+    other = open(str(tmp_path / "other"), "wb")
+    number = other.fileno()
+    before = _sqlite._open_descriptors()
+    other.close()
+    conn = sqlite3.connect(live)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        assert os.readlink("/proc/self/fd/%d" % number) == os.path.realpath(live), "no reuse: the test proves nothing"
+        _sqlite._check_opened(live, os.lstat(live), before)
+    finally:
+        conn.close()
 
 
 def test_integrity_check_reports_damage(tmp_path):

@@ -39,7 +39,7 @@ options:
     required: true
   replica:
     description:
-      - The settings file of the Litestream replica the M(devops.reddit_backup.litestream) role wrote
+      - The settings file of the Litestream replica the role C(devops.reddit_backup.litestream) wrote
         (C(/etc/reddit-backup/<app>/replica.json)). Reading it runs the Litestream binary it names, as root.
     type: path
 notes:

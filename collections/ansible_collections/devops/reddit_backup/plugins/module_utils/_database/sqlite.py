@@ -63,7 +63,8 @@ def selected_database(src: str) -> os.stat_result:
 
 
 def _open_descriptors() -> set:
-    """The descriptors open in this process now (None without /proc); the one listing /proc is left out."""
+    """(descriptor, device, inode) of each file open in this process now (None without /proc); the one listing
+    /proc is left out. With the inode, a number another thread closed and SQLite reused still counts as new."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
@@ -71,10 +72,10 @@ def _open_descriptors() -> set:
     open_now = set()
     for name in names:
         try:
-            os.fstat(int(name))
-            open_now.add(int(name))
+            info = os.fstat(int(name))
         except OSError:
             continue
+        open_now.add((int(name), info.st_dev, info.st_ino))
     return open_now
 
 
@@ -89,7 +90,7 @@ def _check_opened(src: str, expected: os.stat_result, before) -> None:
     real = os.path.realpath(src)
     siblings = {real + suffix for suffix in SIDE_FILE_SUFFIXES}
     found = False
-    for fd in sorted(after - before):
+    for fd, _dev, _ino in sorted(after - before):
         try:
             info = os.fstat(fd)
             target = os.readlink("/proc/self/fd/%d" % fd)
