@@ -33,7 +33,7 @@ SKIP_SETUP ?= 0
 setup_for = @if [ "$(SKIP_SETUP)" != "1" ]; then "$(ROOT)/tools/setup.sh" $(1); fi
 
 .PHONY: help setup lock unit mutants integration sanity lint importer changelog-lint docs matrix test molecule demo \
-	bench fresh-check print-test-steps clean distclean
+	bench bench-memory fresh-check print-test-steps clean distclean
 
 help:
 	@echo "make test            everything below, in order: $(TEST_STEPS)"
@@ -50,6 +50,7 @@ help:
 	@echo "make mutants         break each safety promise on purpose (tests/mutants.yml); its tests must fail"
 	@echo "make demo            ansible-playbook playbooks/demo.yml on the local inventory"
 	@echo "make bench           python bench/run.py and bench/command.py, then the README figures from bench/results/measured.json"
+	@echo "make bench-memory    the engine's peak memory at a 1 GB database (bench/run.py --only memory), then the README"
 	@echo "make fresh-check     make demo and make test on a clean clone in a fresh Debian 12 root (slow)"
 	@echo "make lock            refresh requirements-lock.txt from requirements-dev.txt"
 	@echo "make clean           remove build output, demo data and caches (keeps .venv)"
@@ -134,6 +135,12 @@ demo:
 bench:
 	$(call setup_for,bench)
 	cd "$(ROOT)" && python bench/run.py && python bench/command.py && python tools/render_measurements.py
+
+# Not in `make bench`: a 1 GB app of its own (its own workdir, so the default run's cached 400 MB app stays).
+bench-memory:
+	$(call setup_for,bench)
+	cd "$(ROOT)" && python bench/run.py --only memory --db-size-mb 1024 --repeat 1 \
+		--workdir /tmp/reddit-backup-bench-1g && python tools/render_measurements.py
 
 # The steps of `make test`, one a line (tools/fresh-check.sh leaves some out inside its root).
 print-test-steps:

@@ -28,6 +28,7 @@ def _method(record: dict) -> dict:
     method.update((key, summary.get(key)) for key in SUMMARY_KEYS)
     last = record["runs"][-1]
     method.update((key, last[key]) for key in PAGE_KEYS if key in last)
+    method.update(record.get("figures") or {})  # a family's own figures (the live writer's latencies)
     return method
 
 
@@ -51,6 +52,7 @@ def family_figures(results: dict, family: dict, date: str) -> dict:
         "ratios": family["ratios"],
         "targets": family["targets"],
     }
+    figures.update(family.get("measured") or {})  # a family's own run-wide figures (the live writer's interval)
     churn = (family.get("state") or {}).get("churn")
     if churn:
         figures["churn"] = {db: {key: value[key] for key in ("rows", "rows_updated", "every_nth_id")}

@@ -1,7 +1,9 @@
 """Benchmarks of devops.reddit_backup against the guide's manual method. See bench/README.md.
 
     python bench/run.py [--db-size-mb 400] [--repeat 3] [--workdir DIR]
-                        [--only backup,verify,restore,incremental] [--methods guide,ansible,engine,...]
+                        [--only backup,verify,restore,incremental,live] [--methods guide,ansible,engine,...]
+                        [--live-seconds 30] [--writer-interval-ms 100]
+    python bench/run.py --only memory --db-size-mb 1024 --repeat 1     (not in the default run)
                         [--collections DIR] [--seed 0] [--keep-outputs] [--output FILE]
 
 Prints the machine, then a markdown table per benchmark family; writes everything to bench/results/latest.json
@@ -27,11 +29,15 @@ import _fixtures  # noqa: E402
 import _measured  # noqa: E402
 import backup  # noqa: E402
 import incremental  # noqa: E402
+import live  # noqa: E402
+import memory  # noqa: E402
 import restore  # noqa: E402
 import verify  # noqa: E402
 
 # One module per benchmark family: NAME, run(options, workdir, app_root, only_methods) -> dict, render(dict) -> str.
-FAMILIES = {module.NAME: module for module in (backup, verify, restore, incremental)}
+FAMILIES = {module.NAME: module for module in (backup, verify, restore, incremental, live, memory)}
+# What a run without --only runs: the memory family proves its point at 1 GB (make bench-memory), a size of its own.
+DEFAULT_FAMILIES = [name for name in FAMILIES if name != memory.NAME]
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 
 
@@ -41,13 +47,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each method (default 3)")
     parser.add_argument("--workdir", default="/tmp/reddit-backup-bench",
                         help="where the seeded app is cached and outputs go (default /tmp/reddit-backup-bench)")
-    parser.add_argument("--only", default=",".join(FAMILIES),
-                        help="comma-separated families to run (default: all: %s)" % ", ".join(FAMILIES))
+    parser.add_argument("--only", default=",".join(DEFAULT_FAMILIES),
+                        help="comma-separated families to run (default: %s; also: %s)" % (
+                            ", ".join(DEFAULT_FAMILIES), ", ".join(sorted(set(FAMILIES) - set(DEFAULT_FAMILIES)))))
     parser.add_argument("--methods", default=None,
                         help="comma-separated method keys to run within the families (default: all)")
     parser.add_argument("--collections", default=_paths.COLLECTIONS,
                         help="the collections/ tree to benchmark (default: this checkout's); e.g. an export of "
                              "another commit, to compare engine changes")
+    parser.add_argument("--live-seconds", type=float, default=live.DEFAULT_SECONDS,
+                        help="live family: how long the writer-alone and Litestream rows run (default %(default)s)")
+    parser.add_argument("--writer-interval-ms", type=float, default=live.DEFAULT_INTERVAL_MS,
+                        help="live family: the writer commits a row every this many ms (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample app (default 0)")
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the last round's outputs in WORKDIR/out, the shared archives in WORKDIR/fixtures "

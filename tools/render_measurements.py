@@ -99,11 +99,11 @@ def _table(headers: list, rows: list) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def _run_line(family: dict) -> str:
+def _run_line(family: dict, command: str = "make bench") -> str:
     machine = family["machine"]
-    return ("Measured by `make bench` on %s, commit %s%s: %s cores (%s), %s, %s; %s MB database (%s posts), "
+    return ("Measured by `%s` on %s, commit %s%s: %s cores (%s), %s, %s; %s MB database (%s posts), "
             "%d runs of each method, round-robin; load average %s at the start, %s when the family ended." % (
-                family["date"], family["commit"], " with uncommitted changes" if family["dirty"] else "",
+                command, family["date"], family["commit"], " with uncommitted changes" if family["dirty"] else "",
                 machine["cores"], machine["cpu"], machine["zstd"].replace("*** ", "").split(",")[0],
                 machine["ansible_core"], family["database_mb"], "{:,}".format(family["posts"]), family["repeat"],
                 " ".join(str(value) for value in family["loadavg_start"]),
@@ -114,11 +114,11 @@ def _targets(family: dict) -> str:
     return "\n".join("- %s" % found["display"] for found in family["targets"])
 
 
-def _family_block(family: dict, headers: list, row) -> str:
+def _family_block(family: dict, headers: list, row, command: str = "make bench") -> str:
     if family is None:
-        return "No figures yet: `make bench` has not recorded this family in bench/results/measured.json."
+        return "No figures yet: `%s` has not recorded this family in bench/results/measured.json." % command
     rows = [row(method, family["ratios"][method["key"]]) for method in family["methods"]]
-    return "\n\n".join([_run_line(family), _table(headers, rows), _targets(family)])
+    return "\n\n".join([_run_line(family, command), _table(headers, rows), _targets(family)])
 
 
 def bench_backup(results: dict) -> str:
@@ -169,6 +169,46 @@ def bench_incremental(results: dict) -> str:
     block = _family_block(family, ["method", "median s", "CPU s", "archive MB", "pages changed", "time / full",
                                    "CPU / full", "size / full"], row)
     return block + ("\n- %s" % churn if churn else "")
+
+
+LIVE_WRITER_ROWS = ("alone", "litestream", "litestream_sftp", "full_backup", "incremental", "restore")
+LIVE_RESTORE_ROWS = ("litestream_restore", "replica_engine", "archive_engine")
+
+
+def _live_writer_row(method: dict, ratio: dict) -> list:
+    return ["`%s`" % method["title"], str(method["commits"]), _cell(method["p50_ms"], "%.1f"),
+            _cell(method["p99_ms"], "%.1f"), _cell(method["max_ms"], "%.1f"), _cell(ratio["p99_vs_alone"], "%.2fx"),
+            _cell(method.get("litestream_cpu_s_per_min"), "%.2f"), _cell(method.get("litestream_hwm_mb"), "%.1f")]
+
+
+def _live_restore_row(method: dict, ratio: dict) -> list:
+    return ["`%s`" % method["title"], _cell(method["median_s"], "%.2f"), _cell(method["cpu_s"], "%.2f"),
+            _cell(method["tree_peak_mb"], "%.1f"), _cell(ratio["time_vs_archive_engine"], "%.2fx")]
+
+
+def bench_live(results: dict) -> str:
+    family = results["families"].get("live")
+    if family is None:
+        return _family_block(None, [], None)
+    methods = {method["key"]: method for method in family["methods"]}
+    writer = _table(["writer's commits (a row every %s ms)" % family.get("writer_interval_ms", 100), "commits",
+                     "p50 ms", "p99 ms", "max ms", "p99 / alone", "Litestream CPU s per min",
+                     "Litestream VmHWM MB"],
+                    [_live_writer_row(methods[key], family["ratios"][key]) for key in LIVE_WRITER_ROWS
+                     if key in methods])
+    restores = _table(["restore of the same database", "median s", "CPU s", "peak tree RSS MB",
+                       "time / archive restore"],
+                      [_live_restore_row(methods[key], family["ratios"][key]) for key in LIVE_RESTORE_ROWS
+                       if key in methods])
+    return "\n\n".join([_run_line(family), writer, restores, _targets(family)])
+
+
+def bench_memory(results: dict) -> str:
+    def row(method: dict, ratio: dict) -> list:
+        return ["`%s`" % method["title"], _cell(method["median_s"], "%.2f"), _cell(method["module_peak_mb"], "%.1f"),
+                _cell(method["module_tree_peak_mb"], "%.1f")]
+    return _family_block(results["families"].get("memory"), ["method", "median s", "engine process MB",
+                                                         "engine + children MB"], row, "make bench-memory")
 
 
 def bench_duration(results: dict) -> str:
@@ -319,6 +359,8 @@ RENDERERS = {
     ("bench", "verify"): bench_verify,
     ("bench", "restore"): bench_restore,
     ("bench", "incremental"): bench_incremental,
+    ("bench", "live"): bench_live,
+    ("bench", "memory"): bench_memory,
     ("bench", "duration"): bench_duration,
     ("molecule", "scenarios"): molecule_scenarios,
     ("molecule", "recovery"): molecule_recovery,

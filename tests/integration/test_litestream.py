@@ -132,6 +132,12 @@ def test_sftp_replica_under_a_live_writer_with_backups_and_restores(host, backup
         restored = rows(os.path.join(dest, "data", "reddit_sentiment.db"))
         assert [row[0] for row in restored] == list(range(1, len(restored) + 1)), archive
         assert position == 0 or restored, archive
+    # Litestream's state beside the live database (a whole copy of it, the unshipped transactions) is in no archive.
+    assert os.path.isdir(os.path.join(host.app, "data", ".reddit_sentiment.db-litestream")), host.log()
+    dest = tempfile.mkdtemp(prefix="restore-", dir=host.home)
+    restore(RestoreRequest(dest=dest, archive=archives[0], scope="full"))
+    assert os.path.isfile(os.path.join(dest, "data", "reddit_sentiment.db"))
+    assert not os.path.exists(os.path.join(dest, "data", ".reddit_sentiment.db-litestream"))
 
     # The latest moment from the replica: the recovery point is the last row shipped.
     folder = scratch(host)

@@ -13,8 +13,10 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._repository i
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import chain as _chain
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from tests.unit.plugins.module_utils.builders import read_archive
+from tests.unit.plugins.module_utils.builders import SAMPLE_LOGGING, read_archive
 from tests.unit.plugins.module_utils.builders import churn
 
 T0 = datetime(2025, 5, 28, 2, 0, 0, tzinfo=timezone.utc)
@@ -134,3 +136,87 @@ def test_index_records_the_state_after_the_backup(app, tmp_path):
     assert index["members"]["config/production.env"]["sha256"]
     hashes = _pages.decode_hashes(index["databases"]["data/reddit_sentiment.db"]["hashes"])
     assert len(hashes) == index["databases"]["data/reddit_sentiment.db"]["page_count"] * _pages.DIGEST_BYTES
+
+
+def _index_out_of_step(database: str) -> None:
+    """Rows deleted behind the back of index posts_body: PRAGMA quick_check still says ok (it does not compare
+    index and table), PRAGMA integrity_check does not."""
+    conn = sqlite3.connect(database)
+    row = conn.execute("SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master WHERE name = 'posts_body'") \
+        .fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("DELETE FROM sqlite_master WHERE name = 'posts_body'")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(database)
+    conn.execute("DELETE FROM posts WHERE id % 3 = 0")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("INSERT INTO sqlite_master VALUES (?, ?, ?, ?, ?)", row)
+    conn.commit()
+    conn.close()
+    assert _sqlite.check_integrity(database, "quick") == "ok"
+    assert _sqlite.check_integrity(database, "full") != "ok"
+
+
+def _indexed_app(app) -> str:
+    database = str(app / "data" / "reddit_sentiment.db")
+    conn = sqlite3.connect(database)
+    conn.execute("CREATE INDEX posts_body ON posts (body)")
+    conn.commit()
+    conn.close()
+    return database
+
+
+def test_a_page_delta_gets_the_quick_check_and_a_whole_snapshot_the_full_one(app, tmp_path):
+    """integrity full: the full check for every snapshot stored whole; quick_check for one stored as a page delta
+    (its full check runs on the database a restore rebuilds), recorded as such in the manifest."""
+    backups = tmp_path / "backups"
+    full = backup(app, backups, "full", 0)
+    churn(app)
+    inc = backup(app, backups, "incremental", 6)
+    assert full["databases"][0]["integrity_level"] == "full" and full["databases"][0]["integrity"] == "ok"
+    database = inc["databases"][0]
+    assert database["delta"] is True and database["integrity_level"] == "quick" and database["integrity"] == "ok"
+    manifest = json.loads(read_archive(inc["archive"])["MANIFEST.json"][1])
+    assert manifest["databases"][0]["integrity_level"] == "quick"
+    churn(app)
+    asked_none = backup(app, backups, "incremental", 7, integrity="none")
+    assert asked_none["databases"][0]["integrity_level"] == "none"
+    assert asked_none["databases"][0]["integrity"] == "skipped"
+
+
+def test_an_incremental_of_a_database_with_a_damaged_page_is_refused(app, tmp_path):
+    """The quick check of a page delta still reads every page: a damaged page fails the backup, as before."""
+    backups = tmp_path / "backups"
+    backup(app, backups, "full", 0)
+    with open(str(app / "data" / "reddit_sentiment.db"), "r+b") as handle:
+        handle.seek(4096 * 2)
+        handle.write(b"\xff" * 4096)
+    with pytest.raises(BackupError, match="failed its integrity check"):
+        backup(app, backups, "incremental", 6)
+    assert [b["type"] for b in _catalog.list_backups(str(backups))] == ["full"]
+
+
+def test_damage_only_the_full_check_finds_in_a_page_delta_is_refused_by_the_restore(app, tmp_path):
+    """What the quick check at backup time lets through (an index out of step with its table) is refused where
+    the full check of a page delta runs: on the database the restore rebuilds from the chain, before the swap."""
+    backups = tmp_path / "backups"
+    (app / "config" / "logging.conf").write_bytes(open(SAMPLE_LOGGING, "rb").read())  # verify-before-restore parses it
+    database = _indexed_app(app)
+    full = backup(app, backups, "full", 0)
+    _index_out_of_step(database)
+    inc = backup(app, backups, "incremental", 6)
+    assert inc["parent"] == full["name"] and inc["databases"][0]["delta"] is True
+    assert inc["databases"][0]["integrity_level"] == "quick" and inc["databases"][0]["integrity"] == "ok"
+    before = hashlib.sha256(open(database, "rb").read()).hexdigest()
+    with pytest.raises(BackupError, match="rebuilt from the chain .* fails its integrity check"):
+        restore(RestoreRequest(dest=str(app), archive=inc["archive"], scope="database"))
+    assert hashlib.sha256(open(database, "rb").read()).hexdigest() == before
+
+
+def test_a_whole_snapshot_with_damage_only_the_full_check_finds_is_refused_at_backup_time(app, tmp_path):
+    """No parent to build on: the snapshot is stored whole and integrity full runs the full check on it."""
+    database = _indexed_app(app)
+    _index_out_of_step(database)
+    with pytest.raises(BackupError, match="failed its integrity check"):
+        backup(app, tmp_path / "backups", "incremental", 0)

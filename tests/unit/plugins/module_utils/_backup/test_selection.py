@@ -40,6 +40,19 @@ def test_wal_and_shm_files_never_selected(app):
     assert not {p for p in paths if p.endswith(("-wal", "-shm", "-journal"))}
 
 
+def test_litestreams_state_beside_a_database_is_never_selected(app):
+    # Litestream 0.5 keeps a whole copy of the database and the unshipped transactions in .<name>-litestream/.
+    state = app / "data" / ".reddit_sentiment.db-litestream"
+    (state / "ltx" / "0").mkdir(parents=True)
+    (state / "ltx" / "0" / "0000000000000001-0000000000000001.ltx").write_bytes(b"copy of the database")
+    (app / "data" / ".notes-litestream").mkdir()  # no database named notes beside it: an ordinary folder
+    (app / "data" / ".notes-litestream" / "kept").write_text("kept")
+    for backup_type in ("full", "database"):
+        paths = {entry.path for entry in select(str(app), backup_type).entries}
+        assert not {p for p in paths if ".reddit_sentiment.db-litestream" in p}, backup_type
+    assert "data/.notes-litestream/kept" in {entry.path for entry in select(str(app), "full").entries}
+
+
 def test_databases_detected_by_header(app):
     (app / "data" / "notes.db").write_text("not sqlite")
     selection = select(str(app), "full")

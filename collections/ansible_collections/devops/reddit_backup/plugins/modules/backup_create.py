@@ -96,6 +96,10 @@ options:
       - V(full) (C(PRAGMA integrity_check), the guide's check) also spares every restore of these exact bytes a
         second check; V(quick) (C(PRAGMA quick_check)) is cheaper at backup time and leaves the full check to each
         restore.
+      - A database stored as a page delta (an incremental, or a database backup on its parent) gets
+        C(PRAGMA quick_check) under V(full), recorded as C(integrity_level=quick), since a restore always runs the full
+        check on the database it rebuilds from the chain, so a full check at backup time would spare no restore.
+        The quick check still reads every page, so a damaged page fails the backup.
     type: str
     choices: [none, quick, full]
     default: full

@@ -22,6 +22,7 @@ DEFAULT_EXCLUDES = ("backups", "logs/*.log.*", "venv", "__pycache__")
 # The guide's configuration backup: config/, systemd/ and the two Prometheus files.
 CONFIG_INCLUDES = ("config", "systemd", "monitoring/alerting_rules.yml", "monitoring/prometheus_config.yml")
 DATABASE_DIR = "data"
+LITESTREAM_STATE_SUFFIX = "-litestream"
 TYPES_WITH_DATABASES = ("full", "database")
 
 
@@ -106,6 +107,8 @@ def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) 
             continue
         if entry.path.endswith(SIDE_FILE_SUFFIXES) and is_sqlite_file(entry.source[: entry.source.rfind("-")]):
             continue  # a live database's -wal/-shm/-journal: the snapshot already holds what they hold
+        if entry.kind == "dir" and _is_replication_state(entry.source):
+            continue
         if relative != ".":
             selection.entries.append(entry)
         if entry.kind == "dir":
@@ -115,6 +118,16 @@ def _walk(app_root: str, start: str, excludes, selection: Selection, seen: set) 
                 selection.warnings.append("%s: its contents were left out of this backup" % error)
                 continue
             stack.extend((os.path.normpath(os.path.join(relative, name)), child) for name, child in children)
+
+
+def _is_replication_state(source: str) -> bool:
+    """Litestream's local state beside a live database (``.<name>-litestream/``: a whole copy of the database and
+    the transactions not yet shipped): the replica is its own backup, and a restored copy would only mislead the
+    Litestream started after a restore, which begins afresh from the restored database."""
+    folder, name = os.path.split(source)
+    if not (name.startswith(".") and name.endswith(LITESTREAM_STATE_SUFFIX)):
+        return False
+    return is_sqlite_file(os.path.join(folder, name[1:-len(LITESTREAM_STATE_SUFFIX)]))
 
 
 def _is_safety_copy(path: str) -> bool:

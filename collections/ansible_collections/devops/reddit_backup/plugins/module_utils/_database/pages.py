@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import threading
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
@@ -57,7 +56,8 @@ def decode_hashes(text: str) -> bytes:
 
 def write_delta(snapshot: str, digests: bytes, parent_digests: bytes, page_size: int, out_path: str,
                 snapshot_sha256: str, parent_sha256: str) -> dict:
-    """Write the pages of ``snapshot`` whose digest differs from ``parent_digests`` to ``out_path``."""
+    """Write the pages of ``snapshot`` whose digest differs from ``parent_digests`` to ``out_path``: a scratch file
+    the archive copies and fsyncs, so it is not fsynced itself."""
     count = len(digests) // DIGEST_BYTES
     changed = [number for number in range(count)
                if digests[number * DIGEST_BYTES:(number + 1) * DIGEST_BYTES]
@@ -69,8 +69,6 @@ def write_delta(snapshot: str, digests: bytes, parent_digests: bytes, page_size:
         for number in changed:
             source.seek(number * page_size)
             out.write(number.to_bytes(4, "big") + source.read(page_size))
-        out.flush()
-        os.fsync(out.fileno())
     return header
 
 
