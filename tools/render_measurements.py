@@ -60,6 +60,7 @@ SCENARIOS = (
     ("drill_host", "`drill_host` (the drill host's four timers, each run as its timer would)"),
     ("replication", "`replication` (Litestream over SFTP under a live writer; the app host killed, recovered from "
                     "the replica)"),
+    ("fleet", "`fleet` (six app hosts and a backup server; one backup run, an attack, a drill, the off-host alert)"),
 )
 RTO_LINE = re.compile(r"^(?P<host>[^:]+): RTO (?P<scenario>.+?): (?P<seconds>[0-9.]+) s from start to healthy; "
                       r"target (?P<target>[0-9]+) s .*: (?P<verdict>met|MISSED)$")
@@ -265,6 +266,25 @@ def molecule_rpo(results: dict) -> str:
     return text
 
 
+def molecule_fleet(results: dict) -> str:
+    fleet = results.get("figures", {}).get("fleet")
+    if not fleet:
+        return "No figures yet: `tools/molecule.py fleet` has not recorded them in molecule/results/measured.json."
+    disk = fleet["server_disk_bytes"]
+    rows = [["`backup` playbook, %d app hosts in one run (forks)" % fleet["hosts"],
+             "%.1f s wall" % fleet["fleet_backup_seconds"]],
+            ["the same playbook on one app host", "%.1f s wall" % fleet["single_backup_seconds"]],
+            ["backup server disk per host (`du -sb` of its folder; %s backups each)" % "/".join(
+                str(count) for count in sorted(set(fleet["backups_per_host"]))),
+             "%.2f MiB on average (%.2f to %.2f MiB)" % (sum(disk.values()) / len(disk) / 2 ** 20,
+                                                         min(disk.values()) / 2 ** 20, max(disk.values()) / 2 ** 20)],
+            ["backup server job, CPU per host (one run over %d hosts: %.2f s CPU, %.2f s wall)" % (
+                len(disk), fleet["server_job_cpu_seconds"], fleet["server_job_wall_seconds"]),
+             "%.3f s" % fleet["server_job_cpu_per_host_seconds"]]]
+    return "\n\n".join(["Measured by `tools/molecule.py fleet` (%s; load average %s at the end):" % (
+        _when(fleet), " ".join(str(value) for value in fleet["loadavg_end"])), _table(["what", "measured"], rows)])
+
+
 def molecule_rto_example(results: dict) -> str:
     entry = results["recovery_times"]["database corruption"]
     return "\n".join([
@@ -345,6 +365,7 @@ RENDERERS = {
     ("molecule", "scenarios"): molecule_scenarios,
     ("molecule", "recovery"): molecule_recovery,
     ("molecule", "rpo"): molecule_rpo,
+    ("molecule", "fleet"): molecule_fleet,
     ("molecule", "rto-example"): molecule_rto_example,
     ("fresh-check", "steps"): fresh_check_steps,
 }
@@ -400,7 +421,7 @@ def record_molecule(results_dir: str, image_build_seconds: str = "", path: str =
     """Folds one tools/molecule.py run (its summary.txt and *.recovery-times.txt) into the result file: the
     scenarios that passed replace their entries; the others keep the last run that measured them."""
     measured = load("molecule") if os.path.exists(path) else {}
-    for key in ("scenarios", "recovery_times", "rpo"):
+    for key in ("scenarios", "recovery_times", "rpo", "figures"):
         measured.setdefault(key, {})
     stamp = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "commit": _commit(),
              "loadavg_end": [float(value) for value in open("/proc/loadavg").read().split()[:3]]}
@@ -414,6 +435,10 @@ def record_molecule(results_dir: str, image_build_seconds: str = "", path: str =
                 passed.add(found.group("name"))
                 measured["scenarios"][found.group("name")] = dict(stamp, seconds=int(found.group("seconds")))
     for scenario in sorted(passed):
+        figures = os.path.join(results_dir, "%s.measured.json" % scenario)
+        if os.path.exists(figures):
+            with open(figures, encoding="utf-8") as handle:
+                measured["figures"][scenario] = dict(stamp, **json.load(handle))
         times = os.path.join(results_dir, "%s.recovery-times.txt" % scenario)
         if not os.path.exists(times):
             continue

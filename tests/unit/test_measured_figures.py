@@ -112,6 +112,31 @@ def test_a_molecule_run_is_recorded_from_what_tools_molecule_sh_writes(tmp_path)
     assert json.loads(path.read_text()) == after
 
 
+def test_a_fleet_run_records_its_figures_and_the_readmes_render_them(tmp_path):
+    """The fleet scenario's figures (fleet.measured.json) are kept only when the scenario passed; the table holds
+    the wall times, the disk per host and the CPU per host."""
+    module = renderer()
+    results = tmp_path / "results"
+    results.mkdir()
+    figures = {"hosts": 6, "fleet_backup_seconds": 41.3, "single_backup_seconds": 17.9,
+               "server_disk_bytes": {"app1": 2 * 2 ** 20, "app2": 3 * 2 ** 20}, "server_job_cpu_seconds": 1.2,
+               "server_job_wall_seconds": 2.5, "server_job_cpu_per_host_seconds": 0.2, "backups_per_host": [2, 1]}
+    (results / "fleet.measured.json").write_text(json.dumps(figures))
+    path = tmp_path / "measured.json"
+    path.write_text(json.dumps(module.load("molecule")))
+    (results / "summary.txt").write_text("fleet              FAILED     99s\n")
+    assert module.record_molecule(str(results), "", str(path))["figures"].get("fleet") == \
+        module.load("molecule").get("figures", {}).get("fleet")
+    (results / "summary.txt").write_text("fleet              ok        199s\n")
+    recorded = module.record_molecule(str(results), "", str(path))
+    assert recorded["scenarios"]["fleet"]["seconds"] == 199
+    assert {key: recorded["figures"]["fleet"][key] for key in figures} == figures
+    table = module.molecule_fleet(recorded)
+    for cell in ["6 app hosts in one run (forks) | 41.3 s wall", "one app host | 17.9 s wall",
+                 "2.50 MiB on average (2.00 to 3.00 MiB)", "1.20 s CPU, 2.50 s wall) | 0.200 s", "1/2 backups each"]:
+        assert cell in table
+
+
 def test_a_fresh_check_run_is_recorded_from_what_tools_fresh_check_sh_writes(tmp_path, monkeypatch):
     module = renderer()
     (tmp_path / "summary.txt").write_text("%-24s %-7s %5ss\n%-24s %-7s %5ss\n" % (
