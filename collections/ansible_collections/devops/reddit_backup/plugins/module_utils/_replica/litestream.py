@@ -69,8 +69,7 @@ class Litestream:
 
     def replica_files(self, database: str) -> list:
         """[(max txid, time)] of every file the replica holds for ``database``, at every level."""
-        output = self._run(["ltx", "-level", "all", "-json", database], database)
-        return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in _json(output, database, "ltx")]
+        return [(_txid(entry.get("max_txid")), entry.get("timestamp")) for entry in self.listing(database)]
 
     def listing(self, database: str) -> list:
         """Litestream's own listing of every file the replica holds for ``database``, at every level: [{level,
