@@ -5,17 +5,21 @@
 Every file is created with O_CREAT|O_EXCL|O_NOFOLLOW beneath directories opened one component at a time with
 O_NOFOLLOW (never through a symlink), so even a member the reader missed cannot write outside the tree.
 setuid and setgid bits are dropped. Writes stop before the archive can fill the filesystem: at the size its
-catalog entry announced, and always before the free space (or free inodes) run out.
+catalog entry announced, and always before the free space (or free inodes) run out. Staged bytes go to the disk
+in the background as they are written (Flusher), so the durability barrier before the swap finds little left.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import shutil
+import threading
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError, NoSpace
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import DamagedArchive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.swap import sync_filesystem
 
 SAFE_MODE_BITS = 0o1777  # permissions and the sticky bit; never setuid or setgid
 IMPLICIT_DIR_MODE = 0o755
@@ -23,6 +27,107 @@ RESERVE_BYTES = 64 << 20
 RESERVE_INODES = 1000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+FLUSH_STEP = 16 << 20  # written back at a time: a few ms of a disk's writeback, so another writer's fsync waits little
+UNFLUSHED_STEPS = 3  # a step on its way to the disk, one being written, one of small files not yet handed over
+
+
+class Flusher:
+    """Writes staged bytes back to the disk in a thread of its own while staging goes on, a ``step`` at a time.
+
+    The page cache would otherwise hold the whole staged database until the barrier before the swap (a syncfs),
+    and write hundreds of MB back in one burst that every other writer's fsync on the filesystem (a live
+    database's WAL commit) waits behind. A file gets ``fdatasync`` for each step written into it; small files
+    (under a step each) are handed over together, a ``syncfs`` once they add up to a step. ``unflushed`` (bytes
+    written and not yet known durable) stays at most ``limit``: a write waits while the disk is behind.
+    """
+
+    def __init__(self, root: str, step: int = FLUSH_STEP) -> None:
+        self.root = root
+        self.step = step
+        self.limit = UNFLUSHED_STEPS * step
+        self.unflushed = 0
+        self.high_water = 0  # the most ``unflushed`` ever was: what the disk owed at worst
+        self.flushes = 0
+        self.error = None  # (OSError, member path) of the first flush that failed
+        self._loose = 0  # bytes of closed small files not yet handed over
+        self._in_flight = 0  # bytes handed over and not yet flushed
+        self._jobs: collections.deque = collections.deque()
+        self._changed = threading.Condition()
+        self._closing = False
+        self._thread = None
+
+    def before_write(self, size: int) -> None:
+        """Waits while ``size`` more bytes would leave more than ``limit`` unflushed and a flush is under way."""
+        with self._changed:
+            while self.error is None and self._in_flight and self.unflushed + size > self.limit:
+                self._changed.wait()
+
+    def wrote(self, size: int) -> None:
+        with self._changed:
+            self.unflushed += size
+            self.high_water = max(self.high_water, self.unflushed)
+
+    def hand_over(self, fd: int, size: int, path: str) -> None:
+        """Flush ``size`` bytes written to ``fd`` (a duplicate is kept; the caller may close ``fd``)."""
+        try:
+            self._submit((os.dup(fd), size, path))
+        except OSError as error:  # no descriptor left: the next write (or finalize) reports it
+            with self._changed:
+                self.error = self.error or (error, path)
+                self._changed.notify_all()
+
+    def small_file_closed(self, size: int, path: str) -> None:
+        self._loose += size
+        if self._loose >= self.step:
+            self._submit((None, self._loose, path))
+            self._loose = 0
+
+    def _submit(self, job: tuple) -> None:
+        with self._changed:
+            self._jobs.append(job)
+            self._in_flight += job[1]
+            self._changed.notify_all()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="staging-flusher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._jobs and not self._closing:
+                    self._changed.wait()
+                if not self._jobs:
+                    return
+                fd, size, path = self._jobs[0]
+            self._flush(fd, path)
+            with self._changed:
+                self._jobs.popleft()
+                self._in_flight -= size
+                self.unflushed -= size
+                self._changed.notify_all()
+
+    def _flush(self, fd, path: str) -> None:
+        try:
+            if self.error is None:
+                if fd is None:
+                    sync_filesystem(self.root)
+                else:
+                    os.fdatasync(fd)
+                self.flushes += 1
+        except OSError as error:
+            self.error = (error, path)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Waits for what was handed over (at most ``limit`` bytes) and ends the thread."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 class StagedFile:
@@ -34,21 +139,35 @@ class StagedFile:
         self.path = path
         self.member = member
         self.remaining = member.size
+        self.unsubmitted = 0  # bytes written and not yet handed to the flusher
 
     def write(self, data: bytes) -> None:
+        flusher = self.stager.flusher
+        flusher.before_write(len(data))
+        self.stager.raise_flush_error()
         self.remaining -= len(data)
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self.fd, view):]
+                written = os.write(self.fd, view)
+                view = view[written:]
+                flusher.wrote(written)
+                self.unsubmitted += written
         except OSError as error:
             raise self.stager.write_error(error, self.member.path) from error
+        if self.unsubmitted >= flusher.step:
+            flusher.hand_over(self.fd, self.unsubmitted, self.member.path)
+            self.unsubmitted = 0
 
     def close(self) -> None:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
         try:
+            if self.member.size < self.stager.flusher.step:
+                self.stager.flusher.small_file_closed(self.unsubmitted, self.member.path)
+            elif self.unsubmitted:
+                self.stager.flusher.hand_over(fd, self.unsubmitted, self.member.path)
             if self.remaining == 0:
                 os.fchmod(fd, self.member.mode & SAFE_MODE_BITS)
                 os.utime(fd, (self.member.mtime, self.member.mtime))
@@ -80,8 +199,11 @@ class Stager:
         self._parent = (None, None)  # the last parent directory opened: (path, fd)
         self.on_add = None  # a test hook: called with "member:<path>" before each member is staged
         self.overlay = False
+        self.flusher = Flusher(root)
 
     def close(self) -> None:
+        """Closes the folders; waits for the flusher (at most its ``limit`` bytes)."""
+        self.flusher.close()
         self._forget_parent()
         if self._root_fd is not None:
             os.close(self._root_fd)
@@ -91,6 +213,12 @@ class Stager:
         if self._parent[1] is not None:
             os.close(self._parent[1])
         self._parent = (None, None)
+
+    def raise_flush_error(self) -> None:
+        """A failed flush, as a write error: the staged bytes it owed may never reach the disk."""
+        if self.flusher.error is not None:
+            error, path = self.flusher.error
+            raise self.write_error(error, path) from error
 
     def write_error(self, error: OSError, path: str) -> BackupError:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -207,6 +335,7 @@ class Stager:
     def finalize(self) -> None:
         """Give every staged directory its mode and mtime (deepest first, once nothing more is written into it)."""
         self.close()
+        self.raise_flush_error()
         for path in sorted((p for p, kind in self.entries.items() if kind == "dir"), key=len, reverse=True):
             mode, mtime = self.dirs.get(path, (IMPLICIT_DIR_MODE, None))
             fd = os.open(os.path.join(self.root, path), _DIR_FLAGS)
