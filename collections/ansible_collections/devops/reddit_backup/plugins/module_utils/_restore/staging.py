@@ -27,7 +27,7 @@ RESERVE_BYTES = 64 << 20
 RESERVE_INODES = 1000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-FLUSH_STEP = 16 << 20  # written back at a time: a few ms of a disk's writeback, so another writer's fsync waits little
+FLUSH_STEP = 4 << 20  # a few ms of writeback even on a busy disk: what a live fsync may wait behind
 UNFLUSHED_STEPS = 3  # a step on its way to the disk, one being written, one of small files not yet handed over
 
 
