@@ -100,8 +100,8 @@ options:
         check still reads every page, so a damaged page fails the backup.
       - V(full) runs C(PRAGMA integrity_check) on every snapshot, page deltas too (recorded as
         C(integrity_level=full)), so damage only the full check finds (an index out of step with its table) fails
-        the backup itself rather than the restore. A full check of a whole snapshot spares every restore of these exact
-        bytes a second check.
+        the backup itself rather than the restore. A full check of a whole snapshot spares every restore of these
+        exact bytes a second check.
       - V(quick) runs C(PRAGMA quick_check) on every snapshot (cheaper at backup time; each restore runs the full
         check). V(none) checks nothing (recorded as C(integrity=skipped)).
       - Each database's C(integrity_level) in the manifest and in RV(databases) is the check that ran.
