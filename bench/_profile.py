@@ -111,7 +111,7 @@ def phase_line(profile: dict) -> str:
     ansible = profile["ansible"]
     parts.append("ansible-playbook of ansible.builtin.ping %.2f s, of %s on an empty folder %.2f s (the fastest of "
                  "%d runs)" % (ansible["ping"]["wall_s"], ansible["module"]["name"], ansible["module"]["wall_s"],
-                            ansible["module"]["runs"]))
+                               ansible["module"]["runs"]))
     return "profile, each phase alone once in this run (%.0f s, outside the rounds): %s" % (
         profile["seconds"], "; ".join(parts))
 
@@ -126,7 +126,8 @@ def ansible_line(profile: dict, target: dict) -> str:
     left = target["target_s"] - floor["wall_s"]
     said = "%s: the target is %s = %.2f s; ansible-playbook of %s alone takes %.2f s, " % (
         target["row"], target["target"], target["target_s"], floor["name"], floor["wall_s"])
-    said += "leaving %.2f s for the engine" % left if left > 0 else         "%.2f s over the target before any work: out of reach through ansible-playbook here" % -left
+    said += "leaving %.2f s for the engine" % left if left > 0 else \
+        "%.2f s over the target before any work: out of reach through ansible-playbook here" % -left
     return said + _took(target["row_s"], "the row") + _took(target["engine_s"], "the engine alone")
 
 
@@ -143,9 +144,8 @@ def engine_line(profile: dict, target: dict, stages: list) -> str:
 def budget(row: str, limit: float, reference_s: float, reference: str, row_s, engine_s=None) -> dict:
     """A row's target as ``lines`` takes it: LIMIT times REFERENCE's REFERENCE_S seconds; the row's own median
     (and, for an ansible row, the engine row's) beside it."""
-    return {"row": row, "target_s": limit * reference_s, "target": "%.2fx %s's %.2f s" % (limit, reference,
-                                                                                         reference_s),
-            "row_s": row_s, "engine_s": engine_s}
+    target = "%.2fx %s's %.2f s" % (limit, reference, reference_s)
+    return {"row": row, "target_s": limit * reference_s, "target": target, "row_s": row_s, "engine_s": engine_s}
 
 
 def lines(profile: dict, ansible: dict = None, engine: dict = None, stages: list = ()) -> list:
