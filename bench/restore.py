@@ -11,6 +11,7 @@ import time
 
 import _fixtures
 import _peers
+import _profile
 from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
 from _files import fsync_tree, sha256_file, warm_page_cache
 from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
@@ -20,6 +21,9 @@ from backup import find_databases
 
 NAME = "restore"
 TARGETS = {"time_vs_guide": 0.5, "ansible_vs_fastest_peer": 0.7, "engine_vs_fastest_peer": 0.4}
+# The engine's floor: its pass over the archive beside the write of the staged database and its syncfs, then the
+# quick_check of the staged copy (a restore whose bytes hash to the backup's snapshot runs no full check).
+PROFILE_STAGES = [["reader pass + sha256", "write + syncfs"], ["quick_check"]]
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 CORRUPT_BYTES = 4096
 
@@ -224,7 +228,20 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     chosen += peers
     result, records = _fixtures.measure_on(NAME, chosen, options, workdir, databases, guide, module)
     result["ratios"], result["targets"] = _targets(records)
+    if module:
+        extracted = _fixtures.extracted_database(workdir, module["archive"], databases[0])
+        profile = _profile.measure(NAME, [module["archive"], extracted], workdir, options)
+        profile["lines"] = profile_lines(profile, {key: record["summary"] for key, record in records.items()})
+        result["measured"] = {"profile": profile}
     return result
+
+
+def profile_lines(profile: dict, summaries: dict) -> list:
+    """The profile against issue 16's targets of this family, both against the faster of restic and borg."""
+    fastest = min((summaries[tool]["median_s"] for tool in _peers.TOOLS if tool in summaries), default=None)
+    return _profile.family_lines(profile, summaries, PROFILE_STAGES,
+                                 ("ansible", TARGETS["ansible_vs_fastest_peer"], fastest, "the fastest peer"),
+                                 ("engine", TARGETS["engine_vs_fastest_peer"], fastest, "the fastest peer"))
 
 
 def _targets(records: dict) -> tuple:
@@ -288,6 +305,7 @@ def render(result: dict) -> str:
         notes.append("damaged copy prepared untimed (copy %.1f s, sync %.1f s)" % (prepared.get("copy_s", 0),
                                                                                    prepared.get("sync_s", 0)))
         lines.append("- %s: %s" % (record["key"], "; ".join(notes)))
+    lines += _profile.rendered(result)
     lines.append("- load average at the end: %s" % " ".join(str(value) for value in result["loadavg_end"]))
     lines += [""] + command_lines(result["methods"])
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import os
 import shlex
 
 import _fixtures
+import _profile
 from _ansible import engine_step, last_json_line, minimal_result, playbook_step, write_playbook
 from _files import warm_page_cache
 from _report import command_lines, fmt, markdown_table, measured_cells, measured_headers, step_lines
@@ -16,7 +17,9 @@ from _steps import Step
 from backup import find_databases
 
 NAME = "verify"
-TARGETS = {"time_vs_baseline": 1.5}
+TARGETS = {"time_vs_baseline": 1.5, "issue_16_time_vs_baseline": 1.0}
+# The engine's floor: its pass over the archive (decompress, tar walk, sha256), then the check of the written copy.
+PROFILE_STAGES = [["reader pass + sha256"], ["integrity_check"]]
 
 
 def _integrity_lines(databases: list) -> list:
@@ -182,7 +185,20 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     result, records = _fixtures.measure_on(NAME, chosen, options, workdir, databases, guide, module,
                                            artifact_key="archive_bytes")
     result["ratios"], result["targets"] = _targets(records)
+    if module:
+        extracted = _fixtures.extracted_database(workdir, module["archive"], databases[0])
+        profile = _profile.measure(NAME, [module["archive"], extracted], workdir, options)
+        profile["lines"] = profile_lines(profile, {key: record["summary"] for key, record in records.items()})
+        result["measured"] = {"profile": profile}
     return result
+
+
+def profile_lines(profile: dict, summaries: dict) -> list:
+    """The profile against issue 16's 1.0x of the baseline, for the ansible row and the engine row."""
+    baseline = (summaries.get("baseline") or {}).get("median_s")
+    limit = TARGETS["issue_16_time_vs_baseline"]
+    return _profile.family_lines(profile, summaries, PROFILE_STAGES, ("ansible", limit, baseline, "the baseline"),
+                                 ("engine", limit, baseline, "the baseline"))
 
 
 def _targets(records: dict) -> tuple:
@@ -201,6 +217,12 @@ def _targets(records: dict) -> tuple:
         value = ratios["ansible"]["time_vs_baseline"]
         targets.append(target("ansible row no slower than %.1fx the baseline (zstd -dc > /dev/null + "
                               "integrity_check)" % limit, value, value <= limit, "x"))
+    issue_limit = TARGETS["issue_16_time_vs_baseline"]
+    for key in ("ansible", "engine"):
+        value = ratios.get(key, {}).get("time_vs_baseline")
+        if value is not None:
+            targets.append(target("%s row at most %.1fx the baseline (issue 16)" % (key, issue_limit), value,
+                                  value <= issue_limit, "x", diagnostic=key == "engine"))
     floor = summaries.get("ansible_floor", {}).get("median_s")
     if baseline and floor and "ansible" in summaries:
         value = ratio(summaries["ansible"]["median_s"] - floor, baseline)
@@ -253,6 +275,7 @@ def render(result: dict) -> str:
     floor_line = _floor_line(result)
     if floor_line:
         lines.append(floor_line)
+    lines += _profile.rendered(result)
     fixtures = result["fixtures"]
     made = ", ".join("%s %.1f MB (made in %.0f s, untimed)" % (name, fixture["archive_bytes"] / 1048576.0,
                                                                fixture["seconds"])

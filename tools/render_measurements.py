@@ -111,7 +111,10 @@ def _run_line(family: dict, command: str = "make bench") -> str:
 
 
 def _targets(family: dict) -> str:
-    return "\n".join("- %s" % found["display"] for found in family["targets"])
+    """The targets' lines, then the profile's (where the time went and the floors; families recorded before the
+    profile have none)."""
+    lines = [found["display"] for found in family["targets"]] + (family.get("profile") or {}).get("lines", [])
+    return "\n".join("- %s" % line for line in lines)
 
 
 def _family_block(family: dict, headers: list, row, command: str = "make bench") -> str:

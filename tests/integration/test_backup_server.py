@@ -378,6 +378,31 @@ def test_host_a_key_cannot_read_list_overwrite_or_delete_host_b_backups(fleet, s
         or os.path.islink(os.path.join(a_folder, "sent-link"))
 
 
+def test_a_symlink_pushed_with_rsync_l_is_stored_munged_and_leads_nowhere(fleet, tmp_path):
+    """rrsync -munge in the gate: a link a client pushes (rsync -l) lands in its folder pointing into
+    /rsyncd-munged/, so nothing on the server follows it to its target, not even to the client's own folder; a pull
+    gives the client its link back as it sent it."""
+    a_folder = fleet.folder("app-a")
+    scratch = os.path.join(fleet.keys, "munge")  # nobody's folder for the client's files
+    os.makedirs(os.path.join(scratch, "push"))
+    os.makedirs(os.path.join(scratch, "pulled"))
+    target = a_folder  # exists on the server: a link stored as sent would lead there
+    os.symlink(target, os.path.join(scratch, "push", "pushed-link"))
+    subprocess.run(["chown", "-R", "nobody:nogroup", scratch], check=True)
+    remote = "%s@127.0.0.1:/links/" % fleet.user("app-a")
+    pushed = fleet.ssh_as_nobody("app-a", rsync=["-rl", scratch + "/push/", remote])
+    assert pushed.returncode == 0, pushed.stderr
+    stored = os.path.join(a_folder, "links", "pushed-link")
+    try:
+        assert os.path.isdir(target) and os.path.islink(stored)
+        assert os.readlink(stored) == "/rsyncd-munged/" + target and not os.path.exists(stored)
+        pulled = fleet.ssh_as_nobody("app-a", rsync=["-rl", remote, scratch + "/pulled/"])
+        assert pulled.returncode == 0, pulled.stderr
+        assert os.readlink(os.path.join(scratch, "pulled", "pushed-link")) == target
+    finally:
+        shutil.rmtree(os.path.join(a_folder, "links"))
+
+
 def _free_port() -> int:
     from tests.servers import free_port  # pylint: disable=import-outside-toplevel
     return free_port()

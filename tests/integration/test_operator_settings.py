@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import zipfile
 
@@ -71,6 +72,25 @@ def test_gzip_and_full_integrity_from_group_vars(sample_app, tmp_path):
     assert [database["integrity"] for database in made["databases"]] == ["ok"]
     with open(made["archive"], "rb") as handle:
         assert "MANIFEST.json" in members(handle.read(), "gzip", "-dc")
+
+
+@pytest.mark.parametrize("integrity, delta_level", [(None, "quick"), ("full", "full")], ids=["default", "full"])
+def test_an_explicit_full_integrity_in_group_vars_reaches_the_page_delta(sample_app, tmp_path, integrity,
+                                                                         delta_level):
+    """The default checks an incremental's page delta with quick_check; integrity full, written in group_vars, runs
+    the full check on it too. Both record the check that ran."""
+    settings = where(sample_app, tmp_path, **({"reddit_backup_integrity": integrity} if integrity else {}))
+    full = run(tmp_path, "backup", settings)
+    assert not full.failed, full.stderr + failure(full)
+    conn = sqlite3.connect(str(sample_app / DB))
+    conn.execute("UPDATE posts SET body = 'edited' WHERE id % 10 = 0")  # a few pages change: a page delta
+    conn.commit()
+    conn.close()
+    incremental = run(tmp_path, "backup", dict(settings, reddit_backup_type="incremental"))
+    assert not incremental.failed, incremental.stderr + failure(incremental)
+    assert [d["integrity_level"] for d in created(full)["databases"]] == ["full"]
+    delta = created(incremental)["databases"]
+    assert [(d["delta"], d["integrity_level"], d["integrity"]) for d in delta] == [(True, delta_level, "ok")]
 
 
 def test_wheelhouse_from_group_vars(sample_app, tmp_path):

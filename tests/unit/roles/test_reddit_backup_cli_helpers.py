@@ -4,6 +4,7 @@ user, reading the failing task's message, telling archive paths from backup name
 from __future__ import annotations
 
 import io
+import json
 import os
 import pwd
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._command import cli as cli_module
 from ansible_collections.devops.reddit_backup.plugins.module_utils._command import (
-    output, playbooks, progress, settings, words)
+    backups, output, playbooks, progress, settings, words)
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +238,17 @@ def test_with_a_replica_list_and_the_drill_stay_root(cli, tmp_path):
 class NoSettingsJson:
     def __call__(self, name):
         raise settings.ConfigError("cannot read settings.json")
+
+
+@pytest.mark.parametrize("written, asked", [({}, "auto"), ({"reddit_backup_integrity": "full"}, "full")],
+                         ids=["default", "full"])
+def test_create_asks_the_integrity_the_inventory_sets_and_auto_when_unset(tmp_path, written, asked):
+    """reddit-backup create: integrity full from the inventory stays full (page deltas too); unset, the default."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    runner = {key: str(tmp_path / key) for key in settings.REQUIRED_KEYS}
+    (folder / "runner.json").write_text(json.dumps(dict(runner, app_root=str(tmp_path / "app"))))
+    (folder / "settings.json").write_text(json.dumps(written))
+    request = backups.backup_request(settings.Settings(str(tmp_path), "demo"),
+                                     types.SimpleNamespace(type="incremental", name=None))
+    assert request.integrity == asked

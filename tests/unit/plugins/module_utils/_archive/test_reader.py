@@ -4,15 +4,20 @@ The archive builders here (``tar_bytes``, ``write_archive``) are shared with the
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
 import os
 import tarfile
+import threading
 
 import pytest
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository.catalog import read_checksum
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
-from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import ArchiveReader, DamagedArchive
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.compress import PIPE_BYTES
+from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.reader import (
+    THREADED_HASH_MIN, ArchiveReader, DamagedArchive)
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import (
     check_path, escaping_symlinks, resolve_link)
 from tests.unit.plugins.module_utils.builders import _add, entry, tar_bytes, write_archive
@@ -140,3 +145,39 @@ def test_not_an_archive_at_all(tmp_path):
     path.write_bytes(os.urandom(4096))
     with pytest.raises(DamagedArchive, match="zstd failed"):
         read_all(str(path))
+
+
+def _big_member_archive(tmp_path, compression: str) -> tuple:
+    data = os.urandom(THREADED_HASH_MIN) + b"tail" * 1000  # hashed in its own thread (over the threshold)
+    archive = write_archive(tmp_path, "big", tar_bytes([entry("data/big.bin", data=data)]), compression)
+    return archive, data
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_a_member_hashed_in_a_thread_has_the_sha256_of_its_bytes(tmp_path, compression):
+    archive, data = _big_member_archive(tmp_path, compression)
+    with ArchiveReader(archive) as reader:
+        read = {member.path: (b"".join(member.chunks()), member) for member in reader.members()}
+    content, member = read["data/big.bin"]
+    assert content == data and member.sha256 == hashlib.sha256(data).hexdigest()
+    assert reader.manifest["members"][0]["sha256"] == member.sha256
+
+
+def test_a_walk_stopped_inside_a_member_leaves_no_hashing_thread(tmp_path):
+    archive, _data = _big_member_archive(tmp_path, "zstd")
+    before = threading.active_count()
+    with ArchiveReader(archive) as reader:
+        member = next(reader.members())
+        chunks = member.chunks()
+        next(chunks)
+        assert threading.active_count() > before  # the member's hashing thread runs
+        chunks.close()  # the caller gives up half way (a failed write, a refused member)
+    assert threading.active_count() == before and member.sha256 is None
+
+
+def test_the_decompressor_writes_into_a_pipe_of_a_mebibyte(tmp_path):
+    archive, _data = _big_member_archive(tmp_path, "zstd")
+    with ArchiveReader(archive) as reader:
+        assert fcntl.fcntl(reader._process.stdout.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        assert fcntl.fcntl(reader._stages[0][1].stdin.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        list(reader.members())

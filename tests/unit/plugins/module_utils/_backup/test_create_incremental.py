@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import catalog as _catalog
 from ansible_collections.devops.reddit_backup.plugins.module_utils._repository import chain as _chain
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import pages as _pages
-from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, check_level
+from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import create_backup
 from ansible_collections.devops.reddit_backup.plugins.module_utils._database import sqlite as _sqlite
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
@@ -168,8 +169,8 @@ def _indexed_app(app) -> str:
 
 
 def test_a_page_delta_gets_the_quick_check_and_a_whole_snapshot_the_full_one(app, tmp_path):
-    """integrity full: the full check for every snapshot stored whole; quick_check for one stored as a page delta
-    (its full check runs on the database a restore rebuilds), recorded as such in the manifest."""
+    """integrity auto (the default): the full check for every snapshot stored whole; quick_check for one stored as a
+    page delta (its full check runs on the database a restore rebuilds), recorded as such in the manifest."""
     backups = tmp_path / "backups"
     full = backup(app, backups, "full", 0)
     churn(app)
@@ -183,6 +184,44 @@ def test_a_page_delta_gets_the_quick_check_and_a_whole_snapshot_the_full_one(app
     asked_none = backup(app, backups, "incremental", 7, integrity="none")
     assert asked_none["databases"][0]["integrity_level"] == "none"
     assert asked_none["databases"][0]["integrity"] == "skipped"
+
+
+def test_an_explicit_full_gives_a_page_delta_the_full_check_and_records_it(app, tmp_path):
+    """integrity full, asked for: integrity_check on the page delta too, recorded as full in the manifest."""
+    backups = tmp_path / "backups"
+    backup(app, backups, "full", 0, integrity="full")
+    churn(app)
+    inc = backup(app, backups, "incremental", 6, integrity="full")
+    database = inc["databases"][0]
+    assert database["delta"] is True and database["integrity_level"] == "full" and database["integrity"] == "ok"
+    assert json.loads(read_archive(inc["archive"])["MANIFEST.json"][1])["databases"][0]["integrity_level"] == "full"
+
+
+def test_an_explicit_full_refuses_a_page_delta_that_only_the_full_check_finds_damaged(app, tmp_path):
+    """What quick_check lets through in a page delta (an index out of step with its table) fails the backup itself
+    under an explicit integrity full; the default lets it through to the restore's full check."""
+    backups = tmp_path / "backups"
+    database = _indexed_app(app)
+    backup(app, backups, "full", 0)
+    _index_out_of_step(database)
+    with pytest.raises(BackupError, match="failed its integrity check"):
+        backup(app, backups, "incremental", 6, integrity="full")
+    assert [b["type"] for b in _catalog.list_backups(str(backups))] == ["full"]
+    assert backup(app, backups, "incremental", 7)["databases"][0]["integrity_level"] == "quick"
+
+
+@pytest.mark.parametrize("asked, delta, level", [
+    ("auto", False, "full"), ("auto", True, "quick"), ("full", False, "full"), ("full", True, "full"),
+    ("quick", False, "quick"), ("quick", True, "quick"), ("none", False, "none"), ("none", True, "none"),
+])
+def test_the_check_each_snapshot_gets_at_backup_time(asked, delta, level):
+    assert check_level(asked, delta) == level
+
+
+def test_an_unknown_integrity_is_refused_naming_the_choices(app, tmp_path):
+    with pytest.raises(BackupError, match="integrity must be one of auto, none, quick, full, not 'fast'"):
+        backup(app, tmp_path / "backups", "full", 0, integrity="fast")
+    assert not (tmp_path / "backups").exists()
 
 
 def test_an_incremental_of_a_database_with_a_damaged_page_is_refused(app, tmp_path):

@@ -93,16 +93,21 @@ options:
     description:
       - How each database snapshot is checked while the archive is written (in a thread beside compression). A
         snapshot that fails fails the backup.
-      - V(full) (C(PRAGMA integrity_check), the guide's check) also spares every restore of these exact bytes a
-        second check; V(quick) (C(PRAGMA quick_check)) is cheaper at backup time and leaves the full check to each
-        restore.
-      - A database stored as a page delta (an incremental, or a database backup on its parent) gets
-        C(PRAGMA quick_check) under V(full), recorded as C(integrity_level=quick), since a restore always runs the full
-        check on the database it rebuilds from the chain, so a full check at backup time would spare no restore.
-        The quick check still reads every page, so a damaged page fails the backup.
+      - V(auto) (the default) runs the full check (C(PRAGMA integrity_check), the guide's check) on every snapshot
+        stored whole and C(PRAGMA quick_check) on one stored as a page delta (an incremental, or a database backup
+        on its parent), recorded as C(integrity_level=quick). A restore always runs the full check on the database
+        it rebuilds from the chain, so a full check of a delta at backup time would spare no restore; the quick
+        check still reads every page, so a damaged page fails the backup.
+      - V(full) runs C(PRAGMA integrity_check) on every snapshot, page deltas too (recorded as
+        C(integrity_level=full)), so damage only the full check finds (an index out of step with its table) fails
+        the backup itself rather than the restore. A full check of a whole snapshot spares every restore of these
+        exact bytes a second check.
+      - V(quick) runs C(PRAGMA quick_check) on every snapshot (cheaper at backup time; each restore runs the full
+        check). V(none) checks nothing (recorded as C(integrity=skipped)).
+      - Each database's C(integrity_level) in the manifest and in RV(databases) is the check that ran.
     type: str
-    choices: [none, quick, full]
-    default: full
+    choices: [auto, full, quick, none]
+    default: auto
   encryption_recipients:
     description:
       - age public keys (X25519 recipients, C(age1...), as C(age-keygen -y KEYFILE) prints them). With any, the
@@ -210,7 +215,7 @@ EXAMPLES = r"""
     backup_dir: /home/cayir/cicd_project/backups
     signing_key: /etc/reddit-backup/signing_key
 
-- name: The hourly database backup with a full integrity check
+- name: A database backup whose page delta gets the full integrity check too, not only quick_check
   devops.reddit_backup.backup_create:
     app_root: /home/cayir/cicd_project
     backup_dir: /home/cayir/cicd_project/backups
@@ -297,12 +302,14 @@ bytes:
   sample: 401234567
 databases:
   description:
-    - Each database snapshot with its path, page size, page count, journal mode, integrity and sha256.
+    - Each database snapshot with its path, page size, page count, journal mode, integrity, integrity_level (the
+      check that ran, see O(integrity)) and sha256.
     - For a page delta, C(delta) is true and C(changed_pages) counts the pages stored.
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "data/reddit_sentiment.db", "integrity": "ok", "page_size": 4096, "page_count": 91234}]
+  sample: [{"path": "data/reddit_sentiment.db", "integrity": "ok", "integrity_level": "full", "page_size": 4096,
+            "page_count": 91234}]
 missing:
   description: Included paths that do not exist under O(app_root).
   returned: always
@@ -365,7 +372,7 @@ def main():
             exclude=dict(type="list", elements="str", default=list(DEFAULT_EXCLUDES)),
             databases=dict(type="list", elements="str"),
             compression=dict(type="str", choices=["zstd", "gzip", "none"], default="zstd"),
-            integrity=dict(type="str", choices=["none", "quick", "full"], default="full"),
+            integrity=dict(type="str", choices=["auto", "full", "quick", "none"], default="auto"),
             chain_max=dict(type="int"),
             encryption_recipients=dict(type="list", elements="str"),
             encryption_recipients_file=dict(type="path"),

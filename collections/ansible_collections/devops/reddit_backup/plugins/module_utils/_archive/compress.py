@@ -5,6 +5,7 @@ out, every error surfaced."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -19,6 +20,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._errors impor
 from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import as_backup_error
 
 CHUNK = 1 << 20
+PIPE_BYTES = 1 << 20  # the default pipe-max-size an unprivileged user may ask for
 # zstd's memory grows with its threads and job size: at most 4 threads of 4 MiB jobs keeps the whole backup
 # (python + zstd) under 100 MB on any server, for an archive a few KB larger than -T0's.
 ZSTD_THREADS = max(1, min(os.cpu_count() or 1, 4))
@@ -61,7 +63,20 @@ def start_stages(commands: list, stages: list) -> None:
         process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
         if stages:
             stages[-1][1].stdout.close()  # the next stage owns the pipe now
+        else:
+            _widen_pipe(process.stdin)
+        _widen_pipe(process.stdout)
         stages.append((what, process, stderr))
+
+
+def _widen_pipe(pipe) -> None:
+    """A 1 MiB pipe instead of Linux's 64 KiB: a sixteenth of the wake-ups and copies in the kernel per MiB (about
+    half the system time of reading a decompressor). Where the kernel says no (the user's pipe quota is used up),
+    the pipe keeps its size: only slower."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:
+        pass
 
 
 class CompressedWriter:

@@ -15,6 +15,7 @@ import collections
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import tarfile
 import threading
@@ -36,6 +37,8 @@ MANIFEST_LIMIT = 256 << 20  # a manifest of ~1 million members
 TRAILER_LIMIT = 1 << 20  # tar pads its end to 10 KiB records; anything longer was appended
 WINDOW = 8 * CHUNK  # recent raw bytes kept to check padding and the trailer after tarfile has read past them
 BLOCK = tarfile.BLOCKSIZE
+THREADED_HASH_MIN = 8 * CHUNK  # a member this large is hashed in a thread beside the walk (one thread a member)
+HASH_QUEUE = 4  # chunks waiting for that thread at most
 
 
 class DamagedArchive(BackupError):
@@ -80,27 +83,60 @@ class Member:
         if self.kind != "file" or self._started:
             raise BackupError("the content of %s cannot be read twice or from a non-file" % self.path)
         self._started = True
-        digest = hashlib.sha256() if self._reader.hash_members else None
+        digest = None
+        if self._reader.hash_members:
+            digest = _ThreadedSha256() if self.size >= THREADED_HASH_MIN else hashlib.sha256()
         handle = self._reader.tar.extractfile(self._info)
         remaining = self.size
-        while remaining:
-            try:
-                data = handle.read(min(CHUNK, remaining))
-            except (tarfile.TarError, EOFError, OSError) as error:
-                raise self._reader.damaged("its data ends early (%s)" % error, self.path) from error
-            if not data:
-                raise self._reader.damaged("its data ends early", self.path)
-            remaining -= len(data)
+        try:
+            while remaining:
+                try:
+                    data = handle.read(min(CHUNK, remaining))
+                except (tarfile.TarError, EOFError, OSError) as error:
+                    raise self._reader.damaged("its data ends early (%s)" % error, self.path) from error
+                if not data:
+                    raise self._reader.damaged("its data ends early", self.path)
+                remaining -= len(data)
+                if digest is not None:
+                    digest.update(data)
+                yield data
             if digest is not None:
-                digest.update(data)
-            yield data
-        if digest is not None:
-            self.sha256 = digest.hexdigest()
+                self.sha256 = digest.hexdigest()
+        finally:
+            if isinstance(digest, _ThreadedSha256):
+                digest.stop()
 
     def _finish(self) -> None:
         if self.kind == "file" and not self._started and self._reader.hash_members and self.problem is None:
             for _data in self.chunks():
                 pass
+
+
+class _ThreadedSha256:
+    """sha256 of a member's chunks, computed in a thread of its own (hashlib releases the GIL on large buffers)
+    while the walk reads and writes the next chunk; ``hexdigest`` waits for the last one."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(maxsize=HASH_QUEUE)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for data in iter(self._queue.get, None):
+            self._digest.update(data)
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        self.stop()
+        return self._digest.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 class _Tap:

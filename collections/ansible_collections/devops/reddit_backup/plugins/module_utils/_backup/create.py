@@ -30,6 +30,8 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._lock import 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import CONFIG_FILES, required_problem
 
 CHAIN_TYPES = ("full", "incremental", "database")  # the types that leave a state index to build on
+# auto, the default: the full check on a snapshot stored whole, quick_check on one stored as a page delta.
+INTEGRITY_CHOICES = ("auto",) + _sqlite.INTEGRITY_LEVELS
 
 
 @dataclass
@@ -44,7 +46,7 @@ class BackupRequest:
     exclude: list = None
     databases: list = None
     compression: str = "zstd"
-    integrity: str = "full"
+    integrity: str = "auto"
     lock_timeout: float = 60.0
     chain_max: int = None
     encryption_recipients: list = None  # age public keys; the archive is encrypted to each of them
@@ -66,9 +68,9 @@ def create_backup(request: BackupRequest, check_mode: bool = False) -> dict:
     if recipients:
         _crypto.require_age()
     suffix = suffix_for(request.compression, encrypted=bool(recipients))
-    if request.integrity not in _sqlite.INTEGRITY_LEVELS:
+    if request.integrity not in INTEGRITY_CHOICES:
         raise BackupError("integrity must be one of %s, not %r"
-                          % (", ".join(_sqlite.INTEGRITY_LEVELS), request.integrity))
+                          % (", ".join(INTEGRITY_CHOICES), request.integrity))
     if request.name:
         _catalog.check_name(request.name)
     signing_key = _signing.check_signing_key(request.signing_key) if request.signing_key is not None else None
@@ -233,12 +235,8 @@ class _ArchiveJob:
         return previous is not None and previous["page_size"] == facts["page_size"]
 
     def _check_levels(self, snapshots: dict) -> dict:
-        """The backup-time check of each snapshot: the level asked, but ``quick`` instead of ``full`` for one stored
-        as a page delta. Its full check could spare no restore (a restore never trusts a delta's record: it runs
-        integrity_check on the database it rebuilds from the chain, restore._check_rebuilt), while quick_check still
-        reads every page here, so a damaged page still fails the backup."""
-        asked = self.request.integrity
-        return {path: "quick" if asked == "full" and self._stored_as_delta(path, facts) else asked
+        """The backup-time check of each snapshot (see check_level)."""
+        return {path: check_level(self.request.integrity, self._stored_as_delta(path, facts))
                 for path, (_snapshot_path, facts) in snapshots.items()}
 
     def _snapshot_databases(self) -> dict:
@@ -357,6 +355,16 @@ class _ArchiveJob:
             if self.committed and not os.path.basename(path).startswith(_fs.TEMP_PREFIX):
                 continue  # a committed backup's sidecars
             _fs.remove_quietly(path)
+
+
+def check_level(asked: str, delta: bool) -> str:
+    """The check a snapshot gets at backup time: the level asked; under ``auto``, ``full`` for a snapshot stored
+    whole and ``quick`` for one stored as a page delta. A delta's full check spares no restore (a restore never
+    trusts a delta's record: it runs integrity_check on the database it rebuilds from the chain,
+    restore._check_rebuilt), while quick_check still reads every page, so a damaged page still fails the backup."""
+    if asked != "auto":
+        return asked
+    return "quick" if delta else "full"
 
 
 def _unchanged(entry, previous: dict, app_root: str) -> bool:

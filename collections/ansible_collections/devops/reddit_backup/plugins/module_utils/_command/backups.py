@@ -28,7 +28,7 @@ def backup_request(settings, args) -> _create.BackupRequest:
                           "inventory (nothing was written)")
     return _create.BackupRequest(
         app_root=settings.app_root, backup_dir=settings.backup_dir, type=args.type, name=args.name or None,
-        compression=settings.setting("compression", "zstd"), integrity=settings.setting("integrity", "full"),
+        compression=settings.setting("compression", "zstd"), integrity=settings.setting("integrity", "auto"),
         encryption_recipients=recipients if encrypted else None,
         encryption_recipients_file=recipients_file if encrypted else None,
         signing_key=settings.setting("signing_key") or None,

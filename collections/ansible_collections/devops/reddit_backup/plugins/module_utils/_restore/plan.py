@@ -41,8 +41,9 @@ class Plan:
     """The units a restore swaps (paths under dest), the entries a full restore moves aside, and their safety
     copies; ``prepare`` builds database folders and sets owners in the staging tree."""
 
-    def __init__(self, target: Target, manifest: dict, tree, staging) -> None:
+    def __init__(self, target: Target, manifest: dict, tree, staging, live_hashes=None) -> None:
         self.target = target
+        self.live_hashes = live_hashes  # LiveHashes of dest's databases, hashed while the archive was read
         self.dest = target.dest
         self.tree = tree
         self.staging = staging
@@ -186,18 +187,19 @@ class Plan:
 
     def _database_current(self, path: str) -> bool:
         target = os.path.join(self.dest, path)
-        if not self._file_current(target, self.index[path]):
+        sha256 = self.live_hashes.sha256 if self.live_hashes is not None else _fs.sha256_file
+        if not self._file_current(target, self.index[path], sha256):
             return False
         wal, _shm, journal = _swap.side_files(target)
         return not os.path.lexists(journal) and (not os.path.lexists(wal) or os.path.getsize(wal) == 0)
 
-    def _file_current(self, target: str, record: dict) -> bool:
+    def _file_current(self, target: str, record: dict, sha256=_fs.sha256_file) -> bool:
         info = os.lstat(target)
         if not os.path.isfile(target) or os.path.islink(target) or info.st_size != record["size"]:
             return False
         if info.st_mode & 0o7777 != int(record["mode"], 8) & SAFE_MODE_BITS or not self._owner_current(info):
             return False
-        return _fs.sha256_file(target) == record["sha256"]
+        return sha256(target) == record["sha256"]
 
     def _owner_current(self, info: os.stat_result) -> bool:
         uid, gid = self.target.owner

@@ -53,6 +53,7 @@ from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.selec
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.unit_states import (
     recorded as recorded_unit_states,
 )
+from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.live_hashes import LiveHashes
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.staging import Stager
 from ansible_collections.devops.reddit_backup.plugins.module_utils._archive.tarsafe import check_path
 from ansible_collections.devops.reddit_backup.plugins.module_utils._verify.verify import (
@@ -400,8 +401,20 @@ class RestoreJob:
                 raise BackupError("refusing to restore: database %s rebuilt from the chain of %s fails its integrity "
                                   "check (%s). Nothing in %s was changed" % (path, self.archive, verdict, self.dest))
 
+    def _live_hashes(self) -> LiveHashes:
+        """Dest's databases of the size the catalog entry records, hashed meanwhile (the entry is only a hint:
+        whether each is current is judged on the manifest, as before)."""
+        sizes = {}
+        for database in (self.metas[-1] or {}).get("databases") or []:
+            path = database.get("path") if isinstance(database, dict) else None
+            if isinstance(path, str) and isinstance(database.get("size"), int) and self.scope.wants(path) \
+                    and check_path(path) is None:
+                sizes[os.path.join(self.dest, path)] = database["size"]
+        return LiveHashes(sizes)
+
     def _stage_and_swap(self, staging, work_dir) -> dict:
         tree = os.path.join(staging, _swap.TREE_NAME) if staging else None
+        live_hashes = self._live_hashes()
         manifest, verification, members, stager = self._stage_chain(tree, work_dir)
         if staging:  # the plan reads the staged tree by path: it must still be the folder this restore made
             os.close(_swap.open_staging(staging, Anchor(self.parent), self.staging_id))
@@ -413,7 +426,7 @@ class RestoreJob:
             check_same_root(self.request, manifest.get("app_root"), self.archive, self.dest)
         target = Target(self.archive, self.dest, self.parent, self.scope, self.request.keep, self.request.safety_copy,
                         self.stamp, self.owner, self.root_only, self._staging_parent() == self.parent, self.warnings)
-        plan = Plan(target, manifest, tree, staging)
+        plan = Plan(target, manifest, tree, staging, live_hashes)
         databases = _databases_in_scope([d["path"] for d in manifest["databases"]], self.scope, plan.units)
         self.warnings += check_open_databases(self.dest, databases, self.request.force)
         pending = [unit for unit in plan.units if not plan.is_current(unit)]
