@@ -95,6 +95,17 @@ def test_the_replica_is_caught_up_when_its_files_reach_the_local_transaction():
     assert not _litestream.replica_holds(None, files) and not _litestream.replica_holds("0000000000000001", [])
 
 
+def test_a_window_waits_for_the_first_level_2_or_3_compaction_only_when_it_would_hold_its_clock_boundary():
+    hour = 1_796_000_400  # an epoch second on an hour boundary
+    assert _litestream.levels_due(hour + 10, hour + 50) == ()
+    assert _litestream.levels_due(hour + 280, hour + 320) == (2,)  # the 5-minute boundary at hour + 300
+    assert _litestream.levels_due(hour - 20, hour + 20) == (2, 3)
+    settled = [{"level": 0, "max_txid": "1a"}, {"level": 1, "max_txid": "1a"}, {"level": 9, "max_txid": "01"}]
+    assert _litestream.replica_holds("1a", settled, settled=True)
+    assert not _litestream.replica_holds("1a", settled, settled=True, levels=(2,))
+    assert _litestream.replica_holds("1a", settled + [{"level": 2, "max_txid": "1a"}], settled=True, levels=(2,))
+
+
 def test_litestreams_own_files_lie_beside_the_database():
     assert _litestream.local_state("/srv/app/data/a.db") == "/srv/app/data/.a.db-litestream"
 
