@@ -1,7 +1,7 @@
 """A family's profile, measured in the same run as its rows but outside their rounds: each phase of the engine
-call alone (bench/profile_phases.py, once, in the targets' python), what ansible-playbook costs before any module
-of ours does work, and the floors those imply against the targets of issue 16. Diagnostics that explain a
-target's figure, never a target themselves."""
+call alone (bench/profile_phases.py, the fastest of 3 runs each, in the targets' python), what ansible-playbook
+costs before any module of ours does work, and the floors those imply against the targets of issue 16.
+Diagnostics that explain a target's figure, never a target themselves."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def phase_line(profile: dict) -> str:
     parts.append("ansible-playbook of ansible.builtin.ping %.2f s, of %s on an empty folder %.2f s (the fastest of "
                  "%d runs)" % (ansible["ping"]["wall_s"], ansible["module"]["name"], ansible["module"]["wall_s"],
                                ansible["module"]["runs"]))
-    return "profile, each phase alone once in this run (%.0f s, outside the rounds): %s" % (
+    return "profile, each phase alone in this run, the fastest of 3 (%.0f s, outside the rounds): %s" % (
         profile["seconds"], "; ".join(parts))
 
 
@@ -136,6 +136,8 @@ def engine_line(profile: dict, target: dict, stages: list) -> str:
     floor = engine_floor(profile["phases"], stages, profile["cores"])
     verdict = "%.2f s under the target" % (target["target_s"] - floor) if floor <= target["target_s"] else \
         "%.2f s over the target: out of reach while the engine does these phases" % (floor - target["target_s"])
+    if target["row_s"] is not None and floor > target["row_s"]:  # the phases ran under load the rounds did not see
+        verdict = "more than the row itself took: not conclusive"
     return "%s: the target is %s = %.2f s; floor from the phases, %s: %.2f s, %s%s" % (
         target["row"], target["target"], target["target_s"], _stages_text(stages, profile["cores"]), floor, verdict,
         _took(target["row_s"], "the row"))
