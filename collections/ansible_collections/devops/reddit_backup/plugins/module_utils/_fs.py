@@ -282,10 +282,15 @@ def commit_no_clobber(tmp: str, final: str) -> None:
 
 def sha256_file(path: str) -> str:
     """The sha256 of a regular file's bytes (never through a final symlink, never a FIFO), in 1 MiB chunks."""
-    digest = hashlib.sha256()
     with os.fdopen(open_regular(path, what="archive"), "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+        return sha256_of(handle)
+
+
+def sha256_of(handle) -> str:
+    """The sha256 of what is left to read in the open binary file ``handle``, in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -11,25 +11,15 @@ comes later anyway.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
 from ansible_collections.devops.reddit_backup.plugins.module_utils._errors import BackupError
-from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import open_regular
-
-CHUNK = 1 << 20
+from ansible_collections.devops.reddit_backup.plugins.module_utils._fs import open_regular, sha256_of
 
 
 def _identity(info: os.stat_result) -> tuple:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
-
-
-def _sha256(handle) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 class LiveHashes:
@@ -48,7 +38,7 @@ class LiveHashes:
                     before = _identity(os.fstat(handle.fileno()))
                     if before[2] != size:
                         continue
-                    sha256 = _sha256(handle)
+                    sha256 = sha256_of(handle)
                     if _identity(os.fstat(handle.fileno())) == before:
                         self._found[path] = (before, sha256)
             except (OSError, BackupError):
@@ -62,4 +52,4 @@ class LiveHashes:
             found = self._found.get(path)
             if found is not None and found[0] == _identity(os.fstat(handle.fileno())):
                 return found[1]
-            return _sha256(handle)
+            return sha256_of(handle)
