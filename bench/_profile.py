@@ -14,6 +14,7 @@ from _ansible import playbook_step, write_playbook
 from _files import clean_dir
 from _paths import TARGET_PYTHON
 from _steps import Step, run_step
+from _timeline import timeline_line
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile_phases.py")
 FOLDER = "profile"
@@ -61,7 +62,8 @@ def ansible_floors(workdir: str, collections: str, repeat: int) -> dict:
 
 
 def measure(family: str, paths: list, workdir: str, options) -> dict:
-    """The family's phases alone and the ansible-playbook floors: {"phases", "ansible", "cores", "seconds"}."""
+    """The family's phases alone, one engine call stage by stage, and the ansible-playbook floors: {"phases",
+    "timeline", "ansible", "cores", "seconds"}."""
     started = time.monotonic()
     scratch = os.path.join(workdir, FOLDER, family)
     clean_dir(scratch)
@@ -71,9 +73,9 @@ def measure(family: str, paths: list, workdir: str, options) -> dict:
                        os.path.join(workdir, "logs", FOLDER))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    phases = json.loads(found["stdout"].strip().splitlines()[-1])
+    measured = json.loads(found["stdout"].strip().splitlines()[-1])
     floors = ansible_floors(workdir, options.collections, options.repeat)
-    return {"phases": phases, "ansible": floors, "cores": os.cpu_count(),
+    return {"phases": measured["phases"], "timeline": measured["timeline"], "ansible": floors, "cores": os.cpu_count(),
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -143,21 +145,50 @@ def engine_line(profile: dict, target: dict, stages: list) -> str:
         _took(target["row_s"], "the row"))
 
 
-def budget(row: str, limit: float, reference_s: float, reference: str, row_s, engine_s=None) -> dict:
+ONE_CORE = 1.5  # a timeline stage with fewer cores busy than this kept one core busy, the other(s) idle
+
+
+def cpu_floor(timeline: dict, row_cpu_s: float) -> tuple:
+    """(one-core seconds, floor): the row's CPU seconds, its one-core stages (the python start among them) run
+    one after the other, the rest shared by every core."""
+    one_core = timeline["start_s"] + sum(stage["wall_s"] for stage in timeline["stages"]
+                                         if stage["cores_busy"] is None or stage["cores_busy"] < ONE_CORE)
+    return one_core, one_core + max(row_cpu_s - one_core, 0.0) / timeline["cores"]
+
+
+def cpu_line(profile: dict, target: dict) -> str:
+    """The engine row's floor from its own CPU seconds and the timeline's one-core stages, against the target."""
+    one_core, floor = cpu_floor(profile["timeline"], target["row_cpu_s"])
+    verdict = "%.2f s under the target" % (target["target_s"] - floor) if floor <= target["target_s"] else \
+        "%.2f s over the target: out of reach while the engine does this work on %d cores" % (
+            floor - target["target_s"], profile["timeline"]["cores"])
+    return ("%s, by its CPU: the row used %.2f CPU s a run in the rounds; the timeline's one-core stages (%.2f s, "
+            "the python start among them) one after the other and the rest shared by %d cores take at least "
+            "%.2f s, %s" % (target["row"], target["row_cpu_s"], one_core, profile["timeline"]["cores"], floor,
+                            verdict))
+
+
+def budget(row: str, limit: float, reference_s: float, reference: str, row_s, engine_s=None,
+           row_cpu_s=None) -> dict:
     """A row's target as ``lines`` takes it: LIMIT times REFERENCE's REFERENCE_S seconds; the row's own median
-    (and, for an ansible row, the engine row's) beside it."""
+    (and, for an ansible row, the engine row's) and its median CPU seconds beside it."""
     target = "%.2fx %s's %.2f s" % (limit, reference, reference_s)
-    return {"row": row, "target_s": limit * reference_s, "target": target, "row_s": row_s, "engine_s": engine_s}
+    return {"row": row, "target_s": limit * reference_s, "target": target, "row_s": row_s, "engine_s": engine_s,
+            "row_cpu_s": row_cpu_s}
 
 
 def lines(profile: dict, ansible: dict = None, engine: dict = None, stages: list = ()) -> list:
     """The profile's lines: the phases, then the ansible row's budget and the engine row's floor (each a
     ``budget``; None when the family did not run what its target is read against)."""
     said = [phase_line(profile)]
+    if profile.get("timeline"):  # records from before the timeline have none
+        said.append(timeline_line(profile["timeline"]))
     if ansible:
         said.append(ansible_line(profile, ansible))
     if engine:
         said.append(engine_line(profile, engine, stages))
+        if profile.get("timeline") and engine.get("row_cpu_s") is not None:
+            said.append(cpu_line(profile, engine))
     return said
 
 
@@ -171,7 +202,8 @@ def family_lines(profile: dict, summaries: dict, stages: list, ansible: tuple, e
         key, limit, reference_s, reference = row
         if reference_s is None:
             return None
-        return budget("%s row" % key, limit, reference_s, reference, median(key), engine_key and median(engine_key))
+        return budget("%s row" % key, limit, reference_s, reference, median(key), engine_key and median(engine_key),
+                      (summaries.get(key) or {}).get("cpu_s"))
 
     return lines(profile, made(ansible, engine[0]), made(engine), stages)
 

@@ -207,7 +207,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     if not getattr(options, "keep_outputs", False):
         shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)  # ~3x the database
     result["ratios"], result["targets"] = _targets(records)
-    profile = _profile.measure(NAME, [os.path.join(app_root, databases[0])], workdir, options)
+    profile = _profile.measure(NAME, [app_root, databases[0]], workdir, options)
     profile["lines"] = profile_lines(profile, {key: record["summary"] for key, record in records.items()})
     result["measured"] = {"profile": profile}
     return result

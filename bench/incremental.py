@@ -224,7 +224,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     factories.update((tool + "_incr", lambda tool=tool: PeerMethod(tool, state)) for tool in peers)
     chosen = [factories[key]() for key in wanted]
     records, _last = run_methods(NAME, chosen, options.repeat, workdir, artifact_key="archive_bytes")
-    profile = _profile.measure(NAME, [os.path.join(state["app_root"], databases[0])], workdir, options)
+    profile = _profile.measure(NAME, [state["app_root"], databases[0]], workdir, options)
     profile["lines"] = profile_lines(profile, {key: record["summary"] for key, record in records.items()})
     if not getattr(options, "keep_outputs", False):
         shutil.rmtree(os.path.join(workdir, "out", NAME), ignore_errors=True)

@@ -230,7 +230,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     result["ratios"], result["targets"] = _targets(records)
     if module:
         extracted = _fixtures.extracted_database(workdir, module["archive"], databases[0])
-        profile = _profile.measure(NAME, [module["archive"], extracted], workdir, options)
+        profile = _profile.measure(NAME, [module["archive"], extracted, app_root, databases[0]], workdir, options)
         profile["lines"] = profile_lines(profile, {key: record["summary"] for key, record in records.items()})
         result["measured"] = {"profile": profile}
     return result

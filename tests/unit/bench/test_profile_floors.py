@@ -16,6 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import _profile  # noqa: E402
+from tests.sampleapp import DB, seed_app  # noqa: E402
 import backup  # noqa: E402
 import incremental  # noqa: E402
 import restore  # noqa: E402
@@ -64,7 +65,7 @@ def test_the_ansible_budget_is_the_target_less_the_no_op_module():
     profile = a_profile(noop_s=2.0)
     target = _profile.budget("ansible row", 1.5, 3.0, "the hand pipeline", 4.9, 2.2)
     assert target == {"row": "ansible row", "target_s": 4.5, "target": "1.50x the hand pipeline's 3.00 s",
-                      "row_s": 4.9, "engine_s": 2.2}
+                      "row_s": 4.9, "engine_s": 2.2, "row_cpu_s": None}
     assert _profile.ansible_line(profile, target) == (
         "ansible row: the target is 1.50x the hand pipeline's 3.00 s = 4.50 s; ansible-playbook of backup_info "
         "alone takes 2.00 s, leaving 2.50 s for the engine; the row took 4.90 s in the rounds; the engine alone "
@@ -182,14 +183,12 @@ def test_the_readme_block_shows_the_profile_after_the_targets_and_an_old_record_
 
 @pytest.fixture(scope="module")
 def tiny_app(tmp_path_factory):
-    """A real app of one small SQLite database, its full backup by the engine, and the database extracted."""
+    """The sample app seeded by its real seeding tool (a small database), its full backup by the engine, and the
+    database extracted."""
     root = tmp_path_factory.mktemp("profile")
     app = root / "app"
-    (app / "data").mkdir(parents=True)
-    database = app / "data" / "reddit_sentiment.db"
-    script = ("import sqlite3, sys\nconn = sqlite3.connect(sys.argv[1])\nconn.execute('CREATE TABLE posts (body)')\n"
-              "conn.executemany('INSERT INTO posts VALUES (?)', [('x' * 200,)] * 2000)\nconn.commit()\n")
-    subprocess.run(["/usr/bin/python3", "-c", script, str(database)], check=True)
+    seed_app(app)
+    database = app / DB
     code = ("import json, sys\nsys.path.insert(0, sys.argv[1])\nfrom ansible_collections.devops.reddit_backup."
             "plugins.module_utils._backup.create import BackupRequest, create_backup\nprint(json.dumps(create_backup("
             "BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3]))))")
@@ -200,7 +199,7 @@ def tiny_app(tmp_path_factory):
     extracted.mkdir()
     subprocess.run(["tar", "-I", "zstd", "-xf", archive, "-C", str(extracted), "data/reddit_sentiment.db"],
                    check=True)
-    return {"root": root, "database": str(database), "archive": archive,
+    return {"root": root, "app": str(app), "database": str(database), "archive": archive,
             "copy": str(extracted / "data" / "reddit_sentiment.db")}
 
 
@@ -209,12 +208,28 @@ def tiny_app(tmp_path_factory):
 def test_the_phases_script_times_every_phase_its_familys_floor_adds(tiny_app, family, module, tmp_path):
     """bench/profile_phases.py, as run.py runs it (the targets' python, JSON on its last line), on a real database
     and a real archive: each phase (its fastest of 3 runs), and every label the family's floor names among them."""
-    paths = [tiny_app["database"]] if family in ("backup", "incremental") else [tiny_app["archive"], tiny_app["copy"]]
+    paths = {"backup": [tiny_app["app"], DB], "incremental": [tiny_app["app"], DB],
+             "verify": [tiny_app["archive"], tiny_app["copy"]],
+             "restore": [tiny_app["archive"], tiny_app["copy"], tiny_app["app"], DB]}[family]
     ran = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "bench", "profile_phases.py"), family] + paths
                          + [str(tmp_path), "--collections", os.path.join(REPO, "collections")],
                          check=True, capture_output=True, text=True)
-    phases = json.loads(ran.stdout.strip().splitlines()[-1])
+    measured = json.loads(ran.stdout.strip().splitlines()[-1])
+    phases = measured["phases"]
     labels = [phase["label"] for phase in phases]
     assert {label for stage in module.PROFILE_STAGES for label in stage} <= set(labels)
     assert all(phase["wall_s"] >= 0 and phase["cpu_s"] >= 0 for phase in phases)
     assert "| " + labels[0] + " |" in ran.stderr  # profile_backup.measure's table row, kept off the JSON
+    # the timeline: one engine call as the row makes it, its outermost stage first, every stage that must run
+    timeline = measured["timeline"]
+    stages = {stage["label"]: stage for stage in timeline["stages"]}
+    must = {"backup": ["snapshot", "archive", "removing the snapshot"],
+            "incremental": ["snapshot", "page delta", "removing the snapshot"],
+            "verify": ["reader pass", "the checks", "removing the private file"],
+            "restore": ["reader pass", "the checks", "syncfs", "the swap", "removing the staging folder"]}[family]
+    assert timeline["stages"][0]["label"].startswith("the rest")
+    for word in must:
+        assert [label for label in stages if word in label], (word, list(stages))
+    assert timeline["start_s"] > 0 and timeline["cores"] == os.cpu_count()
+    assert all(stage["wall_s"] >= 0 for stage in timeline["stages"])
+    assert not {"timeline-backups", "timeline-app"} & set(os.listdir(tmp_path))  # the timeline's own, removed
