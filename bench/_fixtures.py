@@ -68,14 +68,18 @@ MODULE_BACKUP = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.devops.reddit_backup.plugins.module_utils._backup.create import BackupRequest, create_backup
-print(json.dumps(create_backup(BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3], type=sys.argv[4]))))
+print(json.dumps(create_backup(BackupRequest(app_root=sys.argv[2], backup_dir=sys.argv[3], type=sys.argv[4],
+                                             signing_key=(sys.argv[5:] or [None])[0]))))
 """
 
 
-def engine_backup(collections: str, app_root: str, backup_dir: str, backup_type: str = "full") -> dict:
-    """``create_backup`` in the targets' python (untimed preparation); returns its result."""
+def engine_backup(collections: str, app_root: str, backup_dir: str, backup_type: str = "full",
+                  signing_key: str = None) -> dict:
+    """``create_backup`` in the targets' python (untimed preparation), its catalog entry signed with
+    ``signing_key`` when given; returns its result."""
+    signing = [signing_key] if signing_key else []
     completed = subprocess.run([TARGET_PYTHON, "-c", MODULE_BACKUP.strip(), collections, app_root, backup_dir,
-                                backup_type], capture_output=True, text=True)
+                                backup_type] + signing, capture_output=True, text=True)
     if completed.returncode != 0:
         raise SystemExit("bench: preparing a %s backup of %s failed:\n%s%s" % (
             backup_type, app_root, completed.stdout[-3000:], completed.stderr[-3000:]))
@@ -95,6 +99,32 @@ def module_backup(workdir: str, app_root: str, collections: str) -> dict:
                       "databases": {db["path"]: db["sha256"] for db in result["databases"]},
                       "commands": ["create_backup(BackupRequest(app_root=%s, backup_dir=%s))"
                                    % (shlex.quote(app_root), shlex.quote(backup_dir))],
+                      "seconds": round(time.monotonic() - started, 1)}
+    return _MADE[key]
+
+
+def signed_module_backup(workdir: str, app_root: str, collections: str) -> dict:
+    """The same full backup with its catalog entry signed by a fresh ed25519 key (`ssh-keygen`, as the runner role
+    makes the host's): module_backup's dict plus "public_key", the line a restore trusts."""
+    key = ("signed", workdir, app_root, collections)
+    if key not in _MADE:
+        root = os.path.join(folder(workdir), "signed")
+        clean_dir(root)
+        signing_key = os.path.join(root, "signing_key")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "reddit-backup@bench", "-f",
+                        signing_key], check=True)
+        print("bench: preparing the module's signed zstd full backup (untimed) ...", file=sys.stderr)
+        started = time.monotonic()
+        backup_dir = os.path.join(root, "backups")
+        result = engine_backup(collections, app_root, backup_dir, signing_key=signing_key)
+        with open(signing_key + ".pub") as handle:
+            public_key = handle.read().strip()
+        _MADE[key] = {"archive": result["archive"], "archive_bytes": result["size"], "backup_dir": backup_dir,
+                      "databases": {db["path"]: db["sha256"] for db in result["databases"]},
+                      "public_key": public_key, "signed": result["signed"],
+                      "commands": ["ssh-keygen -t ed25519 -N '' -f %s" % shlex.quote(signing_key),
+                                   "create_backup(BackupRequest(app_root=%s, backup_dir=%s, signing_key=%s))"
+                                   % (shlex.quote(app_root), shlex.quote(backup_dir), shlex.quote(signing_key))],
                       "seconds": round(time.monotonic() - started, 1)}
     return _MADE[key]
 

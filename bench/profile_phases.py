@@ -118,14 +118,17 @@ RESTORE_STAGES = [(_restore, "restore", "the rest: catalog, lock, plan, result")
                   (shutil, "rmtree", "removing the verification copies")]
 
 
-def timed_call(stages: list, call) -> list:
+def timed_call(stages: list, call, done) -> list:
+    """The stages of ``call()``; ``done(result)`` says whether it did the row's work (else the profile stops)."""
     timeline = Timeline()
     for owner, name, label in stages:
         timeline.wrap(owner, name, label)
     try:
-        call()
+        result = call()
     finally:
         timeline.unwrap()
+    if not done(result):
+        raise SystemExit("profile: the timed engine call did not do the row's work: %s" % json.dumps(result)[:2000])
     return timeline.stages()
 
 
@@ -136,13 +139,15 @@ def backup_timeline(app_root: str, _database: str, scratch: str, kind: str = "fu
     if kind == "incremental":
         _create.create_backup(_create.BackupRequest(app_root=app_root, backup_dir=backups))
     stages = timed_call(INCREMENTAL_STAGES if kind == "incremental" else BACKUP_STAGES, lambda: _create.create_backup(
-        _create.BackupRequest(app_root=app_root, backup_dir=backups, type=kind)))
+        _create.BackupRequest(app_root=app_root, backup_dir=backups, type=kind)),
+        lambda result: result["type"] == kind and result["databases"])
     shutil.rmtree(backups)
     return stages
 
 
 def verify_timeline(archive: str, _database_copy: str, _scratch: str) -> list:
-    return timed_call(VERIFY_STAGES, lambda: _verify.verify_archive(archive))
+    return timed_call(VERIFY_STAGES, lambda: _verify.verify_archive(archive),
+                      lambda result: result["status"] == "valid")
 
 
 def restore_timeline(archive: str, _database_copy: str, app_root: str, database: str, scratch: str) -> list:
@@ -150,7 +155,8 @@ def restore_timeline(archive: str, _database_copy: str, app_root: str, database:
     dest = os.path.join(scratch, "timeline-app")
     restore_family.prepare_damaged_app(app_root, dest, [database])
     stages = timed_call(RESTORE_STAGES, lambda: _restore.restore(
-        _restore.RestoreRequest(dest=dest, archive=archive, scope="database")))
+        _restore.RestoreRequest(dest=dest, archive=archive, scope="database")),
+        lambda result: result["databases"] == [database])
     shutil.rmtree(dest)
     return stages
 
