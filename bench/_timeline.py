@@ -25,9 +25,10 @@ def machine_jiffies() -> tuple:
 class Timeline:
     """Stages of one call: ``wrap`` the functions, make the call, ``unwrap``, then ``stages()``."""
 
-    def __init__(self, cores: int = None, jiffies=machine_jiffies) -> None:
+    def __init__(self, cores: int = None, jiffies=machine_jiffies, clock=time.monotonic) -> None:
         self.cores = cores or os.cpu_count()
         self._jiffies = jiffies
+        self._clock = clock
         self._open: list = []  # the labels of the stages now running, innermost last
         self._since = None  # (monotonic, busy jiffies, all jiffies) when the running stage last started or resumed
         self._thread = None
@@ -59,7 +60,7 @@ class Timeline:
         self._wrapped = []
 
     def _now(self) -> tuple:
-        return (time.monotonic(),) + tuple(self._jiffies())
+        return (self._clock(),) + tuple(self._jiffies())
 
     def _charge(self) -> tuple:
         """Charge the time since the last event to the running stage; returns the moment charged up to."""

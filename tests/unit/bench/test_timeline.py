@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 import types
 
 import pytest
@@ -18,34 +17,36 @@ import _profile  # noqa: E402
 from _timeline import Timeline, timeline_line  # noqa: E402
 
 
-class Ticks:
-    """/proc/stat as a test sets it: (busy, all) jiffies that only move when the test says so."""
+class Machine:
+    """The clock and /proc/stat as a test sets them: seconds, (busy, all) jiffies that move only when told."""
 
     def __init__(self) -> None:
-        self.busy, self.all = 0, 0
+        self.now, self.busy, self.all = 0.0, 0, 0
 
-    def __call__(self) -> tuple:
+    def clock(self) -> float:
+        return self.now
+
+    def jiffies(self) -> tuple:
         return self.busy, self.all
 
-    def spend(self, busy: int, every: int) -> None:
+    def spend(self, seconds: float, busy: int = 0, every: int = 0) -> None:
+        self.now += seconds
         self.busy += busy
         self.all += every
 
 
-def an_engine(ticks: Ticks):
+def an_engine(machine: Machine):
     """A module whose outer call runs two inner stages, one of them twice, with time and ticks spent in each."""
     engine = types.SimpleNamespace()
 
     def snapshot():
-        time.sleep(0.05)
-        ticks.spend(10, 20)  # one core of two
+        machine.spend(0.05, 10, 20)  # one core of two
 
     def archive():
-        time.sleep(0.1)
-        ticks.spend(40, 40)  # both cores
+        machine.spend(0.1, 40, 40)  # both cores
 
     def backup():
-        time.sleep(0.02)
+        machine.spend(0.02)
         engine.snapshot()
         engine.archive()
         engine.snapshot()
@@ -54,20 +55,24 @@ def an_engine(ticks: Ticks):
     return engine
 
 
-def test_each_stage_is_its_own_time_less_the_stages_it_called_with_its_busy_cores():
-    ticks = Ticks()
-    engine = an_engine(ticks)
-    timeline = Timeline(cores=2, jiffies=ticks)
-    timeline.wrap(engine, "backup", "the rest")
-    timeline.wrap(engine, "snapshot", "snapshot")
-    timeline.wrap(engine, "archive", "archive")
+def timed(engine, machine: Machine) -> list:
+    """engine.backup() timed with its three functions as stages."""
+    timeline = Timeline(cores=2, jiffies=machine.jiffies, clock=machine.clock)
+    for name, label in (("backup", "the rest"), ("snapshot", "snapshot"), ("archive", "archive")):
+        timeline.wrap(engine, name, label)
     engine.backup()
     timeline.unwrap()
-    stages = {stage["label"]: stage for stage in timeline.stages()}
-    assert [stage["label"] for stage in timeline.stages()] == ["the rest", "snapshot", "archive"]
-    assert stages["snapshot"]["wall_s"] == pytest.approx(0.1, abs=0.03)  # two calls of 0.05 s
-    assert stages["archive"]["wall_s"] == pytest.approx(0.1, abs=0.03)
-    assert stages["the rest"]["wall_s"] == pytest.approx(0.02, abs=0.02)
+    return timeline.stages()
+
+
+def test_each_stage_is_its_own_time_less_the_stages_it_called_with_its_busy_cores():
+    machine = Machine()
+    found = timed(an_engine(machine), machine)
+    stages = {stage["label"]: stage for stage in found}
+    assert [stage["label"] for stage in found] == ["the rest", "snapshot", "archive"]
+    assert stages["snapshot"]["wall_s"] == pytest.approx(0.1)  # two calls of 0.05 s
+    assert stages["archive"]["wall_s"] == pytest.approx(0.1)
+    assert stages["the rest"]["wall_s"] == pytest.approx(0.02)
     assert stages["snapshot"]["cores_busy"] == 1.0 and stages["archive"]["cores_busy"] == 2.0
     assert stages["the rest"]["cores_busy"] is None  # no tick passed: too short to say
 
@@ -77,35 +82,31 @@ def test_unwrap_gives_back_the_functions_and_methods_it_wrapped():
         def run(self):
             return "ran"
 
-    engine = an_engine(Ticks())
+    machine = Machine()
+    engine = an_engine(machine)
     original = engine.snapshot
-    timeline = Timeline(cores=2, jiffies=Ticks())
+    timeline = Timeline(cores=2, jiffies=machine.jiffies, clock=machine.clock)
     timeline.wrap(engine, "snapshot", "snapshot")
     timeline.wrap(Job, "run", "run")
     assert engine.snapshot is not original and Job().run() == "ran"
     timeline.unwrap()
-    assert engine.snapshot is original and Job.__dict__["run"].__name__ == "run" and "run" in Job.__dict__
+    assert engine.snapshot is original and Job.__dict__["run"].__name__ == "run"
     assert Job.run is Job.__dict__["run"] and not hasattr(Job.run, "__wrapped__")
 
 
 def test_a_call_from_another_thread_meanwhile_is_not_a_stage_of_the_timed_call():
-    ticks = Ticks()
-    engine = an_engine(ticks)
+    machine = Machine()
+    engine = an_engine(machine)
 
     def backup():
-        helper = threading.Thread(target=engine.archive)  # e.g. the integrity check beside the archive
+        helper = threading.Thread(target=lambda: engine.archive())  # e.g. the integrity check beside the archive
         helper.start()
-        engine.snapshot()
         helper.join()
+        engine.snapshot()
 
     engine.backup = backup
-    timeline = Timeline(cores=2, jiffies=ticks)
-    timeline.wrap(engine, "backup", "the rest")
-    timeline.wrap(engine, "snapshot", "snapshot")
-    timeline.wrap(engine, "archive", "archive")
-    engine.backup()
-    timeline.unwrap()
-    assert [stage["label"] for stage in timeline.stages()] == ["the rest", "snapshot"]
+    found = timed(engine, machine)
+    assert [stage["label"] for stage in found] == ["the rest", "snapshot"]
 
 
 def a_timeline(**busy) -> dict:
