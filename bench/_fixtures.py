@@ -86,46 +86,35 @@ def engine_backup(collections: str, app_root: str, backup_dir: str, backup_type:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def module_backup(workdir: str, app_root: str, collections: str) -> dict:
-    """The module's zstd full backup of the app: {"archive", "backup_dir", "databases": {path: sha256}, ...}."""
-    key = ("module", workdir, app_root, collections)
+def module_backup(workdir: str, app_root: str, collections: str, signed: bool = False) -> dict:
+    """The module's zstd full backup of the app: {"archive", "backup_dir", "databases": {path: sha256}, ...}. With
+    ``signed``, its catalog entry is signed by a fresh ed25519 key (`ssh-keygen`, as the runner role makes the
+    host's), and "public_key" is the line a restore trusts."""
+    kind = "signed" if signed else "module"
+    key = (kind, workdir, app_root, collections)
     if key not in _MADE:
-        backup_dir = os.path.join(folder(workdir), "module", "backups")
-        clean_dir(backup_dir)
-        print("bench: preparing the module's zstd full backup (untimed) ...", file=sys.stderr)
-        started = time.monotonic()
-        result = engine_backup(collections, app_root, backup_dir)
-        _MADE[key] = {"archive": result["archive"], "archive_bytes": result["size"], "backup_dir": backup_dir,
-                      "databases": {db["path"]: db["sha256"] for db in result["databases"]},
-                      "commands": ["create_backup(BackupRequest(app_root=%s, backup_dir=%s))"
-                                   % (shlex.quote(app_root), shlex.quote(backup_dir))],
-                      "seconds": round(time.monotonic() - started, 1)}
-    return _MADE[key]
-
-
-def signed_module_backup(workdir: str, app_root: str, collections: str) -> dict:
-    """The same full backup with its catalog entry signed by a fresh ed25519 key (`ssh-keygen`, as the runner role
-    makes the host's): module_backup's dict plus "public_key", the line a restore trusts."""
-    key = ("signed", workdir, app_root, collections)
-    if key not in _MADE:
-        root = os.path.join(folder(workdir), "signed")
-        clean_dir(root)
-        signing_key = os.path.join(root, "signing_key")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "reddit-backup@bench", "-f",
-                        signing_key], check=True)
-        print("bench: preparing the module's signed zstd full backup (untimed) ...", file=sys.stderr)
-        started = time.monotonic()
+        root = os.path.join(folder(workdir), kind)
         backup_dir = os.path.join(root, "backups")
+        clean_dir(root)
+        commands, signing_key, made = [], None, {}
+        if signed:
+            signing_key = os.path.join(root, "signing_key")
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "reddit-backup@bench", "-f",
+                            signing_key], check=True)
+            with open(signing_key + ".pub") as handle:
+                made["public_key"] = handle.read().strip()
+            commands.append("ssh-keygen -t ed25519 -N '' -f %s" % shlex.quote(signing_key))
+        print("bench: preparing the module's %szstd full backup (untimed) ..." % ("signed " if signed else ""),
+              file=sys.stderr)
+        started = time.monotonic()
         result = engine_backup(collections, app_root, backup_dir, signing_key=signing_key)
-        with open(signing_key + ".pub") as handle:
-            public_key = handle.read().strip()
-        _MADE[key] = {"archive": result["archive"], "archive_bytes": result["size"], "backup_dir": backup_dir,
-                      "databases": {db["path"]: db["sha256"] for db in result["databases"]},
-                      "public_key": public_key, "signed": result["signed"],
-                      "commands": ["ssh-keygen -t ed25519 -N '' -f %s" % shlex.quote(signing_key),
-                                   "create_backup(BackupRequest(app_root=%s, backup_dir=%s, signing_key=%s))"
-                                   % (shlex.quote(app_root), shlex.quote(backup_dir), shlex.quote(signing_key))],
-                      "seconds": round(time.monotonic() - started, 1)}
+        commands.append("create_backup(BackupRequest(app_root=%s, backup_dir=%s%s))" % (
+            shlex.quote(app_root), shlex.quote(backup_dir),
+            ", signing_key=%s" % shlex.quote(signing_key) if signed else ""))
+        _MADE[key] = dict(made, archive=result["archive"], archive_bytes=result["size"], backup_dir=backup_dir,
+                          databases={db["path"]: db["sha256"] for db in result["databases"]},
+                          signed=result["signed"], commands=commands,
+                          seconds=round(time.monotonic() - started, 1))
     return _MADE[key]
 
 

@@ -50,13 +50,16 @@ class Timeline:
             finally:
                 timeline._leave()
 
-        self._wrapped.append((owner, name, owner.__dict__.get(name, original) if isinstance(owner, type)
-                              else original))
+        self._wrapped.append((owner, name, vars(owner).get(name)))  # None: inherited, not the owner's own
         setattr(owner, name, timed)
 
     def unwrap(self) -> None:
-        for owner, name, original in reversed(self._wrapped):
-            setattr(owner, name, original)
+        """Gives each owner back exactly what it had (an inherited method is inherited again)."""
+        for owner, name, own in reversed(self._wrapped):
+            if own is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own)
         self._wrapped = []
 
     def _now(self) -> tuple:

@@ -185,7 +185,8 @@ ENGINE_CALL = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
-print(json.dumps(restore(RestoreRequest(dest=sys.argv[2], archive=sys.argv[3], scope="database"))))
+print(json.dumps(restore(RestoreRequest(dest=sys.argv[2], archive=sys.argv[3], scope="database",
+                                        trusted_signing_keys=sys.argv[4:] or None))))
 """
 
 
@@ -207,15 +208,6 @@ class EngineMethod(_Method):
         return _restore_result(last_json_line(runs[-1].stdout), out, self)
 
 
-SIGNED_ENGINE_CALL = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from ansible_collections.devops.reddit_backup.plugins.module_utils._restore.restore import RestoreRequest, restore
-print(json.dumps(restore(RestoreRequest(dest=sys.argv[2], archive=sys.argv[3], scope="database",
-                                        trusted_signing_keys=[sys.argv[4]]))))
-"""
-
-
 class SignedEngineMethod(EngineMethod):
     """The engine restoring the same backup signed (``reddit_backup_signing``), its key trusted
     (``reddit_backup_trusted_signing_keys``): the catalog entry is the signer's, so the check that passed at backup
@@ -225,7 +217,7 @@ class SignedEngineMethod(EngineMethod):
     title = "engine restore() of a signed backup, its key trusted (diagnostic)"
 
     def steps(self, out: str) -> list:
-        return [engine_step("restore", SIGNED_ENGINE_CALL, self.collections,
+        return [engine_step("restore", ENGINE_CALL, self.collections,
                             [os.path.join(out, "app"), self.archive, self.fixture["public_key"]], "RestoreRequest")]
 
     def result(self, out: str, runs: list) -> dict:
@@ -251,7 +243,7 @@ def run(options, workdir: str, app_root: str, only_methods=None) -> dict:
     if "engine" in wanted:
         chosen.append(EngineMethod(options.collections, app_root, databases, module))
     if "engine_signed" in wanted:
-        signed = _fixtures.signed_module_backup(workdir, app_root, options.collections)
+        signed = _fixtures.module_backup(workdir, app_root, options.collections, signed=True)
         chosen.append(SignedEngineMethod(options.collections, app_root, databases, signed))
     peers = [PeerMethod(app_root, databases, _fixtures.peer_repository(workdir, app_root, databases, tool))
              for tool in _peers.TOOLS if tool in wanted]

@@ -25,7 +25,7 @@ def signed(tmp_path_factory):
     root = tmp_path_factory.mktemp("signed-row")
     app = root / "app"
     seed_app(app)
-    fixture = _fixtures.signed_module_backup(str(root / "work"), str(app), COLLECTIONS)
+    fixture = _fixtures.module_backup(str(root / "work"), str(app), COLLECTIONS, signed=True)
     return {"root": root, "app": str(app), "fixture": fixture}
 
 
